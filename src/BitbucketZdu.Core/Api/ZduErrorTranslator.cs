@@ -1,0 +1,97 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Net.Http;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace BitbucketZdu.Core.Api
+{
+    /// <summary>Turns an HTTP failure from /rest/zdu into a <see cref="ZduApiException"/> with the server's own messages.</summary>
+    internal static class ZduErrorTranslator
+    {
+        public static ZduApiException FromResponse(HttpMethod method, Uri uri, HttpResponseMessage response, string body, bool usedBearerToken)
+        {
+            var status = (int)response.StatusCode;
+            var messages = ExtractMessages(body);
+            var said = messages.Count > 0 ? " Server says: " + string.Join(" ", messages) : string.Empty;
+            var prefix = $"{method} {uri} returned {status} {response.ReasonPhrase}.";
+            switch (status)
+            {
+                case 401:
+                    return new ZduApiException(ZduErrorKind.Unauthorized,
+                        $"{prefix} Bitbucket did not accept the credentials. Check the user name and password of a system administrator.{said}",
+                        uri, status, messages);
+                case 403 when usedBearerToken:
+                    return new ZduApiException(ZduErrorKind.TokenRefused,
+                        $"{prefix} Bitbucket Data Center does not accept HTTP access tokens on administrative endpoints such as /rest/zdu (BSERV-10482). Connect with -Credential for a system administrator instead.{said}",
+                        uri, status, messages);
+                case 403:
+                    return new ZduApiException(ZduErrorKind.Forbidden,
+                        $"{prefix} The user must be a system administrator and Bitbucket must be a clustered Data Center installation.{said}",
+                        uri, status, messages);
+                case 404:
+                    return new ZduApiException(ZduErrorKind.NotFound,
+                        $"{prefix} Nothing is there: an unknown node id, or no Bitbucket rolling-upgrade API under this base URL.{said}",
+                        uri, status, messages);
+                case 409:
+                    return new ZduApiException(ZduErrorKind.InvalidState,
+                        $"{prefix} The cluster is not in a state that allows this action.{said}",
+                        uri, status, messages);
+                case >= 500:
+                    return new ZduApiException(ZduErrorKind.ServerError, $"{prefix}{said}", uri, status, messages);
+                default:
+                    return new ZduApiException(ZduErrorKind.Http, $"{prefix}{said}", uri, status, messages);
+            }
+        }
+
+        public static ZduApiException UnexpectedBody(HttpMethod method, Uri uri, HttpResponseMessage response, string body, Exception parseError)
+        {
+            var type = response.Content?.Headers.ContentType?.MediaType ?? "no content type";
+            var hint = LooksLikeHtml(body)
+                ? " It looks like an HTML page: a single sign-on login page, a proxy error page, or not Bitbucket at this URL."
+                : string.Empty;
+            return new ZduApiException(ZduErrorKind.UnexpectedResponse,
+                $"{method} {uri} answered {(int)response.StatusCode} with {type} that is not the rolling-upgrade JSON expected.{hint}",
+                uri, (int)response.StatusCode, Array.Empty<string>(), parseError);
+        }
+
+        /// <summary>Reads Bitbucket's <c>errors[].message</c>, atlassian-rest's <c>message</c> (JSON or XML), or nothing.</summary>
+        public static IReadOnlyList<string> ExtractMessages(string body)
+        {
+            if (string.IsNullOrWhiteSpace(body)) return Array.Empty<string>();
+            var trimmed = body.TrimStart();
+            if (trimmed.StartsWith("{", StringComparison.Ordinal))
+            {
+                try
+                {
+                    using var doc = JsonDocument.Parse(body);
+                    var root = doc.RootElement;
+                    var list = new List<string>();
+                    if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Array)
+                    {
+                        foreach (var e in errors.EnumerateArray())
+                            if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("message", out var m) && m.ValueKind == JsonValueKind.String)
+                                list.Add(m.GetString()!);
+                    }
+                    if (list.Count == 0 && root.TryGetProperty("message", out var msg) && msg.ValueKind == JsonValueKind.String)
+                        list.Add(msg.GetString()!);
+                    return list;
+                }
+                catch (JsonException)
+                {
+                    return Array.Empty<string>();
+                }
+            }
+            if (trimmed.StartsWith("<", StringComparison.Ordinal) && !LooksLikeHtml(body))
+            {
+                var m = Regex.Match(body, "<message>(.*?)</message>", RegexOptions.Singleline | RegexOptions.IgnoreCase);
+                if (m.Success) return new[] { System.Net.WebUtility.HtmlDecode(m.Groups[1].Value.Trim()) };
+            }
+            return Array.Empty<string>();
+        }
+
+        private static bool LooksLikeHtml(string body) =>
+            body.IndexOf("<html", StringComparison.OrdinalIgnoreCase) >= 0 || body.IndexOf("<!DOCTYPE html", StringComparison.OrdinalIgnoreCase) >= 0;
+    }
+}

@@ -1,0 +1,2 @@
+// Placeholder entry point; the simulator issue fills this in.
+return 0;

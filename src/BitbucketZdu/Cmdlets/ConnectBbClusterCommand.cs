@@ -1,0 +1,91 @@
+using System;
+using System.Management.Automation;
+using System.Security;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Internal;
+using BitbucketZdu.Models;
+
+namespace BitbucketZdu.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Connects to a Bitbucket Data Center cluster's rolling-upgrade API and makes it the default connection.</para>
+    /// </summary>
+    [Cmdlet(VerbsCommunications.Connect, "BbCluster", DefaultParameterSetName = CredentialSet)]
+    [OutputType(typeof(BbConnection))]
+    public sealed class ConnectBbClusterCommand : BbCmdlet
+    {
+        private const string CredentialSet = "Credential";
+        private const string TokenSet = "Token";
+
+        /// <summary>Bitbucket's base URL, including its context path if it has one.</summary>
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNull]
+        public Uri Uri { get; set; } = null!;
+
+        /// <summary>A system administrator's user name and password (Basic authentication).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = CredentialSet)]
+        [Credential]
+        [ValidateNotNull]
+        public PSCredential Credential { get; set; } = null!;
+
+        /// <summary>An HTTP access token. Bitbucket usually refuses tokens on /rest/zdu; prefer -Credential.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = TokenSet)]
+        [ValidateNotNull]
+        public SecureString Token { get; set; } = null!;
+
+        /// <summary>Do not verify the server's TLS certificate. Unsafe: use only against a test server.</summary>
+        [Parameter]
+        public SwitchParameter SkipCertificateCheck { get; set; }
+
+        /// <summary>Seconds one HTTP request may take.</summary>
+        [Parameter]
+        [ValidateRange(1, 3600)]
+        public int TimeoutSec { get; set; } = 30;
+
+        /// <summary>Return the connection object.</summary>
+        [Parameter]
+        public SwitchParameter PassThru { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            ZduClientOptions options;
+            try
+            {
+                var credential = ParameterSetName == TokenSet
+                    ? ZduCredential.Bearer(Token)
+                    : ZduCredential.Basic(Credential.UserName, Credential.Password);
+                options = new ZduClientOptions(Uri, credential)
+                {
+                    SkipCertificateCheck = SkipCertificateCheck,
+                    RequestTimeout = TimeSpan.FromSeconds(TimeoutSec),
+                };
+            }
+            catch (ArgumentException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "ConnectBbClusterInvalidUri", ErrorCategory.InvalidArgument, Uri));
+                return;
+            }
+
+            if (SkipCertificateCheck)
+                WriteWarning($"TLS certificate verification is OFF for {options.BaseUri}. Anyone on the network path can read the administrator credentials. Use this only against a test server.");
+
+            var client = new ZduClient(options);
+            var connection = new BbConnection(client, options);
+            try
+            {
+                var cluster = RunOrThrow((_, ct) => client.GetClusterAsync(ct), Uri);
+                connection.ClusterState = cluster.StateText;
+                connection.NodeCount = cluster.Nodes.Count;
+                WriteVerbose($"Connected to {options.BaseUri}: cluster {cluster.StateText}, {cluster.Nodes.Count} node(s).");
+            }
+            catch
+            {
+                connection.Dispose();
+                throw;
+            }
+
+            ConnectionStore.Set(connection);
+            if (PassThru) WriteObject(connection);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using System.Management.Automation;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Models;
+
+namespace BitbucketZdu.Internal
+{
+    /// <summary>A cmdlet that talks to a cluster: -Connection overrides the default set by Connect-BbCluster.</summary>
+    public abstract class BbClusterCmdlet : BbCmdlet
+    {
+        /// <summary>The connection to use instead of the default one.</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public BbConnection? Connection { get; set; }
+
+        /// <summary>The client of -Connection or the default connection; a terminating error when there is neither.</summary>
+        protected IZduClient Client
+        {
+            get
+            {
+                var connection = Connection ?? ConnectionStore.Current;
+                if (connection is null)
+                {
+                    ThrowError("BbNotConnected", ErrorCategory.ConnectionError,
+                        "Not connected to a Bitbucket cluster. Run Connect-BbCluster -Uri <base URL> -Credential <sysadmin> first, or pass -Connection.");
+                }
+                return connection!.Client;
+            }
+        }
+    }
+}
