@@ -15,6 +15,12 @@
         'Connect-BbCluster'
         'Disconnect-BbCluster'
         'Get-BbClusterStatus'
+        'Get-BbNode'
+        'Enable-BbUpgradeMode'
+        'Disable-BbUpgradeMode'
+        'Complete-BbRollingUpgrade'
+        'Wait-BbClusterState'
+        'Wait-BbNodeState'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()
