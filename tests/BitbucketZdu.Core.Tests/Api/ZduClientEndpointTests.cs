@@ -46,7 +46,7 @@ public sealed class ZduClientEndpointTests : IDisposable
             "GetNode" => """{"id":"a 1","name":"node-1","ipAddress":"10.0.0.1","state":"ACTIVE","version":"8.19.3","brandNewField":{"x":1}}""",
             _ => Stable,
         };
-        _server.Given(WireMock.RequestBuilders.Request.Create().UsingAnyMethod()).RespondWith(Json(body));
+        _server.Given(WireMock.RequestBuilders.Request.Create().UsingAnyMethod()).RespondWith(Reply(body));
         using var client = Client();
 
         var result = await Call(client, call);
@@ -74,7 +74,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task A_bearer_token_is_sent_as_a_bearer_header()
     {
-        _server.Answer("GET", "/rest/zdu/cluster", Json(Stable));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
         using var client = Client(bearer: true);
 
         await client.GetClusterAsync();
@@ -85,7 +85,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task Tolerant_parsing_keeps_unknown_states_and_null_counts()
     {
-        _server.Answer("GET", "/rest/zdu/cluster", Json("""{"upgradeModeEnabled":true,"state":"SOMETHING_NEW","extra":[1,2],"nodes":[{"id":"x","state":"HIBERNATING","finalization":null}],"links":[{"rel":"self","href":"/"},{"rel":"frobnicate","href":"/f"}]}"""));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply("""{"upgradeModeEnabled":true,"state":"SOMETHING_NEW","extra":[1,2],"nodes":[{"id":"x","state":"HIBERNATING","finalization":null}],"links":[{"rel":"self","href":"/"},{"rel":"frobnicate","href":"/f"}]}"""));
         using var client = Client();
 
         var cluster = await client.GetClusterAsync();
@@ -113,7 +113,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task A_401_says_the_credentials_were_refused()
     {
-        _server.Answer("GET", "/rest/zdu/cluster", Json("""{"errors":[{"context":null,"message":"Authentication failed. Please check your credentials and try again.","exceptionName":"com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]}""", 401));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply("""{"errors":[{"context":null,"message":"Authentication failed. Please check your credentials and try again.","exceptionName":"com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]}""", 401));
 
         var ex = await Fails(c => c.GetClusterAsync());
 
@@ -143,7 +143,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task A_403_with_a_token_explains_that_tokens_are_refused_on_admin_endpoints()
     {
-        _server.Answer("POST", "/rest/zdu/start", Json("""{"status-code":403,"message":"Client must be authenticated as a system administrator to access this resource."}""", 403));
+        _server.Answer("POST", "/rest/zdu/start", Reply("""{"status-code":403,"message":"Client must be authenticated as a system administrator to access this resource."}""", 403));
 
         var ex = await Fails(c => c.StartAsync(), bearer: true);
 
@@ -170,7 +170,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     public async Task A_409_re_reads_the_cluster_and_names_its_state_and_what_is_allowed()
     {
         _server.Answer("POST", "/rest/zdu/start", Response.Create().WithStatusCode(409));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(ReadyToUpgrade));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(ReadyToUpgrade));
 
         var ex = await Fails(c => c.StartAsync());
 
@@ -187,7 +187,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     public async Task A_409_for_approve_in_MIXED_names_nodes_versions_and_ERROR_nodes()
     {
         _server.Answer("POST", "/rest/zdu/approve", Response.Create().WithStatusCode(409));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(Mixed));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Mixed));
 
         var ex = await Fails(c => c.ApproveAsync());
 
@@ -200,7 +200,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task A_500_is_a_server_error_and_is_not_retried()
     {
-        _server.Answer("GET", "/rest/zdu/state", Json("""{"errors":[{"message":"failed to find local node"}]}""", 500));
+        _server.Answer("GET", "/rest/zdu/state", Reply("""{"errors":[{"message":"failed to find local node"}]}""", 500));
 
         var ex = await Fails(c => c.GetStateAsync());
 
@@ -254,7 +254,7 @@ public sealed class ZduClientEndpointTests : IDisposable
     [Fact]
     public async Task A_post_404_falls_back_to_the_7x_documented_path()
     {
-        _server.Answer("POST", "/rest/zdu/cluster/start", Json(ReadyToUpgrade));
+        _server.Answer("POST", "/rest/zdu/cluster/start", Reply(ReadyToUpgrade));
         using var client = Client();
 
         var cluster = await client.StartAsync();

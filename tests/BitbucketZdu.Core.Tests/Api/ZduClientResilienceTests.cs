@@ -27,7 +27,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     [InlineData(504)]
     public async Task A_get_retries_transient_gateway_errors_and_then_succeeds(int status)
     {
-        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(status), 2, Json(Stable));
+        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(status), 2, Reply(Stable));
         using var client = Client();
 
         var cluster = await client.GetClusterAsync();
@@ -42,7 +42,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task A_429_is_retried_after_the_servers_Retry_After()
     {
-        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(429).WithHeader("Retry-After", "1"), 1, Json(Stable));
+        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(429).WithHeader("Retry-After", "1"), 1, Reply(Stable));
         using var client = Client(o => o.MaxRetryDelay = TimeSpan.FromSeconds(5));
         var clock = Stopwatch.StartNew();
 
@@ -55,7 +55,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task A_slow_attempt_times_out_and_is_retried()
     {
-        _server.AnswerSequence("GET", "/rest/zdu/cluster", Json(Stable).WithDelay(TimeSpan.FromSeconds(1)), 1, Json(Stable));
+        _server.AnswerSequence("GET", "/rest/zdu/cluster", Reply(Stable).WithDelay(TimeSpan.FromSeconds(1)), 1, Reply(Stable));
         using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(300));
 
         var cluster = await client.GetClusterAsync();
@@ -136,7 +136,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     public async Task A_post_is_never_retried_and_a_503_that_did_take_effect_returns_the_cluster()
     {
         _server.Answer("POST", "/rest/zdu/start", Response.Create().WithStatusCode(503));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(ReadyToUpgrade));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(ReadyToUpgrade));
         using var client = Client();
 
         var cluster = await client.StartAsync();
@@ -150,8 +150,8 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task A_post_timeout_that_did_not_take_effect_says_so()
     {
-        _server.Answer("POST", "/rest/zdu/start", Json(ReadyToUpgrade).WithDelay(TimeSpan.FromSeconds(1)));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(Stable));
+        _server.Answer("POST", "/rest/zdu/start", Reply(ReadyToUpgrade).WithDelay(TimeSpan.FromSeconds(1)));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
         using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(300));
 
         var ex = await Assert.ThrowsAsync<ZduApiException>(() => client.StartAsync());
@@ -170,7 +170,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     public async Task An_approve_504_is_reconciled_against_upgrade_mode_and_state(string after, bool tookEffect)
     {
         _server.Answer("POST", "/rest/zdu/approve", Response.Create().WithStatusCode(504));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(after));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(after));
         using var client = Client();
 
         if (tookEffect)
@@ -191,7 +191,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     public async Task A_cancel_502_that_took_effect_returns_the_cluster()
     {
         _server.Answer("POST", "/rest/zdu/cancel", Response.Create().WithStatusCode(502));
-        _server.Answer("GET", "/rest/zdu/cluster", Json(Stable));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
         using var client = Client();
 
         var cluster = await client.CancelAsync();
@@ -232,7 +232,7 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task Ambient_diagnostics_reach_the_scope_that_made_the_call_only()
     {
-        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(503), 1, Json(Stable));
+        _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(503), 1, Reply(Stable));
         using var client = Client();
         var scoped = new List<string>();
 

@@ -27,7 +27,7 @@ public sealed class ZduClientTlsTests : IDisposable
         };
         var server = WireMockServer.Start(settings);
         _servers.Add(server);
-        server.Answer("GET", "/rest/zdu/cluster", Json(Stable));
+        server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
         return server;
     }
 

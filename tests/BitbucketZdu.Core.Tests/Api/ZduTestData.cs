@@ -14,22 +14,32 @@ internal static class ZduTestData
     public const string Mixed = """{"upgradeModeEnabled":true,"state":"MIXED","originalVersion":"8.19.3","nodes":[{"id":"a1","name":"node-1","ipAddress":"10.0.0.1","state":"ACTIVE","version":"8.19.4"},{"id":"b2","name":"node-2","ipAddress":"10.0.0.2","state":"ACTIVE","version":"8.19.3"},{"id":"c3","name":"node-3","ipAddress":"10.0.0.3","state":"ERROR","version":"8.19.4"}],"links":[{"rel":"self","href":"/"}]}""";
     public const string ReadyToFinalize = """{"upgradeModeEnabled":true,"state":"READY_TO_RUN_UPGRADE_TASKS","originalVersion":"8.19.3","nodes":[{"id":"a1","name":"node-1","ipAddress":"10.0.0.1","state":"ACTIVE","version":"8.19.4"},{"id":"b2","name":"node-2","ipAddress":"10.0.0.2","state":"ACTIVE","version":"8.19.4"}],"links":[{"rel":"self","href":"/"},{"rel":"approve","href":"/approve"}]}""";
 
-    public static IResponseBuilder Json(string body, int status = 200) =>
+    public static IResponseBuilder Reply(string body, int status = 200) =>
         Response.Create().WithStatusCode(status).WithHeader("Content-Type", "application/json").WithBody(body);
 
     public static void Answer(this WireMockServer server, string method, string path, IResponseBuilder response) =>
         server.Given(Request.Create().WithPath(path).UsingMethod(method)).RespondWith(response);
 
     /// <summary>Answers <paramref name="first"/> for the first <paramref name="times"/> calls, then <paramref name="then"/>.</summary>
-    public static void AnswerSequence(this WireMockServer server, string method, string path, IResponseBuilder first, int times, IResponseBuilder then)
+    public static void AnswerSequence(this WireMockServer server, string method, string path, IResponseBuilder first, int times, IResponseBuilder then) =>
+        server.AnswerSteps(method, path, (first, times), (then, 1));
+
+    /// <summary>Answers each step's response for its number of calls, in order; the last step repeats for ever.</summary>
+    public static void AnswerSteps(this WireMockServer server, string method, string path, params (IResponseBuilder Response, int Times)[] steps)
     {
         var scenario = method + path + Guid.NewGuid();
-        for (var i = 0; i < times; i++)
+        var call = 0;
+        for (var s = 0; s < steps.Length; s++)
         {
-            var m = server.Given(Request.Create().WithPath(path).UsingMethod(method)).InScenario(scenario);
-            (i == 0 ? m : m.WhenStateIs("s" + i)).WillSetStateTo("s" + (i + 1)).RespondWith(first);
+            var last = s == steps.Length - 1;
+            for (var i = 0; i < (last ? 1 : steps[s].Times); i++, call++)
+            {
+                var m = server.Given(Request.Create().WithPath(path).UsingMethod(method)).InScenario(scenario);
+                if (call > 0) m = m.WhenStateIs("call" + call);
+                if (!last) m = m.WillSetStateTo("call" + (call + 1));
+                m.RespondWith(steps[s].Response);
+            }
         }
-        server.Given(Request.Create().WithPath(path).UsingMethod(method)).InScenario(scenario).WhenStateIs("s" + times).RespondWith(then);
     }
 
     public static int Count(this WireMockServer server, string method, string path) =>
