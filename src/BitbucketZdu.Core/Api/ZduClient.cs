@@ -242,47 +242,49 @@ namespace BitbucketZdu.Core.Api
 
         private async Task<ZduApiException> ExplainConflictAsync(ZduApiException conflict, ZduAction action, CancellationToken cancellationToken)
         {
-            ZduCluster cluster;
-            try
-            {
-                cluster = await GetClusterAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ZduApiException readError)
-            {
-                return new ZduApiException(ZduErrorKind.InvalidState,
-                    $"{conflict.Message} Re-reading the cluster to say why failed as well: {readError.Message}",
-                    conflict.RequestUri, conflict.StatusCode, conflict.ServerMessages, conflict);
-            }
+            var (cluster, readError) = await TryReadClusterAsync(cancellationToken).ConfigureAwait(false);
+            if (cluster is null)
+                return Follow(conflict, ZduErrorKind.InvalidState, $"{conflict.Message} Re-reading the cluster to say why failed as well: {readError!.Message}", null);
             var verdict = ZduStateRules.Check(cluster, action);
-            return new ZduApiException(ZduErrorKind.InvalidState,
+            return Follow(conflict, ZduErrorKind.InvalidState,
                 $"POST {conflict.RequestUri} returned 409 Conflict: Bitbucket refused to {Verb(action)} in the cluster's current state. {ZduStateRules.DescribeCluster(cluster)}"
                 + (verdict.Allowed ? " (The cluster allows it now: its state changed meanwhile; try again.)" : " " + verdict.Reason),
-                conflict.RequestUri, conflict.StatusCode, conflict.ServerMessages, conflict) { Cluster = cluster };
+                cluster);
         }
 
         private async Task<ZduCluster> ReconcileAsync(ZduApiException failure, ZduAction action, CancellationToken cancellationToken)
         {
-            Diag($"{failure.Message} The request may have reached Bitbucket: re-reading the cluster to learn whether the {ZduStateRules.RelationOf(action)} took effect (it is not sent again).");
-            ZduCluster cluster;
-            try
-            {
-                cluster = await GetClusterAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (ZduApiException readError)
-            {
-                throw new ZduApiException(ZduErrorKind.OutcomeUnknown,
-                    $"{failure.Message} Whether the {ZduStateRules.RelationOf(action)} took effect is unknown: re-reading the cluster failed too ({readError.Message}). Check with Get-BbClusterStatus before trying again.",
-                    failure.RequestUri, failure.StatusCode, failure.ServerMessages, failure);
-            }
+            var what = ZduStateRules.RelationOf(action);
+            Diag($"{failure.Message} The request may have reached Bitbucket: re-reading the cluster to learn whether the {what} took effect (it is not sent again).");
+            var (cluster, readError) = await TryReadClusterAsync(cancellationToken).ConfigureAwait(false);
+            if (cluster is null)
+                throw Follow(failure, ZduErrorKind.OutcomeUnknown,
+                    $"{failure.Message} Whether the {what} took effect is unknown: re-reading the cluster failed too ({readError!.Message}). Check with Get-BbClusterStatus before trying again.", null);
             if (TookEffect(action, cluster))
             {
-                Diag($"The cluster shows the {ZduStateRules.RelationOf(action)} took effect despite the failure: {cluster.StateText}, upgrade mode {(cluster.UpgradeModeEnabled ? "on" : "off")}.");
+                Diag($"The cluster shows the {what} took effect despite the failure: {cluster.StateText}, upgrade mode {(cluster.UpgradeModeEnabled ? "on" : "off")}.");
                 return cluster;
             }
-            throw new ZduApiException(failure.Kind,
-                $"{failure.Message} The {ZduStateRules.RelationOf(action)} did not take effect: re-reading shows it did not happen. {ZduStateRules.DescribeCluster(cluster)} It is safe to try again once Bitbucket answers normally.",
-                failure.RequestUri, failure.StatusCode, failure.ServerMessages, failure) { Cluster = cluster };
+            throw Follow(failure, failure.Kind,
+                $"{failure.Message} The {what} did not take effect: re-reading shows it did not happen. {ZduStateRules.DescribeCluster(cluster)} It is safe to try again once Bitbucket answers normally.",
+                cluster);
         }
+
+        private async Task<(ZduCluster? Cluster, ZduApiException? Error)> TryReadClusterAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                return (await GetClusterAsync(cancellationToken).ConfigureAwait(false), null);
+            }
+            catch (ZduApiException ex)
+            {
+                return (null, ex);
+            }
+        }
+
+        /// <summary>A follow-up error for <paramref name="original"/>: same URL, status and server messages, a fuller message.</summary>
+        private static ZduApiException Follow(ZduApiException original, ZduErrorKind kind, string message, ZduCluster? cluster) =>
+            new ZduApiException(kind, message, original.RequestUri, original.StatusCode, original.ServerMessages, original) { Cluster = cluster };
 
         /// <summary>Whether <paramref name="cluster"/>, read after an ambiguous failure, shows that <paramref name="action"/> happened.</summary>
         public static bool TookEffect(ZduAction action, ZduCluster cluster) => action switch
