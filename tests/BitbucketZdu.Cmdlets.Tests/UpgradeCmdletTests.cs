@@ -146,7 +146,7 @@ public sealed class UpgradeCmdletTests : IDisposable
     {
         _server.Answer("GET", "/rest/zdu/cluster", Reply(Mixed));
 
-        var r = Run("Wait-BbClusterState -State STABLE -TimeoutSec 1 -PollIntervalSec 0.05");
+        var r = Run("Wait-BbClusterState -State STABLE -TimeoutSec 2 -PollIntervalSec 0.05");
 
         var error = r.FirstError!;
         Assert.Equal("ZduWaitTimeout,BitbucketZdu.Cmdlets.WaitBbClusterStateCommand", error.FullyQualifiedErrorId);
@@ -175,11 +175,23 @@ public sealed class UpgradeCmdletTests : IDisposable
     {
         _server.Answer("GET", "/rest/zdu/cluster", Reply(Mixed));
 
-        var r = Run("Wait-BbNodeState -Name node-3 -State ACTIVE -TimeoutSec 1 -PollIntervalSec 0.05");
+        var r = Run("Wait-BbNodeState -Name node-3 -State ACTIVE -TimeoutSec 2 -PollIntervalSec 0.05");
 
         var error = Assert.Single(r.Errors);
         Assert.Equal("ZduWaitTimeout,BitbucketZdu.Cmdlets.WaitBbNodeStateCommand", error.FullyQualifiedErrorId);
         Assert.Contains("Last seen: ERROR on 8.19.4", error.Exception.Message);
+    }
+
+    [Fact]
+    public void A_node_absent_from_the_cluster_counts_as_OFFLINE_and_writes_no_null()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
+
+        var r = Run("Wait-BbNodeState -Name ghost -State OFFLINE -TimeoutSec 10 -PollIntervalSec 0.05 -Verbose");
+
+        Assert.Null(r.FirstError);
+        Assert.Empty(r.Output);
+        Assert.Contains(r.Verbose, v => v.Contains("ghost") && v.Contains("counted as OFFLINE"));
     }
 
     [Fact]

@@ -51,7 +51,12 @@ namespace BitbucketZdu.Cmdlets
             var poll = Poll;
             var states = State;
             var results = RunApi((client, bridge, ct) => ZduWaiter.WaitForNodeStatesAsync(client, _nodes, states, timeout, bridge,
-                r => bridge.WriteObject(r.Node), poll, ct));
+                r =>
+                {
+                    // A node never seen (absent from the start) has no object to return; say so instead.
+                    if (r.Node is null) bridge.Verbose($"Node {r.Selector} is absent from the cluster: counted as OFFLINE.");
+                    else bridge.WriteObject(r.Node);
+                }, poll, ct));
             foreach (var r in results)
                 if (!r.Reached)
                     WriteError(BbErrors.FromException(ZduWaiter.TimeoutError(r, states, timeout)));

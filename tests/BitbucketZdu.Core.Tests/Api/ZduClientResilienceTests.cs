@@ -55,13 +55,13 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task A_slow_attempt_times_out_and_is_retried()
     {
-        _server.AnswerSequence("GET", "/rest/zdu/cluster", Reply(Stable).WithDelay(TimeSpan.FromSeconds(1)), 1, Reply(Stable));
-        using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(300));
+        _server.AnswerSequence("GET", "/rest/zdu/cluster", Reply(Stable).WithDelay(TimeSpan.FromSeconds(2)), 1, Reply(Stable));
+        using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(700));
 
         var cluster = await client.GetClusterAsync();
 
         Assert.Equal(ClusterState.STABLE, cluster.State);
-        Assert.Contains(_diagnostics, d => d.Contains("no answer within 300 ms"));
+        Assert.Contains(_diagnostics, d => d.Contains("no answer within 700 ms"));
         // WireMock logs the slow request only once its delayed answer is written.
         await Eventually.UntilAsync(() => _server.Count("GET", "/rest/zdu/cluster") == 2, TimeSpan.FromSeconds(5), "both attempts logged");
     }
@@ -150,9 +150,9 @@ public sealed class ZduClientResilienceTests : IDisposable
     [Fact]
     public async Task A_post_timeout_that_did_not_take_effect_says_so()
     {
-        _server.Answer("POST", "/rest/zdu/start", Reply(ReadyToUpgrade).WithDelay(TimeSpan.FromSeconds(1)));
+        _server.Answer("POST", "/rest/zdu/start", Reply(ReadyToUpgrade).WithDelay(TimeSpan.FromSeconds(2)));
         _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
-        using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(300));
+        using var client = Client(o => o.RequestTimeout = TimeSpan.FromMilliseconds(700));
 
         var ex = await Assert.ThrowsAsync<ZduApiException>(() => client.StartAsync());
 

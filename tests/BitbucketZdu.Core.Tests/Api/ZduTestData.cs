@@ -48,8 +48,9 @@ internal static class ZduTestData
     public static ZduClientOptions Options(string url, bool bearer = false) =>
         new(new Uri(url), bearer ? ZduCredential.Bearer(Canary.Secure(Canary.Token)) : ZduCredential.Basic(Canary.UserName, Canary.Secure(Canary.Password)))
         {
-            RequestTimeout = TimeSpan.FromSeconds(5),
-            RetryDeadline = TimeSpan.FromSeconds(5),
+            // Generous: a first request on a loaded 2-core CI machine can take seconds. Tests of timeouts set their own.
+            RequestTimeout = TimeSpan.FromSeconds(30),
+            RetryDeadline = TimeSpan.FromSeconds(60),
             RetryBaseDelay = TimeSpan.FromMilliseconds(5),
             MaxRetryDelay = TimeSpan.FromMilliseconds(50),
             MaxRetries = 3,
