@@ -97,10 +97,6 @@ namespace BitbucketZdu.Core.LoadBalancers
             }
 
             var others = members.Where(m => !string.Equals(m.Name, member.Name, StringComparison.OrdinalIgnoreCase)).ToList();
-            if (!others.Any(m => m.InRotation))
-                throw new BbException("LoadBalancerLastHealthyMember", BbErrorCategory.InvalidOperation,
-                    $"Refusing to take '{member.Name}' out of {lb.DisplayName}: no other member is in rotation and healthy " +
-                    $"({(others.Count == 0 ? "no other members" : string.Join(", ", others.Select(m => $"{m.Name} {m.State}/{m.Health}")))}). Bring another member back first. Nothing was changed.", member.Name);
             var alreadyOut = others.Where(m => m.State != MemberAdminState.Ready).ToList();
             if (alreadyOut.Count + 1 > options.MaxMembersOut)
                 throw new BbException("LoadBalancerTooManyMembersOut", BbErrorCategory.LimitsExceeded,
@@ -108,6 +104,10 @@ namespace BitbucketZdu.Core.LoadBalancers
                     $"({string.Join(", ", alreadyOut.Select(m => m.Name + " " + m.State))}) and at most {options.MaxMembersOut} may be out at once. " +
                     "Add them back first, or raise the limit (-MaxMembersOut). Nothing was changed.", member.Name);
 
+            if (!others.Any(m => m.InRotation))
+                throw new BbException("LoadBalancerLastHealthyMember", BbErrorCategory.InvalidOperation,
+                    $"Refusing to take '{member.Name}' out of {lb.DisplayName}: no other member is in rotation and healthy " +
+                    $"({(others.Count == 0 ? "no other members" : string.Join(", ", others.Select(m => $"{m.Name} {m.State}/{m.Health}")))}). Bring another member back first. Nothing was changed.", member.Name);
             var drainTimeout = options.DrainTimeout ?? LoadBalancer.DefaultDrainTimeout ?? DefaultDrainTimeout;
             result.Change = LoadBalancer.DescribeChange(member, MemberAdminState.Draining) +
                             $"; wait up to {drainTimeout.TotalSeconds:0.#} s for in-flight work to finish; then " +
