@@ -42,12 +42,18 @@ namespace BitbucketZdu.Core.LoadBalancers.Apache
         private async Task<(IReadOnlyList<LoadBalancerMember> Members, string? Nonce)> ReadAsync(CancellationToken cancellationToken)
         {
             var xmlText = await SendAsync(HttpMethod.Get, new Uri(_url, _url.AbsolutePath + "?xml=1"), null, cancellationToken).ConfigureAwait(false);
-            XDocument doc;
+            XDocument? doc = null;
             try { doc = XDocument.Parse(xmlText); }
-            catch (XmlException)
+            catch (XmlException) { }
+            if (doc?.Root is null || doc.Root.Name != Ns + "manager")
             {
+                if (xmlText.IndexOf("Load Balancer Manager", StringComparison.OrdinalIgnoreCase) >= 0)
+                    throw new BbException("ApacheRefererRejected", BbErrorCategory.SecurityError,
+                        $"balancer-manager {_url} ignored the request's parameters (it returned the HTML page for ?xml=1). httpd does that when the Referer's host " +
+                        "differs from its server name (ServerName with UseCanonicalName On, else the Host header; AH10187 in its error log). " +
+                        "Use the host name httpd knows itself by in the endpoint URL. Nothing was changed.", _url.ToString());
                 throw LoadBalancerErrors.Protocol(Description, "ApacheUnexpectedReply", _url.ToString(),
-                    "the page is not the balancer-manager XML. Is the URL the <Location> with 'SetHandler balancer-manager'?");
+                    "the page is not the balancer-manager XML. Is the URL the <Location> with 'SetHandler balancer-manager'? Nothing was changed.");
             }
             var balancers = doc.Descendants(Ns + "balancer").ToList();
             var balancer = balancers.FirstOrDefault(b => string.Equals((string?)b.Element(Ns + "name"), "balancer://" + BalancerName, StringComparison.OrdinalIgnoreCase));
