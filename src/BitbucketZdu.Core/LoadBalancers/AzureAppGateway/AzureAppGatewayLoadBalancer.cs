@@ -167,7 +167,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             {
                 var gateway = JsonNode.Parse(body) as JsonObject
                     ?? throw LoadBalancerErrors.Protocol(Description, "AzureUnexpectedReply", _resourceId, "the gateway is not a JSON object.");
-                var etag = response.Headers.ETag?.Tag ?? gateway["etag"]?.GetValue<string>();
+                var etag = gateway["etag"]?.GetValue<string>() ?? response.Headers.ETag?.ToString(); // keep W/ of weak tags
                 return (gateway, etag);
             }
         }
