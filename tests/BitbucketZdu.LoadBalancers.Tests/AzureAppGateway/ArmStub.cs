@@ -77,6 +77,11 @@ public sealed class ArmStub : IDisposable
         lock (_gate) return Pool()["properties"]!["backendAddresses"]!.AsArray().Select(a => (a!["ipAddress"] ?? a["fqdn"])!.GetValue<string>()).ToArray();
     }
 
+    public string? Tag(string name)
+    {
+        lock (_gate) return _gateway["tags"]?[name]?.GetValue<string>();
+    }
+
     public string[] OtherPoolAddresses()
     {
         lock (_gate) return _gateway["properties"]!["backendAddressPools"]![1]!["properties"]!["backendAddresses"]!.AsArray().Select(a => (a!["ipAddress"] ?? a["fqdn"])!.GetValue<string>()).ToArray();

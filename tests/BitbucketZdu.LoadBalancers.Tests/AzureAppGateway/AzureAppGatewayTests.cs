@@ -57,6 +57,24 @@ public sealed class AzureAppGatewayTests : IDisposable
     }
 
     [Fact]
+    public async Task Members_taken_out_stay_visible_to_later_runs_so_the_limit_of_members_out_holds()
+    {
+        using (var first = LoadBalancerFactory.Create(Describe()))
+            await new LoadBalancerController(first).RemoveAsync("10.0.0.11", Fast(), new TestHost(), CancellationToken.None);
+        Assert.Equal("10.0.0.11", _arm.Tag("bitbucketzdu-out-bb-pool"));
+
+        using var later = LoadBalancerFactory.Create(Describe());
+        var members = await later.GetMembersAsync(CancellationToken.None);
+        Assert.Equal(MemberAdminState.Maintenance, members.Single(m => m.Name == "10.0.0.11").State);
+        var ex = await Assert.ThrowsAsync<BbException>(() => new LoadBalancerController(later).RemoveAsync("10.0.0.12", Fast(), new TestHost(), CancellationToken.None));
+        Assert.Equal("LoadBalancerTooManyMembersOut", ex.ErrorId);
+        Assert.Equal(new[] { "10.0.0.12" }, _arm.PoolAddresses());
+
+        await new LoadBalancerController(later).AddAsync("10.0.0.11", Fast(), new TestHost(), CancellationToken.None);
+        Assert.Null(_arm.Tag("bitbucketzdu-out-bb-pool"));
+    }
+
+    [Fact]
     public async Task A_concurrent_edit_gets_412_and_is_re_read_not_overwritten()
     {
         _arm.ConcurrentEditBeforeNextPut = true;

@@ -16,6 +16,13 @@ public sealed class Backend : IDisposable
     private int _requests;
     private int _inFlight;
 
+    static Backend()
+    {
+        // The backends hold request threads (like a real app server); give the test process enough of them.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
+    }
+
     public Backend(string name, TimeSpan delay)
     {
         Name = name;

@@ -16,7 +16,8 @@ public static class DrainUnderLoad
     {
         var host = new TestHost();
         var options = new LoadBalancerOptions { DrainTimeout = drainTimeout ?? TimeSpan.FromSeconds(20), HealthTimeout = TimeSpan.FromSeconds(20), NodeName = member };
-        await using var load = new LoadGenerator(frontend);
+        leaving.SlowDelay = staying.SlowDelay = TimeSpan.FromMilliseconds(400);
+        await using var load = new LoadGenerator(frontend, concurrency: 6, slowEvery: 10);
         await Eventually.UntilAsync(() => load.CountFor(leaving.Name) >= 10 && load.CountFor(staying.Name) >= 10, TimeSpan.FromSeconds(20),
             $"both backends serving through {kind}");
 
@@ -31,14 +32,14 @@ public static class DrainUnderLoad
         // Out of rotation: the leaving backend gets nothing while the other one keeps serving.
         var leavingAtRemoval = leaving.Requests;
         var stayingAtRemoval = staying.Requests;
-        await Eventually.UntilAsync(() => staying.Requests >= stayingAtRemoval + 40, TimeSpan.FromSeconds(20), $"traffic to {staying.Name} while {member} is out");
+        await Eventually.UntilAsync(() => staying.Requests >= stayingAtRemoval + 150, TimeSpan.FromSeconds(20), $"traffic to {staying.Name} while {member} is out");
         var leavingWhileOut = leaving.Requests - leavingAtRemoval;
         Assert.Equal(0, leavingWhileOut);
 
         var added = await controller.AddAsync(member, options, host, CancellationToken.None);
         Assert.Equal(MemberAdminState.Ready, added.State);
         var leavingAtAdd = leaving.Requests;
-        await Eventually.UntilAsync(() => leaving.Requests >= leavingAtAdd + 10, TimeSpan.FromSeconds(20), $"traffic to {member} after it was added back");
+        await Eventually.UntilAsync(() => leaving.Requests >= leavingAtAdd + 50, TimeSpan.FromSeconds(20), $"traffic to {member} after it was added back");
 
         await load.StopAsync();
         output.WriteLine($"{kind}: {load.Total} requests in {load.Elapsed.TotalSeconds:0.0} s, {load.Failed} failed; " +

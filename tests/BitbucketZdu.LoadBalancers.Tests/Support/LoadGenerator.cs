@@ -15,10 +15,13 @@ public sealed class LoadGenerator : IAsyncDisposable
     private readonly ConcurrentDictionary<string, int> _perBackend = new();
     private readonly ConcurrentQueue<string> _failures = new();
     private int _total;
+    private readonly int _slowEvery;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
-    public LoadGenerator(Uri target, int concurrency = 4)
+    /// <param name="slowEvery">Every n-th request of a loop goes to /slow (a long request), so a drain has work in flight to wait for; 0 = never.</param>
+    public LoadGenerator(Uri target, int concurrency = 4, int slowEvery = 0)
     {
+        _slowEvery = slowEvery;
         _client = new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = TimeSpan.FromSeconds(20) };
         for (var i = 0; i < concurrency; i++) _loops.Add(Task.Run(() => LoopAsync(target)));
     }
@@ -31,11 +34,12 @@ public sealed class LoadGenerator : IAsyncDisposable
 
     private async Task LoopAsync(Uri target)
     {
-        while (!_stop.IsCancellationRequested)
+        var slow = new Uri(target, "slow");
+        for (var n = 1; !_stop.IsCancellationRequested; n++)
         {
             try
             {
-                using var response = await _client.GetAsync(target, _stop.Token);
+                using var response = await _client.GetAsync(_slowEvery > 0 && n % _slowEvery == 0 ? slow : target, _stop.Token);
                 var body = await response.Content.ReadAsStringAsync(_stop.Token);
                 if ((int)response.StatusCode == 200) _perBackend.AddOrUpdate(body.Trim(), 1, (_, n) => n + 1);
                 else _failures.Enqueue($"HTTP {(int)response.StatusCode}: {body.Trim()}");

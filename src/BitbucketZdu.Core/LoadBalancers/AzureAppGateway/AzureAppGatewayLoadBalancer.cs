@@ -52,7 +52,11 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
         public override async Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken)
         {
             var (gateway, _) = await GetGatewayAsync(cancellationToken).ConfigureAwait(false);
-            return Addresses(PoolOf(gateway)).Select(a => Member(a, MemberAdminState.Ready, MemberHealth.Unknown, "in pool")).ToList();
+            var inPool = Addresses(PoolOf(gateway)).ToList();
+            return inPool.Select(a => Member(a, MemberAdminState.Ready, MemberHealth.Unknown, "in pool"))
+                .Concat(OutOfPool(gateway).Where(a => !inPool.Contains(a, StringComparer.OrdinalIgnoreCase))
+                    .Select(a => Member(a, MemberAdminState.Maintenance, MemberHealth.Unknown, "removed from pool by BitbucketZdu")))
+                .ToList();
         }
 
         public override async Task<LoadBalancerMember?> FindMemberAsync(string name, CancellationToken cancellationToken)
@@ -87,6 +91,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
                     list.Add(IPAddress.TryParse(member.Name, out _) ? new JsonObject { ["ipAddress"] = member.Name } : new JsonObject { ["fqdn"] = member.Name });
                 else
                     foreach (var n in existing) list.Remove(n);
+                MarkOut(gateway, member.Name, !add);
 
                 using var put = new HttpRequestMessage(HttpMethod.Put, GatewayUrl())
                 { Content = new StringContent(gateway.ToJsonString(), Encoding.UTF8, "application/json") };
@@ -152,6 +157,28 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
                 .Where(c => c is not null && c["enabled"]?.GetValue<bool>() == true)
                 .Select(c => c!["drainTimeoutInSec"]?.GetValue<int>() ?? 0).DefaultIfEmpty(0).Max();
             return TimeSpan.FromSeconds(seconds);
+        }
+
+        /// <summary>
+        /// Addresses this module took out of the pool, kept in a gateway tag (<c>bitbucketzdu-out-&lt;pool&gt;</c>) so that
+        /// every later run still sees them as members out of rotation (for -MaxMembersOut and for putting them back).
+        /// </summary>
+        private string OutTag => "bitbucketzdu-out-" + Description.Backend;
+
+        private IEnumerable<string> OutOfPool(JsonObject gateway) =>
+            (gateway["tags"]?[OutTag]?.GetValue<string>() ?? "").Split(new[] { ',' }, StringSplitOptions.RemoveEmptyEntries).Select(a => a.Trim());
+
+        private void MarkOut(JsonObject gateway, string address, bool isOut)
+        {
+            var set = OutOfPool(gateway).Where(a => !string.Equals(a, address, StringComparison.OrdinalIgnoreCase)).ToList();
+            if (isOut) set.Add(address);
+            if (gateway["tags"] is not JsonObject tags)
+            {
+                if (set.Count == 0) return;
+                gateway["tags"] = tags = new JsonObject();
+            }
+            if (set.Count == 0) tags.Remove(OutTag);
+            else tags[OutTag] = string.Join(",", set);
         }
 
         private static IEnumerable<string> Addresses(JsonObject pool) =>
