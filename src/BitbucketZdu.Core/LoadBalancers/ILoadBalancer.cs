@@ -47,7 +47,17 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         public abstract Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken);
         public abstract Task<LoadBalancerMember> SetStateAsync(LoadBalancerMember member, MemberAdminState state, CancellationToken cancellationToken);
-        public abstract Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken);
+        /// <summary>By default: idle when the load balancer counts no active connections/requests for the member.</summary>
+        public virtual async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
+        {
+            var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false)
+                ?? throw LoadBalancerErrors.MemberNotFound(Description, member.Name, Array.Empty<LoadBalancerMember>());
+            var active = now.ActiveConnections ?? 0;
+            return new DrainStatus(active == 0, active, $"{active} {ActiveUnit} on {member.Name}");
+        }
+
+        /// <summary>What <see cref="LoadBalancerMember.ActiveConnections"/> counts, for progress messages.</summary>
+        protected virtual string ActiveUnit => "active connection(s)";
         public abstract string DescribeChange(LoadBalancerMember member, MemberAdminState state);
 
         public virtual async Task<LoadBalancerMember?> FindMemberAsync(string name, CancellationToken cancellationToken)

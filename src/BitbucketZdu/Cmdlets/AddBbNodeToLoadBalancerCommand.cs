@@ -17,18 +17,8 @@ namespace BitbucketZdu.Cmdlets
         [ValidateRange(1, 86400)]
         public int HealthTimeoutSec { get; set; } = 300;
 
-        protected override void ProcessRecord()
-        {
-            RunOrWriteError(async (bridge, ct) =>
-            {
-                var controller = new LoadBalancerController(Provider);
-                foreach (var (member, node) in await ResolveAsync(ct).ConfigureAwait(false))
-                {
-                    var options = new LoadBalancerOptions { HealthTimeout = TimeSpan.FromSeconds(HealthTimeoutSec), NodeName = node };
-                    var result = await controller.AddAsync(member, options, bridge, ct).ConfigureAwait(false);
-                    if (!result.WhatIf) bridge.WriteObject(result);
-                }
-            }, ParameterSetName == MemberSet ? string.Join(",", Member) : Name);
-        }
+        protected override void ProcessRecord() =>
+            ChangeEach((controller, member, node, host, ct) => controller.AddAsync(member,
+                new LoadBalancerOptions { HealthTimeout = TimeSpan.FromSeconds(HealthTimeoutSec), NodeName = node }, host, ct));
     }
 }

@@ -22,23 +22,12 @@ namespace BitbucketZdu.Cmdlets
         [ValidateRange(1, 1000)]
         public int MaxMembersOut { get; set; } = 1;
 
-        protected override void ProcessRecord()
-        {
-            RunOrWriteError(async (bridge, ct) =>
+        protected override void ProcessRecord() =>
+            ChangeEach((controller, member, node, host, ct) => controller.RemoveAsync(member, new LoadBalancerOptions
             {
-                var controller = new LoadBalancerController(Provider);
-                foreach (var (member, node) in await ResolveAsync(ct).ConfigureAwait(false))
-                {
-                    var options = new LoadBalancerOptions
-                    {
-                        DrainTimeout = DrainTimeoutSec is int s ? TimeSpan.FromSeconds(s) : (TimeSpan?)null,
-                        MaxMembersOut = MaxMembersOut,
-                        NodeName = node,
-                    };
-                    var result = await controller.RemoveAsync(member, options, bridge, ct).ConfigureAwait(false);
-                    if (!result.WhatIf) bridge.WriteObject(result);
-                }
-            }, ParameterSetName == MemberSet ? string.Join(",", Member) : Name);
-        }
+                DrainTimeout = DrainTimeoutSec is int s ? TimeSpan.FromSeconds(s) : (TimeSpan?)null,
+                MaxMembersOut = MaxMembersOut,
+                NodeName = node,
+            }, host, ct));
     }
 }

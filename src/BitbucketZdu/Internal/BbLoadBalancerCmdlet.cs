@@ -53,6 +53,20 @@ namespace BitbucketZdu.Internal
             return new[] { (name, (string?)Name) };
         }
 
+        /// <summary>Runs <paramref name="change"/> for every member this pipeline item stands for and writes the results (none under -WhatIf).</summary>
+        protected void ChangeEach(Func<LoadBalancerController, string, string?, PipelineBridge, CancellationToken, Task<LoadBalancerChangeResult>> change)
+        {
+            RunOrWriteError(async (bridge, ct) =>
+            {
+                var controller = new LoadBalancerController(Provider);
+                foreach (var (member, node) in await ResolveAsync(ct).ConfigureAwait(false))
+                {
+                    var result = await change(controller, member, node, bridge, ct).ConfigureAwait(false);
+                    if (!result.WhatIf) bridge.WriteObject(result);
+                }
+            }, ParameterSetName == MemberSet ? string.Join(",", Member) : Name);
+        }
+
         protected override void EndProcessing()
         {
             _provider?.Dispose();

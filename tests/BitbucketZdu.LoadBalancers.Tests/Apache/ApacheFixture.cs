@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using BitbucketZdu.Core.LoadBalancers;
 using BitbucketZdu.LoadBalancers.Tests.Support;
 using BitbucketZdu.TestSupport;
@@ -60,7 +59,7 @@ ProxyPass /balancer-denied !
 ProxyPass / balancer://bitbucket/
 ");
         Process = ExternalProcess.Start(apache, new[] { "-f", Dir.File("httpd.conf"), "-DFOREGROUND" });
-        await Eventually.UntilAsync(() => CanConnect(Port), TimeSpan.FromSeconds(15), "httpd listening; output: " + Process.Output);
+        await Eventually.UntilAsync(() => Loopback.CanConnect(Port), TimeSpan.FromSeconds(15), "httpd listening; output: " + Process.Output);
     }
 
     /// <summary>Both members enabled (each test starts from here).</summary>
@@ -71,11 +70,6 @@ ProxyPass / balancer://bitbucket/
             if (m.State != MemberAdminState.Ready) await lb.SetStateAsync(m, MemberAdminState.Ready, CancellationToken.None);
     }
 
-    private static bool CanConnect(int port)
-    {
-        try { using var c = new TcpClient(); c.Connect("127.0.0.1", port); return true; }
-        catch (SocketException) { return false; }
-    }
 
     public async Task DisposeAsync()
     {

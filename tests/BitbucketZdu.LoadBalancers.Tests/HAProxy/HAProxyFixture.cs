@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using BitbucketZdu.Core.LoadBalancers;
 using BitbucketZdu.Core.LoadBalancers.HAProxy;
 using BitbucketZdu.LoadBalancers.Tests.Support;
@@ -37,7 +36,7 @@ public sealed class HAProxyFixture : IAsyncLifetime
         File.WriteAllText(Dir.File("b.cfg"), Config(FrontendPortB, $"stats socket ipv4@127.0.0.1:{AdminTcpPortB} level admin"));
         A = ExternalProcess.Start(haproxy, new[] { "-db", "-f", Dir.File("a.cfg") });
         B = ExternalProcess.Start(haproxy, new[] { "-db", "-f", Dir.File("b.cfg") });
-        await Eventually.UntilAsync(() => File.Exists(AdminSocketA) && CanConnect(FrontendPort) && CanConnect(AdminTcpPortB), TimeSpan.FromSeconds(15),
+        await Eventually.UntilAsync(() => File.Exists(AdminSocketA) && Loopback.CanConnect(FrontendPort) && Loopback.CanConnect(AdminTcpPortB), TimeSpan.FromSeconds(15),
             "HAProxy A and B listening; output: " + A.Output + B.Output);
         await ResetAsync();
     }
@@ -73,11 +72,6 @@ backend bitbucket
   server node-2 {Node2.Address} check inter 200ms fall 2 rise 1
 ";
 
-    private static bool CanConnect(int port)
-    {
-        try { using var c = new TcpClient(); c.Connect("127.0.0.1", port); return true; }
-        catch (SocketException) { return false; }
-    }
 
     public async Task DisposeAsync()
     {

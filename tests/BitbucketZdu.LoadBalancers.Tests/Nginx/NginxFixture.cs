@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using BitbucketZdu.Core.LoadBalancers;
 using BitbucketZdu.LoadBalancers.Tests.Support;
 using BitbucketZdu.TestSupport;
@@ -51,7 +50,7 @@ http {{
 ");
         File.WriteAllText(UpstreamFile, OriginalUpstream);
         Process = ExternalProcess.Start(Nginx, new[] { "-c", Dir.File("nginx.conf"), "-p", d + "/", "-e", Dir.File("error.log"), "-g", "daemon off;" });
-        await Eventually.UntilAsync(() => File.Exists(Dir.File("nginx.pid")) && CanConnect(Port), TimeSpan.FromSeconds(15), "nginx listening; output: " + Process.Output);
+        await Eventually.UntilAsync(() => File.Exists(Dir.File("nginx.pid")) && Loopback.CanConnect(Port), TimeSpan.FromSeconds(15), "nginx listening; output: " + Process.Output);
     }
 
     /// <summary>Puts the original upstream back and reloads (each test starts from here).</summary>
@@ -65,11 +64,6 @@ http {{
         await Eventually.UntilAsync(async () => (await lb.GetDrainStatusAsync(null!, CancellationToken.None)).Idle, TimeSpan.FromSeconds(10), "old nginx workers gone");
     }
 
-    private static bool CanConnect(int port)
-    {
-        try { using var c = new TcpClient(); c.Connect("127.0.0.1", port); return true; }
-        catch (SocketException) { return false; }
-    }
 
     public async Task DisposeAsync()
     {

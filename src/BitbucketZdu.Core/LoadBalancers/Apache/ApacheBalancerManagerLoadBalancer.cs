@@ -103,13 +103,7 @@ namespace BitbucketZdu.Core.LoadBalancers.Apache
             return after;
         }
 
-        public override async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
-        {
-            var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false)
-                ?? throw LoadBalancerErrors.MemberNotFound(Description, member.Name, Array.Empty<LoadBalancerMember>());
-            var busy = now.ActiveConnections ?? 0;
-            return new DrainStatus(busy == 0, busy, $"{busy} busy request(s) on {member.Name}");
-        }
+        protected override string ActiveUnit => "busy request(s)";
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) =>
             $"POST {_url} b={BalancerName} w={member.Name} {string.Join(" ", Flags(state).Select(f => f.Key + "=" + f.Value))} (with nonce and Referer)";

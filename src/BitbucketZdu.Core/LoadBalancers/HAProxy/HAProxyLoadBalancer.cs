@@ -78,13 +78,7 @@ namespace BitbucketZdu.Core.LoadBalancers.HAProxy
             return await ReadBackAsync(member.Name, state, cancellationToken).ConfigureAwait(false);
         }
 
-        public override async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
-        {
-            var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false)
-                ?? throw LoadBalancerErrors.MemberNotFound(Description, member.Name, Array.Empty<LoadBalancerMember>());
-            var active = now.ActiveConnections ?? 0;
-            return new DrainStatus(active == 0, active, $"{active} session(s) on {member.Name}" + (_instances.Count > 1 ? $" across {_instances.Count} instances" : ""));
-        }
+        protected override string ActiveUnit => _instances.Count > 1 ? $"session(s) across {_instances.Count} instances" : "session(s)";
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) =>
             $"set server {Description.Backend}/{member.Name} state {Word(state)} on {string.Join(" and ", _instances.Select(i => i.Endpoint))}";

@@ -69,13 +69,7 @@ namespace BitbucketZdu.Core.LoadBalancers.NginxPlus
             return await ReadBackAsync(member.Name, state, cancellationToken).ConfigureAwait(false);
         }
 
-        public override async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
-        {
-            var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false)
-                ?? throw LoadBalancerErrors.MemberNotFound(Description, member.Name, Array.Empty<LoadBalancerMember>());
-            var active = now.ActiveConnections ?? 0;
-            return new DrainStatus(active == 0, active, $"{active} active connection(s) to {member.Name}");
-        }
+        protected override string ActiveUnit => "active connection(s)";
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) =>
             $"PATCH {_base}/{_version?.ToString() ?? "<N>"}/http/upstreams/{Description.Backend}/servers/{member.Handle ?? "?"} {Body(state)} (server {member.Name})";
