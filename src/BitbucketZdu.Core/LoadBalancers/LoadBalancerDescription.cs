@@ -88,7 +88,10 @@ namespace BitbucketZdu.Core.LoadBalancers
         public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
         /// <summary>A name for messages: kind, endpoints and backend (no secrets).</summary>
-        public string DisplayName => $"{Kind} {string.Join(",", Endpoints)} [{Backend}]";
+        public string DisplayName => $"{Kind} {EndpointText} [{Backend}]";
+
+        /// <summary>The endpoints for messages; a config file on another host is shown as host:path.</summary>
+        public string EndpointText => string.Join(", ", Shell is null ? Endpoints : Endpoints.Select(e => Shell.HostName + ":" + e));
 
         public override string ToString() => DisplayName;
     }

@@ -9,7 +9,7 @@ namespace BitbucketZdu.Core.LoadBalancers
     {
         public static BbException MemberNotFound(LoadBalancerDescription lb, string name, IReadOnlyList<LoadBalancerMember> members) =>
             new BbException("LoadBalancerMemberNotFound", BbErrorCategory.ObjectNotFound,
-                $"{lb.Kind} backend '{lb.Backend}' at {string.Join(", ", lb.Endpoints)} has no member '{name}'." +
+                $"{lb.Kind} backend '{lb.Backend}' at {lb.EndpointText} has no member '{name}'." +
                 (members.Count > 0 ? $" Its members are: {string.Join(", ", members.Select(m => m.Name + (m.Address is null || m.Address == m.Name ? "" : " (" + m.Address + ")")))}." : "") +
                 " Check the node name, or map nodes to members with -MemberMap. Nothing was changed.", name);
 

@@ -49,6 +49,29 @@ public sealed class NginxTests : IClassFixture<NginxFixture>, IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_file_and_command_goes_through_the_node_shell_so_a_remote_host_works_the_same()
+    {
+        using var shell = new RecordingShell("lb-host");
+        var d = _fx.Describe();
+        d.Shell = shell;
+        using var lb = LoadBalancerFactory.Create(d);
+        var controller = new LoadBalancerController(lb);
+        await controller.RemoveAsync(_fx.Node1.Address, Fast(), new TestHost(), CancellationToken.None);
+        await controller.AddAsync(_fx.Node1.Address, Fast(), new TestHost(), CancellationToken.None);
+
+        var calls = shell.Calls.ToArray();
+        Assert.Contains("write " + _fx.UpstreamFile + ".bbzdu.bak", calls);
+        Assert.Equal(2, calls.Count(c => c == "write " + _fx.UpstreamFile));
+        Assert.Equal(2, calls.Count(c => c == $"run {_fx.Command} -t"));
+        Assert.Equal(2, calls.Count(c => c == $"run {_fx.Command} -s reload"));
+        Assert.Contains(calls, c => c.StartsWith("run ps ", StringComparison.Ordinal));
+        Assert.Equal(_fx.OriginalUpstream, File.ReadAllText(_fx.UpstreamFile));
+
+        var ex = await Assert.ThrowsAsync<BbException>(() => controller.RemoveAsync("10.9.9.9:1", Fast(), new TestHost(), CancellationToken.None));
+        Assert.Contains("lb-host:" + _fx.UpstreamFile, ex.Message); // messages name the load-balancer host
+    }
+
+    [Fact]
     public async Task A_config_that_fails_nginx_t_is_restored_and_nginx_is_not_reloaded()
     {
         File.WriteAllText(_fx.Dir.File("broken.conf"), "events { } http { this is not nginx; }");
