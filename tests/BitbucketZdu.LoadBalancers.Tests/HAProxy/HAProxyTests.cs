@@ -72,6 +72,7 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         using var client = new HttpClient();
         var slow = Enumerable.Range(0, 2).Select(_ => client.GetStringAsync(new Uri(_fx.Frontend, "slow"))).ToList();
         await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "a slow request on node-1");
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
 
         var result = await new LoadBalancerController(lb).RemoveAsync("node-1", Fast(), new TestHost(), CancellationToken.None);
 
@@ -90,6 +91,7 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         using var client = new HttpClient();
         var slow = Enumerable.Range(0, 2).Select(_ => client.GetStringAsync(new Uri(_fx.Frontend, "slow"))).ToList();
         await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "a slow request on node-1");
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
         var host = new TestHost();
 
         var result = await new LoadBalancerController(lb).RemoveAsync("node-1", Fast(TimeSpan.FromMilliseconds(500)), host, CancellationToken.None);
@@ -125,6 +127,7 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         using var client = new HttpClient();
         var slow = Enumerable.Range(0, 2).Select(_ => client.GetStringAsync(new Uri(_fx.Frontend, "slow"))).ToList();
         await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "a slow request on node-1");
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
         using var cts = new CancellationTokenSource();
         var host = new TestHost { OnProgress = p => { if (p.Activity.StartsWith("Draining") && !p.Completed) cts.Cancel(); } };
 
