@@ -165,6 +165,19 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
     }
 
     [Fact]
+    public async Task When_the_second_instance_refuses_the_first_is_put_back()
+    {
+        // A pair whose second socket lacks 'level admin': the first instance changes, the second refuses.
+        var d = new LoadBalancerDescription(LoadBalancerKind.HAProxy, new[] { "unix://" + _fx.AdminSocketA, _fx.OperatorSocketA }, "bitbucket");
+        using var lb = LoadBalancerFactory.Create(d);
+        var host = new TestHost();
+        var ex = await Assert.ThrowsAsync<BbException>(() => new LoadBalancerController(lb).RemoveAsync("node-1", Fast(), host, CancellationToken.None));
+        Assert.Equal("HAProxyPermissionDenied", ex.ErrorId);
+        Assert.Contains(_fx.OperatorSocketA, ex.Message);
+        await AssertUnchangedAsync();
+    }
+
+    [Fact]
     public async Task Wrong_backend_wrong_member_and_unreachable_endpoint_give_clear_errors()
     {
         using (var wrongBackend = LoadBalancerFactory.Create(new LoadBalancerDescription(LoadBalancerKind.HAProxy, new[] { _fx.AdminSocketA }, "nope")))
