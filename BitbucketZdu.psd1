@@ -10,7 +10,7 @@
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
-    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml')
+    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'LoadBalancers.Format.ps1xml')
     CmdletsToExport        = @(
         'Connect-BbCluster'
         'Disconnect-BbCluster'
@@ -21,6 +21,10 @@
         'Complete-BbRollingUpgrade'
         'Wait-BbClusterState'
         'Wait-BbNodeState'
+        'New-BbLoadBalancer'
+        'Get-BbLoadBalancerMember'
+        'Remove-BbNodeFromLoadBalancer'
+        'Add-BbNodeToLoadBalancer'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

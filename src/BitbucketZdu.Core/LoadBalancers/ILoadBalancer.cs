@@ -1,0 +1,81 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace BitbucketZdu.Core.LoadBalancers
+{
+    /// <summary>
+    /// One load balancer's control interface. Providers change one member's administrative state, read it back
+    /// and verify it (a mismatch throws <c>LoadBalancerVerifyFailed</c>), and report in-flight work for draining.
+    /// The safety rules and the drain/wait sequence live in <see cref="LoadBalancerController"/>.
+    /// </summary>
+    public interface ILoadBalancer : IDisposable
+    {
+        LoadBalancerDescription Description { get; }
+
+        /// <summary>The members of the described backend; throws <c>LoadBalancerBackendNotFound</c> when it does not exist.</summary>
+        Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken);
+
+        /// <summary>
+        /// Finds one member by its load-balancer name; null when there is none. Providers whose members can leave
+        /// the list (an Azure pool address that was removed) return it with state Maintenance.
+        /// </summary>
+        Task<LoadBalancerMember?> FindMemberAsync(string name, CancellationToken cancellationToken);
+
+        /// <summary>Sets the member's state, reads it back and returns what the load balancer now reports.</summary>
+        Task<LoadBalancerMember> SetStateAsync(LoadBalancerMember member, MemberAdminState state, CancellationToken cancellationToken);
+
+        /// <summary>Whether the member still has work in flight (after it was set to drain).</summary>
+        Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken);
+
+        /// <summary>Exactly what <see cref="SetStateAsync"/> would change, for -WhatIf.</summary>
+        string DescribeChange(LoadBalancerMember member, MemberAdminState state);
+
+        /// <summary>The drain timeout the load balancer itself applies (Azure connectionDraining), if any.</summary>
+        TimeSpan? DefaultDrainTimeout { get; }
+    }
+
+    /// <summary>Shared plumbing for providers.</summary>
+    public abstract class LoadBalancerBase : ILoadBalancer
+    {
+        protected LoadBalancerBase(LoadBalancerDescription description) => Description = description;
+
+        public LoadBalancerDescription Description { get; }
+        public virtual TimeSpan? DefaultDrainTimeout => null;
+
+        public abstract Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken);
+        public abstract Task<LoadBalancerMember> SetStateAsync(LoadBalancerMember member, MemberAdminState state, CancellationToken cancellationToken);
+        /// <summary>By default: idle when the load balancer counts no active connections/requests for the member.</summary>
+        public virtual async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
+        {
+            var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false)
+                ?? throw LoadBalancerErrors.MemberNotFound(Description, member.Name, Array.Empty<LoadBalancerMember>());
+            var active = now.ActiveConnections ?? 0;
+            return new DrainStatus(active == 0, active, $"{active} {ActiveUnit} on {member.Name}");
+        }
+
+        /// <summary>What <see cref="LoadBalancerMember.ActiveConnections"/> counts, for progress messages.</summary>
+        protected virtual string ActiveUnit => "active connection(s)";
+        public abstract string DescribeChange(LoadBalancerMember member, MemberAdminState state);
+
+        public virtual async Task<LoadBalancerMember?> FindMemberAsync(string name, CancellationToken cancellationToken)
+        {
+            var members = await GetMembersAsync(cancellationToken).ConfigureAwait(false);
+            return members.FirstOrDefault(m => string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase));
+        }
+
+        /// <summary>Reads the member back and fails when its state is not <paramref name="expected"/>.</summary>
+        protected async Task<LoadBalancerMember> ReadBackAsync(string name, MemberAdminState expected, CancellationToken cancellationToken)
+        {
+            var after = await FindMemberAsync(name, cancellationToken).ConfigureAwait(false)
+                ?? throw LoadBalancerErrors.MemberNotFound(Description, name, Array.Empty<LoadBalancerMember>());
+            if (after.State != expected)
+                throw LoadBalancerErrors.VerifyFailed(Description, name, expected, after);
+            return after;
+        }
+
+        public virtual void Dispose() { }
+    }
+}

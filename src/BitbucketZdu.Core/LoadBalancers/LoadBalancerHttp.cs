@@ -1,0 +1,61 @@
+using System;
+using System.Net.Http;
+using System.Net.Http.Headers;
+using System.Runtime.InteropServices;
+using System.Security;
+using System.Text;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace BitbucketZdu.Core.LoadBalancers
+{
+    /// <summary>HTTP plumbing shared by the HTTP-controlled load balancers: TLS policy, Basic auth, errors.</summary>
+    internal static class LoadBalancerHttp
+    {
+        public static HttpClient CreateClient(LoadBalancerDescription d)
+        {
+            var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
+            if (d.SkipCertificateCheck)
+                handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
+            var client = new HttpClient(handler) { Timeout = d.RequestTimeout };
+            if (d.UserName is not null)
+                client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
+                    Convert.ToBase64String(Encoding.UTF8.GetBytes(d.UserName + ":" + Reveal(d.Password))));
+            return client;
+        }
+
+        /// <summary>Sends a request, turning transport failures and timeouts into <c>LoadBalancerUnreachable</c>.</summary>
+        public static async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpRequestMessage request, LoadBalancerDescription d, CancellationToken cancellationToken)
+        {
+            var where = request.RequestUri!.GetLeftPart(UriPartial.Path);
+            try
+            {
+                return await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            }
+            catch (HttpRequestException ex)
+            {
+                throw LoadBalancerErrors.Unreachable(d, where, ex.InnerException ?? ex);
+            }
+            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw LoadBalancerErrors.Unreachable(d, where, new TimeoutException($"No answer within {d.RequestTimeout.TotalSeconds:0.#} s.", ex));
+            }
+        }
+
+        /// <summary>The secret as a string, only at the moment of use.</summary>
+        public static string Reveal(SecureString? secret)
+        {
+            if (secret is null || secret.Length == 0) return "";
+            var ptr = IntPtr.Zero;
+            try
+            {
+                ptr = Marshal.SecureStringToGlobalAllocUnicode(secret);
+                return Marshal.PtrToStringUni(ptr) ?? "";
+            }
+            finally
+            {
+                if (ptr != IntPtr.Zero) Marshal.ZeroFreeGlobalAllocUnicode(ptr);
+            }
+        }
+    }
+}

@@ -1,0 +1,173 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Management.Automation;
+using System.Security;
+using BitbucketZdu.Core.LoadBalancers;
+using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Internal;
+
+namespace BitbucketZdu.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Describes a load balancer once (kind, control endpoints, backend, credentials, node-to-member mapping) for the other load-balancer cmdlets.</para>
+    /// </summary>
+    [Cmdlet(VerbsCommon.New, "BbLoadBalancer")]
+    [OutputType(typeof(LoadBalancerDescription))]
+    public sealed class NewBbLoadBalancerCommand : BbCmdlet
+    {
+        /// <summary>HAProxy, Nginx, NginxPlus, Apache or AzureAppGateway.</summary>
+        [Parameter(Mandatory = true, Position = 0)]
+        public LoadBalancerKind Kind { get; set; }
+
+        /// <summary>
+        /// HAProxy: admin sockets (unix:///run/haproxy.sock, tcp://host:port), one per instance of an HA pair. Nginx: the config
+        /// file with the upstream. NginxPlus: the API URL (http://lb:8080/api). Apache: the balancer-manager URL.
+        /// AzureAppGateway: the gateway's resource id.
+        /// </summary>
+        [Parameter(Mandatory = true, Position = 1)]
+        [ValidateNotNullOrEmpty]
+        public string[] Endpoint { get; set; } = null!;
+
+        /// <summary>HAProxy backend, NGINX upstream, Apache balancer name, or Azure backend pool.</summary>
+        [Parameter(Mandatory = true, Position = 2)]
+        [ValidateNotNullOrEmpty]
+        public string Backend { get; set; } = null!;
+
+        /// <summary>Node name (or IP address) to member name, for members not named like the nodes.</summary>
+        [Parameter]
+        public Hashtable? MemberMap { get; set; }
+
+        /// <summary>How nodes are matched to members: Auto (map, then name, then address), Name, Address, Map.</summary>
+        [Parameter]
+        public MemberMatch MatchBy { get; set; } = MemberMatch.Auto;
+
+        /// <summary>HTTP Basic credentials for the NGINX Plus API or the balancer-manager.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? Credential { get; set; }
+
+        /// <summary>Do not verify the TLS certificate of an HTTPS endpoint. Unsafe: test servers only.</summary>
+        [Parameter]
+        public SwitchParameter SkipCertificateCheck { get; set; }
+
+        /// <summary>Seconds one request or command may take.</summary>
+        [Parameter]
+        [ValidateRange(1, 600)]
+        public int TimeoutSec { get; set; } = 30;
+
+        /// <summary>NGINX: the nginx command line used for -t and -s reload (e.g. '/usr/sbin/nginx -c /etc/nginx/nginx.conf').</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string NginxCommand { get; set; } = "nginx";
+
+        /// <summary>NGINX: the master's pid file when it is not the 'pid' of the config (default /run/nginx.pid).</summary>
+        [Parameter]
+        public string? NginxPidFile { get; set; }
+
+        /// <summary>NGINX: the shell of the load-balancer host (an SSH or PowerShell-remoting node shell); default this machine.</summary>
+        [Parameter]
+        public INodeShell? Shell { get; set; }
+
+        /// <summary>Azure: ManagedIdentity (default), ServicePrincipal or Token.</summary>
+        [Parameter]
+        public AzureAuthentication AzureAuthentication { get; set; } = AzureAuthentication.ManagedIdentity;
+
+        /// <summary>Azure: the Entra ID tenant of the service principal.</summary>
+        [Parameter]
+        public string? TenantId { get; set; }
+
+        /// <summary>Azure: the service principal (user name = application id, password = client secret).</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? ServicePrincipal { get; set; }
+
+        /// <summary>Azure: the client id of a user-assigned managed identity.</summary>
+        [Parameter]
+        public string? ClientId { get; set; }
+
+        /// <summary>Azure: a bearer token for Azure Resource Manager (e.g. (Get-AzAccessToken -AsSecureString).Token).</summary>
+        [Parameter]
+        public SecureString? Token { get; set; }
+
+        /// <summary>Azure: the Resource Manager base URL (sovereign clouds, tests).</summary>
+        [Parameter]
+        public Uri? ManagementEndpoint { get; set; }
+
+        /// <summary>Azure: the Entra ID authority base URL.</summary>
+        [Parameter]
+        public Uri? AuthorityEndpoint { get; set; }
+
+        /// <summary>Azure: the VM metadata endpoint base URL.</summary>
+        [Parameter]
+        public Uri? ImdsEndpoint { get; set; }
+
+        /// <summary>Azure: Azure Automation's identity endpoint (default: $env:IDENTITY_ENDPOINT).</summary>
+        [Parameter]
+        public Uri? IdentityEndpoint { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            if (Kind != LoadBalancerKind.HAProxy && Endpoint.Length != 1)
+                ThrowError("NewBbLoadBalancerInvalidEndpoint", ErrorCategory.InvalidArgument,
+                    $"{Kind} takes exactly one endpoint; only HAProxy takes several (one per instance of an HA pair).", Endpoint);
+            if (Kind == LoadBalancerKind.AzureAppGateway)
+            {
+                if (AzureAuthentication == AzureAuthentication.ServicePrincipal && (ServicePrincipal is null || string.IsNullOrEmpty(TenantId)))
+                    ThrowError("NewBbLoadBalancerMissingServicePrincipal", ErrorCategory.InvalidArgument,
+                        "-AzureAuthentication ServicePrincipal needs -TenantId and -ServicePrincipal (application id and client secret).");
+                if (AzureAuthentication == AzureAuthentication.Token && Token is null)
+                    ThrowError("NewBbLoadBalancerMissingToken", ErrorCategory.InvalidArgument, "-AzureAuthentication Token needs -Token.");
+            }
+
+            LoadBalancerDescription d;
+            try
+            {
+                d = new LoadBalancerDescription(Kind, Endpoint, Backend);
+            }
+            catch (ArgumentException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "NewBbLoadBalancerInvalidArgument", ErrorCategory.InvalidArgument, Endpoint));
+                return;
+            }
+            d.MatchBy = MatchBy;
+            d.MemberMap = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+            if (MemberMap is not null)
+                foreach (DictionaryEntry e in MemberMap)
+                    d.MemberMap[e.Key?.ToString() ?? ""] = e.Value?.ToString() ?? "";
+            if (MatchBy == MemberMatch.Map && d.MemberMap.Count == 0)
+                ThrowError("NewBbLoadBalancerMissingMap", ErrorCategory.InvalidArgument, "-MatchBy Map needs -MemberMap @{ '<node>' = '<member>' }.");
+            if (Credential is not null)
+            {
+                d.UserName = Credential.UserName;
+                d.Password = Credential.Password;
+            }
+            d.SkipCertificateCheck = SkipCertificateCheck;
+            d.RequestTimeout = TimeSpan.FromSeconds(TimeoutSec);
+            d.NginxCommand = NginxCommand;
+            d.NginxPidFile = NginxPidFile;
+            d.Shell = Shell;
+            d.AzureAuthentication = AzureAuthentication;
+            d.TenantId = TenantId;
+            d.ClientId = ServicePrincipal?.UserName ?? ClientId;
+            d.ClientSecret = ServicePrincipal?.Password;
+            d.Token = Token;
+            if (ManagementEndpoint is not null) d.ManagementEndpoint = ManagementEndpoint;
+            if (AuthorityEndpoint is not null) d.AuthorityEndpoint = AuthorityEndpoint;
+            if (ImdsEndpoint is not null) d.ImdsEndpoint = ImdsEndpoint;
+            d.IdentityEndpoint = IdentityEndpoint;
+            if (SkipCertificateCheck)
+                WriteWarning($"TLS certificate verification is OFF for {d.DisplayName}. Use this only against a test server.");
+
+            try
+            {
+                LoadBalancerFactory.Create(d).Dispose(); // validates the endpoints' form now, not at the first change
+            }
+            catch (Core.BbException ex)
+            {
+                ThrowTerminatingError(BbErrors.FromException(ex, Endpoint));
+            }
+            WriteObject(d);
+        }
+    }
+}
