@@ -12,7 +12,7 @@ public static class Program
         bbsim - a simulated Bitbucket Data Center cluster (docs/simulator.md)
 
           dotnet bbsim.dll dist --version X.Y.Z --output <dir> [--format tar.gz|zip|both]
-          dotnet bbsim.dll cluster --nodes 3 --version 8.19.3 --root <dir> [--base-port 7990] [--user admin]
+          dotnet bbsim.dll cluster --nodes 3 --version 8.19.3 --root <dir> [--base-port 7990 | --ports p1,p2,..] [--user admin]
                                    [--password <pw>] [--grace 30s] [--start-delay 2s] [--heartbeat 1s]
                                    [--heartbeat-timeout 5s] [--stable-ids] [--detach]
           dotnet bbsim.dll stop --root <dir>
@@ -61,6 +61,7 @@ public static class Program
                         Version = ParseVersion(a.Optional("version") ?? "8.19.3"),
                         Root = a.Required("root"),
                         BasePort = a.Int("base-port", 7990),
+                        Ports = a.Optional("ports")?.Split(',').Select(p => int.TryParse(p, out var n) ? n : throw new UsageException($"'{p}' in --ports is not a port number.")).ToList(),
                         User = a.Optional("user") ?? "admin",
                         Password = a.Optional("password"),
                         Grace = a.Optional("grace") ?? "30s",

@@ -139,7 +139,9 @@ internal static class Scripts
             exit 0
         fi
         PID=$(cat "$PIDFILE")
-        if ! kill -0 "$PID" 2>/dev/null; then
+        # Alive and not a zombie (a detached node is reaped by init, which may take a while).
+        alive() { kill -0 "$1" 2>/dev/null && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" != "Z" ]; }
+        if ! alive "$PID"; then
             echo "Bitbucket is not running (stale pid $PID); removing $PIDFILE."
             rm -f "$PIDFILE"
             exit 0
@@ -150,7 +152,7 @@ internal static class Scripts
         echo "Stopping Bitbucket (pid $PID); waiting up to $WAIT s."
         kill -TERM "$PID"
         END=$((SECONDS + WAIT))
-        while kill -0 "$PID" 2>/dev/null; do
+        while alive "$PID"; do
             if [ "$SECONDS" -ge "$END" ]; then
                 echo "Bitbucket (pid $PID) did not stop within $WAIT s and is still running. Kill it with: kill -9 $PID" >&2
                 exit 1

@@ -41,6 +41,8 @@ public sealed class ClusterOptions
     public required SimVersion Version { get; init; }
     public required string Root { get; init; }
     public int BasePort { get; init; } = 7990;
+    /// <summary>Explicit ports, one per node (instead of consecutive ports from <see cref="BasePort"/>).</summary>
+    public IReadOnlyList<int>? Ports { get; init; }
     public string User { get; init; } = "admin";
     public string? Password { get; init; }
     public bool Detach { get; init; }
@@ -67,7 +69,8 @@ public static class ClusterLauncher
         if (File.Exists(ClusterManifest.PathIn(root)) && ReadManifest(root)?.Nodes.Any(n => ProcessControl.ReadPid(n.Home) is int p && ProcessControl.IsBbsimNode(p)) == true)
             throw new UsageException($"A simulated cluster is already running under {root}. Stop it first: dotnet bbsim.dll stop --root {root}");
         if (o.Nodes < 1 || o.Nodes > 50) throw new UsageException("--nodes must be between 1 and 50.");
-        var ports = Enumerable.Range(0, o.Nodes).Select(i => o.BasePort + i).ToList();
+        var ports = o.Ports?.ToList() ?? Enumerable.Range(0, o.Nodes).Select(i => o.BasePort + i).ToList();
+        if (ports.Count != o.Nodes) throw new UsageException($"--ports lists {ports.Count} port(s) for {o.Nodes} node(s).");
         foreach (var port in ports)
             if (!PortIsFree(port)) throw new UsageException($"Port {port} on 127.0.0.1 is in use. Choose other ports with --base-port.");
 

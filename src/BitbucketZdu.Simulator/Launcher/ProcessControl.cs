@@ -8,19 +8,54 @@ public static class ProcessControl
     /// <summary>True when <paramref name="pid"/> is alive and is a bbsim node (checked on /proc where it exists).</summary>
     public static bool IsBbsimNode(int pid)
     {
+        if (!IsAlive(pid)) return false;
+        var cmdline = $"/proc/{pid}/cmdline";
+        if (!File.Exists(cmdline)) return true;
+        var text = File.ReadAllText(cmdline).Replace('\0', ' ');
+        return text.Contains("bbsim", StringComparison.Ordinal) && text.Contains(" node ", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// True while <paramref name="pid"/> runs. A zombie counts as exited: a node detached by start-bitbucket.sh is
+    /// reaped by init, which may take a while, and kill -0 (and Process.HasExited) still see it until then.
+    /// </summary>
+    public static bool IsAlive(int pid)
+    {
+        var stat = $"/proc/{pid}/stat";
+        if (File.Exists(stat))
+        {
+            try
+            {
+                var text = File.ReadAllText(stat);
+                var state = text[(text.LastIndexOf(')') + 2)..].FirstOrDefault();
+                return state is not ('Z' or 'X');
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
         try
         {
             using var p = Process.GetProcessById(pid);
-            if (p.HasExited) return false;
+            return !p.HasExited;
         }
         catch (ArgumentException)
         {
             return false;
         }
-        var cmdline = $"/proc/{pid}/cmdline";
-        if (!File.Exists(cmdline)) return true;
-        var text = File.ReadAllText(cmdline).Replace('\0', ' ');
-        return text.Contains("bbsim", StringComparison.Ordinal) && text.Contains(" node ", StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits until <see cref="IsAlive"/> is false; returns false on timeout.</summary>
+    public static async Task<bool> WaitForExitAsync(int pid, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (IsAlive(pid))
+        {
+            if (sw.Elapsed > timeout) return false;
+            await Task.Delay(50);
+        }
+        return true;
     }
 
     public static int? ReadPid(string home)
@@ -42,19 +77,13 @@ public static class ProcessControl
             File.Delete(Path.Combine(home, "bitbucket.pid"));
             return $"{home}: not running (stale pid {pid}).";
         }
-        using var process = Process.GetProcessById(pid.Value);
         if (OperatingSystem.IsWindows()) await ShutdownEndpointAsync(home);
         else Signal(pid.Value, "TERM");
-        using var cts = new CancellationTokenSource(wait);
-        try
-        {
-            await process.WaitForExitAsync(cts.Token);
-        }
-        catch (OperationCanceledException)
+        if (!await WaitForExitAsync(pid.Value, wait))
         {
             if (!killAfterWait) return $"{home}: pid {pid} did not stop within {wait.TotalSeconds:0.#} s and is still running.";
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
+            using (var process = Process.GetProcessById(pid.Value)) process.Kill(entireProcessTree: true);
+            await WaitForExitAsync(pid.Value, TimeSpan.FromSeconds(10));
             File.Delete(Path.Combine(home, "bitbucket.pid"));
             return $"{home}: pid {pid} did not stop within {wait.TotalSeconds:0.#} s; killed.";
         }

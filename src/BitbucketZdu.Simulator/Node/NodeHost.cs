@@ -25,7 +25,7 @@ public static class NodeHost
 
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = Array.Empty<string>(), ContentRootPath = config.Home });
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "yyyy-MM-dd HH:mm:ss,fff "; });
+        // Kestrel and hosting warnings go to the log; the node writes its own INFO lines.
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.GracePeriod);
         builder.WebHost.UseKestrel(k =>
@@ -78,6 +78,8 @@ public static class NodeHost
         });
         await app.WaitForShutdownAsync();
         await heartbeat;
+        // Disposing the host releases ConsoleLifetime's exit block at once (otherwise exit waits for the shutdown timeout).
+        await app.DisposeAsync();
         return 0;
     }
 
