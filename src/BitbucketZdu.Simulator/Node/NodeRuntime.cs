@@ -107,7 +107,7 @@ public sealed class NodeRuntime
     {
         lock (_gate) _left = true;
         Store.DeleteNode(_record);
-        Log($"Bitbucket stopped ({InFlight} request(s) still in flight were cut off).");
+        Log("Bitbucket stopped; the node left the cluster.");
     }
 
     public async Task HeartbeatLoopAsync(CancellationToken ct)
