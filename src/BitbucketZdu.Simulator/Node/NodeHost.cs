@@ -43,7 +43,16 @@ public static class NodeHost
         });
 
         var app = builder.Build();
-        app.Run(ctx => ctx.Request.Path == "/bbsim/admin/shutdown" ? Shutdown(ctx, app.Lifetime, shutdownToken) : Route(ctx, node, api));
+        app.Run(ctx =>
+        {
+            if (node.Faults.RefuseConnections == true)
+            {
+                // A keep-alive connection accepted before the fault: drop it too.
+                ctx.Abort();
+                return Task.CompletedTask;
+            }
+            return ctx.Request.Path == "/bbsim/admin/shutdown" ? Shutdown(ctx, app.Lifetime, shutdownToken) : Route(ctx, node, api);
+        });
 
         var lifetime = app.Lifetime;
         using var stop = new CancellationTokenSource();

@@ -60,6 +60,7 @@ public sealed class NodeRuntime
     /// <summary>The start-up: STARTING for the configured time, then the version check, then ACTIVE or ERROR.</summary>
     public async Task RunStartupAsync(CancellationToken ct)
     {
+        ReloadFaults();
         var delay = Config.StartDelay + TimeSpan.FromMilliseconds(Faults.StartDelayMs ?? 0);
         await Task.Delay(delay, ct).ConfigureAwait(false);
         string? refusal;
@@ -70,6 +71,7 @@ public sealed class NodeRuntime
             var othersRunning = Store.ReadNodes().Any(r => r.Key != Key && ClusterLogic.IsLive(r, now, Config.HeartbeatTimeout)
                 && r.State is NodeStates.Active or NodeStates.Terminating or NodeStates.Draining);
             refusal = ClusterLogic.JoinRefusal(doc, Config.Version, othersRunning);
+            ReloadFaults();
             if (refusal is null && Faults.FailStart == true)
                 refusal = "Bitbucket failed to start (simulated fault failStart).";
             if (refusal is null && (doc.Version is null || (!doc.UpgradeModeEnabled && Config.Version > SimVersion.Parse(doc.Version))))
@@ -92,6 +94,7 @@ public sealed class NodeRuntime
     /// <summary>Graceful stop begins: TERMINATING (and, with the hangOnStop fault, never ends).</summary>
     public void OnStopping()
     {
+        ReloadFaults();
         lock (_gate) _record.State = NodeStates.Terminating;
         Publish();
         Log($"Shutting down gracefully: in-flight requests have {Config.GracePeriod.TotalSeconds:0.###} s to finish ({InFlight} in flight).");

@@ -63,6 +63,7 @@ public sealed class ZduApi(NodeRuntime node)
                 {
                     doc.Version = v.Nodes.First(x => x.State != NodeStates.Offline).Version;
                     Disable(doc);
+                    node.ReloadFaults();
                     doc.FinalizationFailed = node.Faults.UpgradeTasksFail == true;
                 });
                 return;
