@@ -13,14 +13,15 @@ public sealed class GracefulStopTests
     [Fact]
     public async Task Stop_under_load_lets_every_request_in_flight_finish()
     {
-        await using var c = await SimCluster.StartAsync(2);
+        // Requests of 2.5 s, well inside an 8 s grace period, so that TERMINATING is observable on a busy machine.
+        await using var c = await SimCluster.StartAsync(2, extraProperties: "graceful.shutdown.timeout=8s");
         using var client = c.Client();
         await client.StartAsync();
         var node = c.Nodes[1];
         var pid = node.Pid!.Value;
 
         using var http = SimCluster.Http(admin: false);
-        var requests = Enumerable.Range(0, 8).Select(i => http.GetAsync(new Uri(node.Url, $"?delayMs=1500&user=user{i}"))).ToList();
+        var requests = Enumerable.Range(0, 8).Select(i => http.GetAsync(new Uri(node.Url, $"?delayMs=2500&user=user{i}"))).ToList();
         await Eventually.UntilAsync(async () => await InFlightAsync(http, node) == 8, SimCluster.Wait, "8 requests in flight on node-2");
         var busy = await c.WaitForAsync(x => x.Nodes.Single(n => n.Name == node.Name).TasksTotal == 8, "tasksTotal 8 reported for node-2");
         Assert.Equal(8, busy.Nodes.Single(n => n.Name == node.Name).ActiveUserCount);
