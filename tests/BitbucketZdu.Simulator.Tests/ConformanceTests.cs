@@ -128,6 +128,7 @@ public sealed class ConformanceTests
         }
         using var admin = c.Client();
         Assert.Equal(ClusterState.STABLE, (await admin.GetClusterAsync()).State);
+        Canary.AssertAbsent(c.Logs(), "the node logs");
     }
 
     [Fact]
