@@ -1,3 +1,4 @@
+using BitbucketZdu.Simulator.Balancer;
 using BitbucketZdu.Simulator.Cluster;
 using BitbucketZdu.Simulator.Dist;
 using BitbucketZdu.Simulator.Launcher;
@@ -16,6 +17,7 @@ public static class Program
                                    [--password <pw>] [--grace 30s] [--start-delay 2s] [--heartbeat 1s]
                                    [--heartbeat-timeout 5s] [--stable-ids] [--detach]
           dotnet bbsim.dll stop --root <dir>
+          dotnet bbsim.dll balancer --listen <port> --admin-port <port> --server <name>=<host>:<port> ...   (HAProxy-compatible runtime API)
           dotnet bbsim.dll service --install <dir> --home <dir> --output <dir> [--user <name>]
           dotnet bbsim.dll stop-node --home <dir>
           dotnet bbsim.dll node --install <dir> --home <dir> [--no-search] [--pid-file <file>]   (run by bin/start-bitbucket.sh)
@@ -30,6 +32,8 @@ public static class Program
         }
         try
         {
+            if (args[0] == "balancer")
+                return await BalancerCommand.RunAsync(args[1..]);
             var a = new CliArgs(args.Skip(1), "no-search", "detach", "stable-ids");
             switch (args[0])
             {

@@ -1,0 +1,26 @@
+namespace BitbucketZdu.Simulator.Balancer;
+
+/// <summary>One server line of the balancer's backend (HAProxy: <c>server node-1 127.0.0.1:7991 check</c>).</summary>
+public sealed record BalancerServerOptions(string Name, string Host, int Port);
+
+/// <summary>
+/// The simulator's loopback load balancer: an HTTP reverse proxy with one backend whose runtime API speaks the
+/// subset of HAProxy's CLI that the module uses, so the demo runs on machines without HAProxy.
+/// </summary>
+public sealed class BalancerOptions
+{
+    public int ListenPort { get; init; }
+    public int AdminPort { get; init; }
+    /// <summary>"admin" or "operator": the level of the runtime API socket (operator refuses changes, like HAProxy).</summary>
+    public string AdminLevel { get; init; } = "admin";
+    public string FrontendName { get; init; } = "fe";
+    public string BackendName { get; init; } = "bitbucket";
+    public IReadOnlyList<BalancerServerOptions> Servers { get; init; } = Array.Empty<BalancerServerOptions>();
+    public string CheckPath { get; init; } = "/status";
+    public TimeSpan CheckInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan CheckTimeout { get; init; } = TimeSpan.FromMilliseconds(400);
+    /// <summary>Consecutive good checks before a DOWN server is UP again (HAProxy's rise).</summary>
+    public int Rise { get; init; } = 2;
+    /// <summary>Consecutive failed checks before an UP server is DOWN (HAProxy's fall).</summary>
+    public int Fall { get; init; } = 2;
+}
