@@ -218,7 +218,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         {
             if (view.value is null)
             {
-                add(FindingSeverity.Error, "PreflightNodeApiUnreachable", node.Name, node.Place + ".Url", $"Cannot read the cluster from node {node.Name}'s own URL {node.Url}: {view.error?.Message}");
+                add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightNodeApiUnreachable", node.Name, node.Place + ".Url",
+                    $"Cannot read the cluster from node {node.Name}'s own URL {node.Url}: {view.error?.Message}" + (adopting ? " The resumed run re-checks it." : ""));
                 return;
             }
             foreach (var other in profile.Nodes)

@@ -214,11 +214,29 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
                 cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
                 $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
-            var witness = _profile.Nodes.FirstOrDefault(n => !ReferenceEquals(n, node));
-            if (witness is null) return;
-            await _ports.Clock.PollAsync(c => _ports.NodeApi(witness).GetClusterAsync(c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
+            var witnesses = _profile.Nodes.Where(n => !ReferenceEquals(n, node)).ToList();
+            if (witnesses.Count == 0) return;
+            await _ports.Clock.PollAsync(c => AnyOtherViewAsync(witnesses, c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
                 cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
-                $"node {witness.Name} to see node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
+                $"another node ({string.Join(" or ", witnesses.Select(w => w.Name))}) to see node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
+        }
+
+        /// <summary>The cluster as the first other node that answers sees it (one may be down on a resumed run).</summary>
+        private async Task<ZduCluster> AnyOtherViewAsync(IReadOnlyList<NodeProfile> witnesses, CancellationToken ct)
+        {
+            Exception? last = null;
+            foreach (var w in witnesses)
+            {
+                try
+                {
+                    return await _ports.NodeApi(w).GetClusterAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!(ex is OperationCanceledException))
+                {
+                    last = ex;
+                }
+            }
+            throw last!;
         }
 
         /// <summary>Puts the node back to its old version and into rotation. Returns what was done and whether it fully worked.</summary>
