@@ -215,3 +215,57 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
 
     public void Dispose() => _f.Dispose();
 }
+
+public sealed class NodeUpgradeTests : IDisposable
+{
+    private readonly UpgradeFixture _f = new();
+
+    [Fact]
+    public async Task One_node_is_upgraded_when_upgrade_mode_is_on()
+    {
+        _f.World.StartUpgradeMode();
+
+        var report = await _f.Runner().UpgradeNodeAsync(_f.Profile, "node-2", Options(1), CancellationToken.None);
+
+        Assert.Equal(NodeOutcome.Upgraded, report!.Outcome);
+        Assert.Equal(From, report.FromVersion);
+        Assert.Equal(To, _f.World["node-2"].InstalledVersion);
+        Assert.Equal(RotationState.InRotation, _f.World["node-2"].Rotation);
+        Assert.Equal(ClusterState.MIXED, _f.World.Cluster().State);
+        Assert.DoesNotContain(_f.World.Operations, o => o.StartsWith("node-1", StringComparison.Ordinal) || o.StartsWith("node-3", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Without_upgrade_mode_nothing_is_touched()
+    {
+        var ex = await Assert.ThrowsAsync<BbException>(() => _f.Runner().UpgradeNodeAsync(_f.Profile, "node-2", Options(1), CancellationToken.None));
+        Assert.Equal("UpgradeModeOff", ex.ErrorId);
+        Assert.Empty(_f.World.Operations);
+    }
+
+    [Fact]
+    public async Task A_failing_node_is_restored_and_the_error_says_so()
+    {
+        _f.World.StartUpgradeMode();
+        _f.World["node-3"].FailStartOnVersion = To;
+
+        var ex = await Assert.ThrowsAsync<BbException>(() => _f.Runner().UpgradeNodeAsync(_f.Profile, "node-3", Options(1), CancellationToken.None));
+
+        Assert.Equal("UpgradeNodeFailed", ex.ErrorId);
+        Assert.Contains("runs 8.19.3 again and is back in rotation", ex.Message);
+        Assert.Contains("Invoke-BbNodeUpgrade", ex.Message);
+        Assert.Equal(From, _f.World["node-3"].InstalledVersion);
+        Assert.Equal(RotationState.InRotation, _f.World["node-3"].Rotation);
+        Assert.Equal(ClusterState.READY_TO_UPGRADE, _f.World.Cluster().State);
+    }
+
+    [Fact]
+    public async Task An_unknown_node_is_named()
+    {
+        var ex = await Assert.ThrowsAsync<BbException>(() => _f.Runner().UpgradeNodeAsync(_f.Profile, "node-7", Options(1), CancellationToken.None));
+        Assert.Equal("ProfileUnknownNode", ex.ErrorId);
+        Assert.Contains("node-1, node-2, node-3", ex.Message);
+    }
+
+    public void Dispose() => _f.Dispose();
+}

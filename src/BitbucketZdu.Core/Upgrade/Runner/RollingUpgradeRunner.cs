@@ -193,6 +193,49 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
         }
 
+        /// <summary>
+        /// One node, end to end (Invoke-BbNodeUpgrade): pre-stage if needed, then take out → stop → OFFLINE → install →
+        /// start → health gate → put back. The cluster must be in upgrade mode. Returns null when a step was declined
+        /// (-WhatIf). On failure the node is restored and BbException UpgradeNodeFailed / UpgradeRollbackFailed says how.
+        /// </summary>
+        public async Task<NodeUpgradeReport?> UpgradeNodeAsync(ClusterProfile profile, string nodeName, RollingUpgradeOptions options, CancellationToken ct)
+        {
+            var node = profile.FindNode(nodeName) ?? throw new BbException("ProfileUnknownNode", BbErrorCategory.ObjectNotFound,
+                $"The profile {profile.Source ?? profile.Name} has no node '{nodeName}'; it lists {string.Join(", ", profile.Nodes.Select(n => n.Name))}.", nodeName);
+            var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            var plan = UpgradePlanner.Create(profile, cluster);
+            var steps = plan.Steps.Where(s => s.Node == node.Name).ToList();
+            var declined = false;
+            foreach (var step in steps)
+                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
+            if (declined) return null;
+            if (!cluster.UpgradeModeEnabled)
+                throw new BbException("UpgradeModeOff", BbErrorCategory.InvalidOperation,
+                    $"Cluster {profile.BaseUrl} is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off: a node on another version could not join. "
+                    + "Enable upgrade mode first (POST /rest/zdu/start), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
+
+            using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
+            var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, steps.Count);
+            await PreStageAsync(recorder, plan, profile, node, false, ct).ConfigureAwait(false);
+            var upgrader = new NodeUpgrader(_ports, _host, profile, recorder, options.Hook);
+            var from = cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version;
+            try
+            {
+                var report = await upgrader.UpgradeAsync(node, steps.Where(s => s.Kind != StepKind.PreStage).ToList(), 1, from, ct).ConfigureAwait(false);
+                _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
+                return report;
+            }
+            catch (NodeFailedException nf)
+            {
+                throw new BbException(nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed",
+                    nf.InnerException is BbException bb ? bb.Category : BbErrorCategory.NotSpecified,
+                    $"Node {node.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {nf.Message} Restored: {nf.NodeReport.Restored}. "
+                    + $"Next step: fix the cause, then run Invoke-BbNodeUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Name {node.Name} again. Journal: {_ports.Journal.Describe(profile.Name)}.",
+                    node.Name, nf.InnerException);
+            }
+        }
+
         private async Task PreStageAsync(StepRecorder recorder, UpgradePlan plan, ClusterProfile profile, NodeProfile node, bool finished, CancellationToken ct)
         {
             var step = plan.Steps.First(s => s.Kind == StepKind.PreStage && s.Node == node.Name);
