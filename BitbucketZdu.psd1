@@ -10,11 +10,15 @@
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
-    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml')
+    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'Upgrade.Format.ps1xml')
     CmdletsToExport        = @(
         'Connect-BbCluster'
         'Disconnect-BbCluster'
         'Get-BbClusterStatus'
+        'New-BbClusterProfile'
+        'Test-BbClusterProfile'
+        'Invoke-BbNodeUpgrade'
+        'Invoke-BbRollingUpgrade'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

@@ -214,6 +214,34 @@ public sealed class UpgradeCmdletTests : IDisposable
         Assert.Contains("Connect-BbCluster", r.FirstError.Exception.Message);
     }
 
+    [Fact]
+    public void The_format_views_render_the_report_plan_and_findings()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "module", "Upgrade.Format.ps1xml"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        var vars = Vars();
+        vars["fmt"] = Path.Combine(dir!.FullName, "module", "Upgrade.Format.ps1xml");
+
+        var r = _ps.Run("""
+            Update-FormatData -PrependPath $fmt
+            Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -WhatIf | Out-String -Width 250
+            $report = Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Confirm:$false
+            $report | Out-String -Width 250
+            $report.Nodes | Out-String -Width 250
+            Test-BbClusterProfile -ProfilePath $p -SkipProbe | Out-String -Width 250
+            """, vars);
+
+        Assert.Null(r.FirstError);
+        var text = string.Join("\n", r.Output.Select(o => o.ToString()));
+        Assert.Matches(@"Summary\s+: Cluster prod upgraded from 8\.19\.3 to 8\.19\.4: 3/3 nodes, state STABLE", text);
+        Assert.Contains("out of rotation", text);
+        Assert.Contains("Overhead(s)", text);
+        Assert.Contains("ProfileValid", text);
+        Assert.Matches(@"Upgrade\s+: 8\.19\.3 -> 8\.19\.4", text);
+        Assert.Contains("27. https://bitbucket.example.com/: Wait until the cluster is STABLE on 8.19.4", text);
+    }
+
     public void Dispose()
     {
         UpgradePortsFactory.Current = _previous;
