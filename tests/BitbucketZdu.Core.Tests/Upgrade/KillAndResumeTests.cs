@@ -39,6 +39,7 @@ public sealed class KillAndResumeTests
     public async Task Killed_at_a_journal_write_then_resumed_completes_without_repeating_a_destructive_step(int killAt, bool lineWritten)
     {
         using var f = new UpgradeFixture();
+        f.Journal.FlushToDisk = false; // the kill is simulated in-process: what is under test is what was appended, not fsync
         f.World["node-2"].TasksTotal = 0;
         var process = new FakeProcess();
         var killing = new KillingJournal(f.Journal, process, killAt) { WriteBeforeKill = lineWritten };

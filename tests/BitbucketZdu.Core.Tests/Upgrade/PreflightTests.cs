@@ -169,5 +169,14 @@ public sealed class PreflightTests : IDisposable
         Assert.Contains(result.Errors, e => e.Check == "PreflightNodeNotActive" && e.Target == "node-1");
     }
 
+    [Fact]
+    public async Task Resume_without_an_unfinished_run_says_a_fresh_run_starts()
+    {
+        var result = await Preflight(resume: true);
+        Assert.True(result.Passed);
+        Assert.Null(result.AdoptedRun);
+        Assert.Contains(result.Findings, f => f.Check == "PreflightNothingToResume");
+    }
+
     public void Dispose() => _f.Dispose();
 }

@@ -32,6 +32,9 @@ namespace BitbucketZdu.Core.Upgrade.Journal
 
         public string Directory { get; }
 
+        /// <summary>Flush each line to the disk before AppendAsync returns (default). Off only where durability is not under test.</summary>
+        public bool FlushToDisk { get; set; } = true;
+
         /// <summary>The per-user default folder: LocalApplicationData/BitbucketZdu/journal.</summary>
         public static string DefaultDirectory
         {
@@ -86,7 +89,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 System.IO.Directory.CreateDirectory(Directory);
                 using var fs = new FileStream(JournalFile(cluster), FileMode.Append, FileAccess.Write, FileShare.Read);
                 await fs.WriteAsync(bytes, 0, bytes.Length, CancellationToken.None).ConfigureAwait(false);
-                fs.Flush(true);
+                fs.Flush(FlushToDisk);
             }
             finally
             {

@@ -109,6 +109,14 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     if (lastRun is not null && !lastRun.Completed)
                         add(FindingSeverity.Warning, "PreflightUnfinishedRun", profile.Name, "JournalPath",
                             $"Run {lastRun.RunId} of this tool did not finish (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}); the cluster is STABLE, so a fresh run starts.");
+                    else if (resume)
+                        add(FindingSeverity.Info, "PreflightNothingToResume", profile.Name, "JournalPath",
+                            "The journal holds no unfinished run for this target; a fresh run starts.");
+                    return null;
+                case ClusterState.MIXED when !cluster.UpgradeModeEnabled:
+                    // The vendor procedure describes MIXED with upgrade mode off when a node is in ERROR (zdu-api.md §2 says STABLE).
+                    add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
+                        "The cluster is MIXED with upgrade mode off: a node is in ERROR or runs another version. Fix or remove that node; upgrade mode cannot be enabled until then.");
                     return null;
                 case ClusterState.READY_TO_UPGRADE:
                 case ClusterState.MIXED:
