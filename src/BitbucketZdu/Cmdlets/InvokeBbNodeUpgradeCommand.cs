@@ -27,8 +27,10 @@ namespace BitbucketZdu.Cmdlets
         protected override void ProcessRecord()
         {
             var profile = LoadProfile();
+            if (!ConfirmOnce(Name, $"Upgrade node {Name} to {profile.TargetVersion}: out of rotation, stop, install, start, health gate, back into rotation"))
+                return;
             using var ports = CreatePorts(profile);
-            var report = RunOrThrow<NodeUpgradeReport?>((bridge, ct) => new RollingUpgradeRunner(ports, bridge)
+            var report = RunOrThrow<NodeUpgradeReport?>((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
                 .UpgradeNodeAsync(profile, Name, new RollingUpgradeOptions { Hook = MapHook(Hook, bridge) }, ct), Name);
             if (report is not null) WriteObject(report);
         }

@@ -26,11 +26,14 @@ namespace BitbucketZdu.Cmdlets
         protected override void ProcessRecord()
         {
             var profile = LoadProfile();
+            if (!ConfirmOnce(profile.BaseUrl.ToString(),
+                    $"Rolling upgrade of cluster '{profile.Name}' to {profile.TargetVersion}: {profile.Nodes.Count} nodes taken out of rotation, stopped and upgraded one at a time, then finalized"))
+                return;
             using var ports = CreatePorts(profile);
             RollingUpgradeResult result;
             try
             {
-                result = Run((bridge, ct) => new RollingUpgradeRunner(ports, bridge)
+                result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
                     .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume, Hook = MapHook(Hook, bridge) }, ct));
             }
             catch (UpgradeHaltedException halted)
@@ -51,8 +54,6 @@ namespace BitbucketZdu.Cmdlets
 
             if (result.PlanOnly)
             {
-                if (!MyInvocation.BoundParameters.ContainsKey("WhatIf"))
-                    WriteWarning($"A step was declined: nothing was changed on cluster '{profile.Name}'.");
                 WriteObject(result.Plan);
                 return;
             }

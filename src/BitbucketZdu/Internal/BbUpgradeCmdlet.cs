@@ -137,6 +137,36 @@ namespace BitbucketZdu.Internal
             };
         }
 
+        /// <summary>True under -WhatIf (or $WhatIfPreference).</summary>
+        protected bool IsWhatIf
+        {
+            get
+            {
+                if (MyInvocation.BoundParameters.TryGetValue("WhatIf", out var w)) return w is SwitchParameter sw ? sw.IsPresent : LanguagePrimitives.IsTrue(w);
+                return LanguagePrimitives.IsTrue(SessionState.PSVariable.GetValue("WhatIfPreference"));
+            }
+        }
+
+        /// <summary>
+        /// One question for the whole operation, so -Confirm prompts once and not per step. True under -WhatIf (the engine
+        /// then prints every step through <see cref="StepHost"/>) and after a "Yes"; false when the user said no.
+        /// </summary>
+        protected bool ConfirmOnce(string target, string action) => IsWhatIf || ShouldProcess(target, action);
+
+        /// <summary>The engine's host after <see cref="ConfirmOnce"/>: steps print under -WhatIf, are approved otherwise.</summary>
+        protected Core.Hosting.IOperationHost StepHost(PipelineBridge bridge) => IsWhatIf ? bridge : new ApprovedSteps(bridge);
+
+        private sealed class ApprovedSteps : Core.Hosting.IOperationHost
+        {
+            private readonly Core.Hosting.IOperationHost _inner;
+            public ApprovedSteps(Core.Hosting.IOperationHost inner) => _inner = inner;
+            public void Verbose(string message) => _inner.Verbose(message);
+            public void Debug(string message) => _inner.Debug(message);
+            public void Warning(string message) => _inner.Warning(message);
+            public void Progress(Core.Hosting.OperationProgress progress) => _inner.Progress(progress);
+            public bool ShouldProcess(string target, string action) => true;
+        }
+
         private static bool SameBase(Uri a, Uri b) =>
             Uri.Compare(a, b, UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0
             || string.Equals(a.GetLeftPart(UriPartial.Path).TrimEnd('/'), b.GetLeftPart(UriPartial.Path).TrimEnd('/'), StringComparison.OrdinalIgnoreCase);

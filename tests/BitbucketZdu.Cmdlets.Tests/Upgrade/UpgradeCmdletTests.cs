@@ -180,6 +180,17 @@ public sealed class UpgradeCmdletTests : IDisposable
     }
 
     [Fact]
+    public void Without_Confirm_false_a_host_that_cannot_prompt_changes_nothing()
+    {
+        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j", Vars());
+
+        Assert.NotNull(r.FirstError);
+        Assert.Empty(r.Output);
+        Assert.Empty(_f.World.Operations);
+        Assert.False(_f.World.UpgradeMode);
+    }
+
+    [Fact]
     public void Node_upgrade_takes_nodes_from_the_pipeline_by_property_name()
     {
         _f.World.StartUpgradeMode();
