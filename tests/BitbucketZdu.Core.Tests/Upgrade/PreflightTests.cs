@@ -178,5 +178,17 @@ public sealed class PreflightTests : IDisposable
         Assert.Contains(result.Findings, f => f.Check == "PreflightNothingToResume");
     }
 
+    [Fact]
+    public async Task Changing_the_target_in_the_middle_of_an_upgrade_is_refused()
+    {
+        _f.World["node-2"].FailStartOnVersion = To;
+        await Assert.ThrowsAsync<BitbucketZdu.Core.Upgrade.Runner.UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(1), CancellationToken.None));
+
+        var result = await Preflight(WithTarget("8.19.5"), resume: true);
+
+        var f = Assert.Single(result.Errors, e => e.Check == "PreflightTargetChanged");
+        Assert.Contains("Set TargetVersion back to 8.19.4", f.Message);
+    }
+
     public void Dispose() => _f.Dispose();
 }

@@ -133,6 +133,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                             $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume to continue it.");
                         return null;
                     }
+                    if (lastRun is not null && !lastRun.Completed && lastRun.StartedUpgradeMode)
+                    {
+                        add(FindingSeverity.Error, "PreflightTargetChanged", profile.Name, "TargetVersion",
+                            $"Run {lastRun.RunId} of this tool enabled upgrade mode for {lastRun.TargetVersion} but the profile now targets {profile.TargetVersion}. Set TargetVersion back to {lastRun.TargetVersion} and resume.");
+                        return null;
+                    }
                     add(FindingSeverity.Error, "PreflightUpgradeNotOurs", profile.BaseUrl.ToString(), null,
                         $"An upgrade is in progress that this tool did not start: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
                         + "Finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded) before running this tool.");

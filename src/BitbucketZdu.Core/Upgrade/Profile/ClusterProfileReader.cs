@@ -254,7 +254,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 return false;
             }
 
-            // PSObject wraps values in some hosts; its BaseObject is reached through ToString-free reflection-less duck typing.
+            // Some hosts hand values wrapped in a PSObject; Core does not reference PowerShell, so unwrap by name.
             private static object? Unwrap(object? v)
             {
                 if (v is null) return null;

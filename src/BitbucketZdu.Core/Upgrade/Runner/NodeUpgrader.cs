@@ -89,7 +89,6 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 _host.Verbose($"Node {node.Name} already runs {Target} and is in rotation.");
                 return report;
             }
-            if (level > 0 && report.FromVersion == Target) report.FromVersion = null;
 
             var nodeStarted = _ports.Clock.Timestamp;
             long? outSince = null;

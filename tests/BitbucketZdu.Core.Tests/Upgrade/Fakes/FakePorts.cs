@@ -78,31 +78,41 @@ public sealed class FakeZduClient : IZduClient
     public void Dispose() { }
 }
 
-public sealed class FakeRotation : IRotation
+/// <summary>What the fake load balancer and node hosts share: the world, the process that calls, the node lookup.</summary>
+public abstract class FakePort
 {
-    private readonly FakeWorld _world;
-    private readonly FakeProcess _process;
-
-    public FakeRotation(FakeWorld world, FakeProcess process)
+    protected FakePort(FakeWorld world, FakeProcess process)
     {
-        _world = world;
-        _process = process;
+        World = world;
+        Process = process;
     }
 
-    private FakeNode Node(NodeProfile n, CancellationToken ct)
+    protected FakeWorld World { get; }
+    protected FakeProcess Process { get; }
+
+    /// <summary>The node, once the (live) process has reached it; <paramref name="unreachable"/> says why not.</summary>
+    protected FakeNode Reach(NodeProfile n, CancellationToken ct, Func<FakeNode, Exception?>? unreachable = null)
     {
         ct.ThrowIfCancellationRequested();
-        _process.Check();
-        var node = _world[n.Name];
-        if (!node.LoadBalancerReachable) throw new BbException("HAProxyUnreachable", BbErrorCategory.ConnectionError, "admin socket refused");
+        Process.Check();
+        var node = World[n.Name];
+        if (unreachable?.Invoke(node) is Exception ex) throw ex;
         return node;
     }
+}
+
+public sealed class FakeRotation : FakePort, IRotation
+{
+    private readonly FakeWorld _world;
+
+    public FakeRotation(FakeWorld world, FakeProcess process) : base(world, process) => _world = world;
+
+    private FakeNode Node(NodeProfile n, CancellationToken ct) => Reach(n, ct, node =>
+        node.LoadBalancerReachable ? null : new BbException("HAProxyUnreachable", BbErrorCategory.ConnectionError, "admin socket refused"));
 
     public Task<RotationProbe> ProbeAsync(NodeProfile n, CancellationToken ct)
     {
-        ct.ThrowIfCancellationRequested();
-        _process.Check();
-        var node = _world[n.Name];
+        var node = Reach(n, ct);
         return Task.FromResult(new RotationProbe
         {
             Reachable = node.LoadBalancerReachable,
@@ -136,34 +146,21 @@ public sealed class FakeRotation : IRotation
     public Task<RotationState> GetStateAsync(NodeProfile n, CancellationToken ct) => Task.FromResult(Node(n, ct).Rotation);
 }
 
-public sealed class FakeNodeHost : INodeHost
+public sealed class FakeNodeHost : FakePort, INodeHost
 {
     private readonly FakeWorld _world;
-    private readonly FakeProcess _process;
 
-    public FakeNodeHost(FakeWorld world, FakeProcess process)
-    {
-        _world = world;
-        _process = process;
-    }
+    public FakeNodeHost(FakeWorld world, FakeProcess process) : base(world, process) => _world = world;
 
-    private FakeNode Node(NodeProfile n, CancellationToken ct)
-    {
-        ct.ThrowIfCancellationRequested();
-        _process.Check();
-        var node = _world[n.Name];
-        if (!node.HostReachable) throw new BbException("NodeUnreachable", BbErrorCategory.ConnectionError, $"ssh {n.RemotingTarget}: connection refused");
-        return node;
-    }
+    private FakeNode Node(NodeProfile n, CancellationToken ct) => Reach(n, ct, node =>
+        node.HostReachable ? null : new BbException("NodeUnreachable", BbErrorCategory.ConnectionError, $"ssh {n.RemotingTarget}: connection refused"));
 
     private bool StatusRunning(FakeNode node) =>
         node.Running && node.FailStartOnVersion != node.InstalledVersion && _world.Clock.Now >= node.StartedAt + _world.StartDuration;
 
     public Task<NodeHostProbe> ProbeAsync(NodeProfile n, CancellationToken ct)
     {
-        ct.ThrowIfCancellationRequested();
-        _process.Check();
-        var node = _world[n.Name];
+        var node = Reach(n, ct);
         return Task.FromResult(node.HostReachable
             ? new NodeHostProbe { Reachable = true, InstalledVersion = node.InstalledVersion, FreeDiskBytes = node.FreeDisk }
             : new NodeHostProbe { Reachable = false, Problem = "ssh: connection refused" });
