@@ -269,3 +269,58 @@ public sealed class NodeUpgradeTests : IDisposable
 
     public void Dispose() => _f.Dispose();
 }
+
+public sealed class ResumeEdgeTests : IDisposable
+{
+    private readonly UpgradeFixture _f = new();
+
+    [Fact]
+    public async Task A_resumed_node_that_already_runs_the_target_but_fails_its_gate_goes_back_to_the_original_version()
+    {
+        // Killed after node-1 started on the target but before its health gate; then node-1 turns out broken.
+        var process = new FakeProcess();
+        _f.World["node-1"].FailStartOnVersion = To;
+        var first = _f.Runner(new KillAfterStep(_f.Journal, process, "node-1/start"), process);
+        await Assert.ThrowsAnyAsync<Exception>(() => first.RunAsync(_f.Profile, Options(40001), CancellationToken.None));
+        Assert.Equal(To, _f.World["node-1"].InstalledVersion);
+
+        var ex = await Assert.ThrowsAsync<UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(40002, resume: true), CancellationToken.None));
+
+        Assert.Equal("UpgradeNodeFailed", ex.ErrorId);
+        Assert.Equal(From, _f.World["node-1"].InstalledVersion);
+        Assert.Equal(RotationState.InRotation, _f.World["node-1"].Rotation);
+        Assert.Contains("runs 8.19.3 again", ex.Message);
+    }
+
+    /// <summary>Kills the process right after the step-done line of one step.</summary>
+    private sealed class KillAfterStep : IJournalStore
+    {
+        private readonly IJournalStore _inner;
+        private readonly FakeProcess _process;
+        private readonly string _step;
+
+        public KillAfterStep(IJournalStore inner, FakeProcess process, string step)
+        {
+            _inner = inner;
+            _process = process;
+            _step = step;
+        }
+
+        public Task<IReadOnlyList<JournalEntry>> ReadAsync(string cluster, CancellationToken ct) => _inner.ReadAsync(cluster, ct);
+
+        public async Task AppendAsync(string cluster, JournalEntry entry, CancellationToken ct)
+        {
+            await _inner.AppendAsync(cluster, entry, ct);
+            if (entry.Step == _step && entry.Kind == JournalKinds.StepDone)
+            {
+                _process.Kill();
+                throw new SimulatedKillException();
+            }
+        }
+
+        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken ct) => _inner.AcquireLockAsync(cluster, owner, ct);
+        public string Describe(string cluster) => _inner.Describe(cluster);
+    }
+
+    public void Dispose() => _f.Dispose();
+}

@@ -135,8 +135,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 {
                     currentNode = ordered[i];
                     var steps = plan.Steps.Where(s => s.Node == currentNode.Name && s.Kind != StepKind.PreStage).ToList();
-                    nodeReports[i] = await upgrader.UpgradeAsync(currentNode, steps, i + 1, nodeReports[i].FromVersion ?? fromVersion, ct).ConfigureAwait(false);
-                    nodeReports[i].FromVersion ??= fromVersion;
+                    // The version to restore on failure is the cluster's original one, not what the node shows now
+                    // (on a resumed run a half-done node may already show the target).
+                    nodeReports[i] = await upgrader.UpgradeAsync(currentNode, steps, i + 1, fromVersion ?? nodeReports[i].FromVersion, ct).ConfigureAwait(false);
                     report.Nodes = nodeReports;
                 }
                 currentNode = null;
