@@ -169,6 +169,9 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
         Assert.Equal(new[] { UpgradePhase.PreflightPassed, UpgradePhase.PreStaged, UpgradePhase.UpgradeModeEnabled },
             events.Take(3).Select(e => e.Phase));
         Assert.Contains(events, e => e.Phase == UpgradePhase.NodeUpgraded && e.Node == "node-1");
+        var failed = Assert.Single(events, e => e.Phase == UpgradePhase.NodeFailed);
+        Assert.Equal("node-2", failed.Node);
+        Assert.Contains("runs 8.19.3 again", failed.Message);
         Assert.Equal(UpgradePhase.Halted, events[^1].Phase);
         Assert.NotNull(events[^1].Report);
     }

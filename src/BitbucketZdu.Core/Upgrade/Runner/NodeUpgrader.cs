@@ -158,6 +158,14 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 report.Outcome = fully ? NodeOutcome.RolledBack : NodeOutcome.Failed;
                 if (outSince is long since) report.OutOfRotation = _ports.Clock.Since(since);
                 report.Total = _ports.Clock.Since(nodeStarted);
+                try
+                {
+                    await HookAsync(UpgradePhase.NodeFailed, node, $"{report.Error} Restored: {restored}.", CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception hookError)
+                {
+                    _host.Warning($"The NodeFailed hook failed: {hookError.Message}");
+                }
                 throw new NodeFailedException(report, failedStep, fully, ex);
             }
         }
