@@ -191,7 +191,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 case StepKind.WaitOffline:
                     await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsOffline(NodeMatcher.Find(cl.Nodes, node)),
                         cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Offline, Timeouts,
-                        $"the API to show node {node.Name} OFFLINE", "UpgradeOfflineTimeout", ct).ConfigureAwait(false);
+                        $"the API to show node {node.Name} OFFLINE", "UpgradeOfflineTimeout", ct, Waiting(node, "OFFLINE")).ConfigureAwait(false);
                     break;
                 case StepKind.Install:
                     await _ports.Nodes.InstallAsync(node, Target, ct).ConfigureAwait(false);
@@ -220,7 +220,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             await _ports.Nodes.WaitStatusRunningAsync(node, Timeouts.Start, ct).ConfigureAwait(false);
             await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
                 cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
-                $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
+                $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct, Waiting(node, "ACTIVE on " + version)).ConfigureAwait(false);
             var witnesses = _profile.Nodes.Where(n => !ReferenceEquals(n, node)).ToList();
             if (witnesses.Count == 0) return;
             await _ports.Clock.PollAsync(c => AnyOtherViewAsync(witnesses, c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
@@ -328,6 +328,13 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 _host.Warning($"Could not write to the journal: {ex.Message}");
             }
         }
+
+        /// <summary>Live progress while a wait polls: what the API shows for the node now.</summary>
+        private Action<ZduCluster> Waiting(NodeProfile node, string wanted) => cl =>
+            _host.Progress(new OperationProgress(2, $"Waiting for {node.Name} to be {wanted}", "API: " + DescribeApi(NodeMatcher.Find(cl.Nodes, node)))
+            {
+                ParentActivityId = 1,
+            });
 
         private static bool IsOffline(ZduNode? n) => n is null || n.State == NodeState.OFFLINE;
         private static bool IsActiveOn(ZduNode? n, string version) => n is not null && n.State == NodeState.ACTIVE && n.Version == version;
