@@ -10,7 +10,7 @@
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
-    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'LoadBalancers.Format.ps1xml')
+    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'LoadBalancers.Format.ps1xml', 'Upgrade.Format.ps1xml')
     CmdletsToExport        = @(
         'Connect-BbCluster'
         'Disconnect-BbCluster'
@@ -25,6 +25,10 @@
         'Get-BbLoadBalancerMember'
         'Remove-BbNodeFromLoadBalancer'
         'Add-BbNodeToLoadBalancer'
+        'New-BbClusterProfile'
+        'Test-BbClusterProfile'
+        'Invoke-BbNodeUpgrade'
+        'Invoke-BbRollingUpgrade'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

@@ -1,0 +1,59 @@
+using System;
+using System.Collections.Generic;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace BitbucketZdu.Core.Upgrade.Journal
+{
+    /// <summary>Who holds a cluster's lock.</summary>
+    public sealed class LockOwner
+    {
+        public LockOwner(string host, int pid)
+        {
+            Host = host;
+            Pid = pid;
+        }
+
+        public string Host { get; }
+        public int Pid { get; }
+        public DateTimeOffset Since { get; set; } = DateTimeOffset.UtcNow;
+
+        public static LockOwner Current
+        {
+            get
+            {
+                using var p = System.Diagnostics.Process.GetCurrentProcess();
+                return new LockOwner(Environment.MachineName, p.Id);
+            }
+        }
+
+        public override string ToString() => $"process {Pid} on {Host} since {Since:u}";
+    }
+
+    /// <summary>
+    /// Where journals live, one per cluster (a file folder now; an Azure blob container is planned). Appends are
+    /// durable before they return: a line that was written survives a crash of the process right after.
+    /// </summary>
+    public interface IJournalStore
+    {
+        /// <summary>Every entry of the cluster's journal, oldest first; empty when there is none.</summary>
+        Task<IReadOnlyList<JournalEntry>> ReadAsync(string cluster, CancellationToken cancellationToken);
+
+        Task AppendAsync(string cluster, JournalEntry entry, CancellationToken cancellationToken);
+
+        /// <summary>
+        /// Takes the cluster's lock or throws BbException <c>JournalLocked</c> naming the holder. A lock left by a process
+        /// that no longer runs on this host is stale and taken over (the returned lock says so).
+        /// </summary>
+        Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken);
+
+        /// <summary>Where the journal of <paramref name="cluster"/> is, for messages.</summary>
+        string Describe(string cluster);
+    }
+
+    public interface IJournalLock : IDisposable
+    {
+        /// <summary>The stale owner this lock replaced, or null.</summary>
+        LockOwner? TookOverFrom { get; }
+    }
+}

@@ -1,0 +1,170 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Profile;
+
+namespace BitbucketZdu.Core.Upgrade.Plan
+{
+    /// <summary>The kinds of step, in the order they run for one node.</summary>
+    public enum StepKind
+    {
+        PreStage,
+        EnableUpgradeMode,
+        TakeOut,
+        Stop,
+        WaitOffline,
+        Install,
+        Start,
+        HealthGate,
+        PutBack,
+        Finalize,
+        WaitStable,
+    }
+
+    /// <summary>One step of a plan: what -WhatIf prints and what the journal records.</summary>
+    public sealed class PlanStep
+    {
+        public PlanStep(int number, StepKind kind, string? node, string target, string action)
+        {
+            Number = number;
+            Kind = kind;
+            Node = node;
+            Target = target;
+            Action = action;
+            Key = node is null
+                ? kind switch
+                {
+                    StepKind.EnableUpgradeMode => PlanStepKeys.EnableUpgradeMode,
+                    StepKind.Finalize => PlanStepKeys.Finalize,
+                    _ => PlanStepKeys.WaitStable,
+                }
+                : node + "/" + KeyOf(kind);
+        }
+
+        public int Number { get; }
+        public StepKind Kind { get; }
+        /// <summary>The node, or null for cluster-wide steps.</summary>
+        public string? Node { get; }
+        /// <summary>What the step acts on (node name, cluster URL): ShouldProcess's target.</summary>
+        public string Target { get; }
+        /// <summary>What the step does, in words: ShouldProcess's action.</summary>
+        public string Action { get; }
+        /// <summary>Stable key used by the journal, e.g. <c>node-1/stop</c>.</summary>
+        public string Key { get; }
+
+        public static string KeyOf(StepKind kind) => kind switch
+        {
+            StepKind.PreStage => "pre-stage",
+            StepKind.TakeOut => "take-out",
+            StepKind.Stop => "stop",
+            StepKind.WaitOffline => "wait-offline",
+            StepKind.Install => "install",
+            StepKind.Start => "start",
+            StepKind.HealthGate => "health-gate",
+            StepKind.PutBack => "put-back",
+            _ => kind.ToString(),
+        };
+
+        public override string ToString() => $"{Number,3}. {Target}: {Action}";
+    }
+
+    /// <summary>A node in plan order, with the load that decided its place.</summary>
+    public sealed class PlannedNode
+    {
+        public int Order { get; set; }
+        public string Name { get; set; } = "";
+        public string? Version { get; set; }
+        public string? State { get; set; }
+        public int? TasksTotal { get; set; }
+        public int? ActiveUserCount { get; set; }
+    }
+
+    /// <summary>Everything a run will do, in order. Output of -WhatIf and Invoke-BbRollingUpgrade -WhatIf.</summary>
+    public sealed class UpgradePlan
+    {
+        public string Cluster { get; set; } = "";
+        public Uri? BaseUrl { get; set; }
+        public string? FromVersion { get; set; }
+        public string TargetVersion { get; set; } = "";
+        public IReadOnlyList<PlannedNode> Nodes { get; set; } = Array.Empty<PlannedNode>();
+        public IReadOnlyList<PlanStep> Steps { get; set; } = Array.Empty<PlanStep>();
+
+        public IReadOnlyList<string> NodeOrder => Nodes.Select(n => n.Name).ToList();
+
+        public override string ToString() => $"{Cluster}: {FromVersion} -> {TargetVersion}, {Nodes.Count} nodes, {Steps.Count} steps";
+    }
+
+    /// <summary>Orders nodes (least busy first) and lists every step.</summary>
+    public static class UpgradePlanner
+    {
+        /// <summary>
+        /// Least busy first: fewest running tasks, then fewest active users (unknown counts go last), then by name.
+        /// <paramref name="fixedOrder"/> (from a journal being resumed) wins over the loads seen now.
+        /// </summary>
+        public static IReadOnlyList<NodeProfile> Order(ClusterProfile profile, ZduCluster cluster, IReadOnlyList<string>? fixedOrder = null)
+        {
+            if (fixedOrder is not null && fixedOrder.Count > 0)
+            {
+                var known = fixedOrder.Select(profile.FindNode).Where(n => n is not null).Select(n => n!).ToList();
+                return known.Concat(profile.Nodes.Where(n => !known.Contains(n))).ToList();
+            }
+            return profile.Nodes
+                .Select(n => (node: n, api: NodeMatcher.Find(cluster.Nodes, n)))
+                .OrderBy(x => x.api?.TasksTotal is null ? 1 : 0).ThenBy(x => x.api?.TasksTotal ?? 0)
+                .ThenBy(x => x.api?.ActiveUserCount is null ? 1 : 0).ThenBy(x => x.api?.ActiveUserCount ?? 0)
+                .ThenBy(x => x.node.Name, StringComparer.OrdinalIgnoreCase)
+                .Select(x => x.node)
+                .ToList();
+        }
+
+        public static UpgradePlan Create(ClusterProfile profile, ZduCluster cluster, IReadOnlyList<string>? fixedOrder = null)
+        {
+            var ordered = Order(profile, cluster, fixedOrder);
+            var target = profile.TargetVersion.ToString();
+            var steps = new List<PlanStep>();
+            void Add(StepKind kind, string? node, string stepTarget, string action) => steps.Add(new PlanStep(steps.Count + 1, kind, node, stepTarget, action));
+
+            foreach (var n in ordered)
+                Add(StepKind.PreStage, n.Name, n.Name, $"Pre-stage Bitbucket {target} from {profile.Archive.Location} into a new install dir under {n.InstallRoot} (checksum verified; the running node is untouched)");
+            Add(StepKind.EnableUpgradeMode, null, profile.BaseUrl.ToString(), "Enable upgrade mode (POST /rest/zdu/start)");
+            foreach (var n in ordered)
+            {
+                var members = n.Members.Count == 0 ? "no load balancer" : string.Join(", ", n.Members.Select(m => m.ToString()));
+                Add(StepKind.TakeOut, n.Name, n.Name, $"Take out of rotation: drain, wait until idle, maintenance ({members})");
+                Add(StepKind.Stop, n.Name, n.Name, $"Stop Bitbucket gracefully ({n.ServiceKind}) and wait until the process is gone");
+                Add(StepKind.WaitOffline, n.Name, n.Name, "Wait until the cluster API shows the node OFFLINE");
+                Add(StepKind.Install, n.Name, n.Name, $"Switch the service to the staged Bitbucket {target} install dir");
+                Add(StepKind.Start, n.Name, n.Name, $"Start Bitbucket {target}");
+                Add(StepKind.HealthGate, n.Name, n.Name, $"Health gate: {n.Url}status RUNNING, the API shows the node ACTIVE on {target}, seen from another node too");
+                Add(StepKind.PutBack, n.Name, n.Name, "Put back into rotation and wait until the load balancer sees it healthy");
+            }
+            Add(StepKind.Finalize, null, profile.BaseUrl.ToString(), "Finalize the upgrade (POST /rest/zdu/approve)");
+            Add(StepKind.WaitStable, null, profile.BaseUrl.ToString(), $"Wait until the cluster is STABLE on {target}");
+
+            var i = 0;
+            return new UpgradePlan
+            {
+                Cluster = profile.Name,
+                BaseUrl = profile.BaseUrl,
+                FromVersion = cluster.OriginalVersion ?? cluster.Nodes.FirstOrDefault(x => x.State != NodeState.OFFLINE)?.Version,
+                TargetVersion = target,
+                Nodes = ordered.Select(n =>
+                {
+                    var api = NodeMatcher.Find(cluster.Nodes, n);
+                    return new PlannedNode
+                    {
+                        Order = ++i,
+                        Name = n.Name,
+                        Version = api?.Version,
+                        State = api?.StateText ?? api?.State.ToString(),
+                        TasksTotal = api?.TasksTotal,
+                        ActiveUserCount = api?.ActiveUserCount,
+                    };
+                }).ToList(),
+                Steps = steps,
+            };
+        }
+    }
+}

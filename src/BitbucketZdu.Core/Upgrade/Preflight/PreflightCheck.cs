@@ -1,0 +1,349 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Security.Cryptography;
+using System.Threading;
+using System.Threading.Tasks;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Rules;
+using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Plan;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Profile;
+
+namespace BitbucketZdu.Core.Upgrade.Preflight
+{
+    /// <summary>
+    /// Proves a run can finish before anything changes: reads the cluster, every node's own view, every load balancer
+    /// member, every node host and the archive, in parallel. Changes nothing.
+    /// </summary>
+    public sealed class PreflightCheck
+    {
+        private readonly UpgradePorts _ports;
+        private readonly IOperationHost _host;
+
+        public PreflightCheck(UpgradePorts ports, IOperationHost host)
+        {
+            _ports = ports;
+            _host = host;
+        }
+
+        /// <param name="resume">True when the caller asked to resume: an unfinished run of this tool may be adopted.</param>
+        public async Task<PreflightResult> RunAsync(ClusterProfile profile, bool resume, CancellationToken cancellationToken)
+        {
+            var started = _ports.Clock.Timestamp;
+            var findings = new ConcurrentBag<(int order, PreflightFinding finding)>();
+            var seq = 0;
+            void Add(FindingSeverity s, string check, string? target, string? place, string message) =>
+                findings.Add((Interlocked.Increment(ref seq), new PreflightFinding(s, check, target, place, message)));
+
+            _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Reading the cluster, nodes, load balancers and archive"));
+
+            var clusterTask = Try(() => _ports.Cluster.GetClusterAsync(cancellationToken));
+            var journalTask = Try(() => _ports.Journal.ReadAsync(profile.Name, cancellationToken));
+            var viewsTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.NodeApi(n).GetClusterAsync(cancellationToken))));
+            var rotationTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Rotation.ProbeAsync(n, cancellationToken))));
+            var hostTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Nodes.ProbeAsync(n, cancellationToken))));
+            var archiveTask = CheckArchiveAsync(profile, Add, cancellationToken);
+            await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+
+            var (cluster, clusterError) = clusterTask.Result;
+            var (journal, journalError) = journalTask.Result;
+            if (journalError is not null)
+                Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), "JournalPath", journalError.Message);
+            var lastRun = journal is null ? null : JournalRun.Last(journal);
+            JournalRun? adopted = null;
+            var target = profile.TargetVersion;
+
+            if (cluster is null)
+            {
+                Add(FindingSeverity.Error, "PreflightClusterUnreachable", profile.BaseUrl.ToString(), "BaseUrl",
+                    $"Cannot read the cluster at {profile.BaseUrl}: {clusterError?.Message}");
+            }
+            else
+            {
+                adopted = CheckState(profile, cluster, lastRun, resume, Add);
+                CheckVersions(profile, cluster, adopted, Add);
+                CheckMembership(profile, cluster, adopted is not null, Add);
+                CheckCapacity(profile, cluster, Add);
+            }
+
+            var views = viewsTask.Result;
+            var rotations = rotationTask.Result;
+            var hosts = hostTask.Result;
+            for (var i = 0; i < profile.Nodes.Count; i++)
+            {
+                var node = profile.Nodes[i];
+                CheckView(profile, node, views[i], adopted is not null, Add);
+                CheckRotation(node, rotations[i], adopted is not null, Add);
+                CheckHost(profile, node, hosts[i], cluster, adopted is not null, Add);
+            }
+
+            _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Done") { Completed = true });
+            var ordered = findings.OrderBy(f => f.finding.Severity == FindingSeverity.Error ? 0 : f.finding.Severity == FindingSeverity.Warning ? 1 : 2)
+                .ThenBy(f => f.order).Select(f => f.finding).ToList();
+            if (ordered.All(f => f.Severity != FindingSeverity.Error))
+                ordered.Add(new PreflightFinding(FindingSeverity.Info, "PreflightPassed", profile.Name, null,
+                    adopted is null ? $"Every check passed: the cluster can be upgraded to {target}."
+                        : $"Every check passed: run {adopted.RunId} of this tool can be resumed."));
+            return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started));
+        }
+
+        private static JournalRun? CheckState(ClusterProfile profile, ZduCluster cluster, JournalRun? lastRun, bool resume,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var ours = lastRun is not null && !lastRun.Completed && lastRun.TargetVersion == profile.TargetVersion.ToString();
+            var state = cluster.StateText ?? cluster.State.ToString();
+            switch (cluster.State)
+            {
+                case ClusterState.STABLE when !cluster.UpgradeModeEnabled:
+                    if (ours && resume)
+                    {
+                        add(FindingSeverity.Info, "PreflightResuming", profile.Name, null, $"Resuming run {lastRun!.RunId} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}); the cluster is STABLE.");
+                        return lastRun;
+                    }
+                    if (lastRun is not null && !lastRun.Completed)
+                        add(FindingSeverity.Warning, "PreflightUnfinishedRun", profile.Name, "JournalPath",
+                            $"Run {lastRun.RunId} of this tool did not finish (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}); the cluster is STABLE, so a fresh run starts.");
+                    else if (resume)
+                        add(FindingSeverity.Info, "PreflightNothingToResume", profile.Name, "JournalPath",
+                            "The journal holds no unfinished run for this target; a fresh run starts.");
+                    return null;
+                case ClusterState.MIXED when !cluster.UpgradeModeEnabled:
+                    // The vendor procedure describes MIXED with upgrade mode off when a node is in ERROR (zdu-api.md §2 says STABLE).
+                    add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
+                        "The cluster is MIXED with upgrade mode off: a node is in ERROR or runs another version. Fix or remove that node; upgrade mode cannot be enabled until then.");
+                    return null;
+                case ClusterState.READY_TO_UPGRADE:
+                case ClusterState.MIXED:
+                case ClusterState.READY_TO_RUN_UPGRADE_TASKS:
+                    if (ours && lastRun!.StartedUpgradeMode)
+                    {
+                        if (resume)
+                        {
+                            add(FindingSeverity.Info, "PreflightResuming", profile.Name, null,
+                                $"Resuming run {lastRun.RunId}: the cluster is {state} with upgrade mode started by that run (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}).");
+                            return lastRun;
+                        }
+                        add(FindingSeverity.Error, "PreflightResumeRequired", profile.Name, null,
+                            $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume to continue it.");
+                        return null;
+                    }
+                    if (lastRun is not null && !lastRun.Completed && lastRun.StartedUpgradeMode)
+                    {
+                        add(FindingSeverity.Error, "PreflightTargetChanged", profile.Name, "TargetVersion",
+                            $"Run {lastRun.RunId} of this tool enabled upgrade mode for {lastRun.TargetVersion} but the profile now targets {profile.TargetVersion}. Set TargetVersion back to {lastRun.TargetVersion} and resume.");
+                        return null;
+                    }
+                    add(FindingSeverity.Error, "PreflightUpgradeNotOurs", profile.BaseUrl.ToString(), null,
+                        $"An upgrade is in progress that this tool did not start: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
+                        + "Finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded) before running this tool.");
+                    return null;
+                default:
+                    add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
+                        $"The cluster is {state}{(cluster.UpgradeModeEnabled ? " with upgrade mode on" : "")}: a rolling upgrade needs STABLE. "
+                        + (cluster.State == ClusterState.UPGRADE_TASKS_FAILED ? "Finalization tasks failed: retry them (POST /rest/zdu/retryUpgrade) or contact Atlassian support." : "Wait until it is STABLE."));
+                    return null;
+            }
+        }
+
+        private static void CheckVersions(ClusterProfile profile, ZduCluster cluster, JournalRun? adopted,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var live = cluster.Nodes.Where(n => n.State != NodeState.OFFLINE && n.Version is not null).ToList();
+            var baseText = cluster.OriginalVersion ?? adopted?.FromVersion ?? live.Select(n => n.Version).FirstOrDefault();
+            if (adopted is null && !cluster.UpgradeModeEnabled && live.Select(n => n.Version).Distinct().Count() > 1)
+            {
+                add(FindingSeverity.Error, "PreflightMixedVersions", profile.BaseUrl.ToString(), null,
+                    "The nodes run different versions (" + string.Join(", ", live.Select(n => $"{n.Name} {n.Version}")) + ") although the cluster is not in upgrade mode.");
+                return;
+            }
+            if (!BitbucketVersion.TryParse(baseText, out var current))
+            {
+                add(FindingSeverity.Error, "PreflightUnknownVersion", profile.BaseUrl.ToString(), null, $"Cannot tell the cluster's version (API says '{baseText ?? "nothing"}').");
+                return;
+            }
+            var target = profile.TargetVersion;
+            if (adopted is not null && live.Count > 0 && live.All(n => n.Version == target.ToString()) && cluster.State == ClusterState.STABLE)
+            {
+                add(FindingSeverity.Info, "PreflightAlreadyOnTarget", profile.BaseUrl.ToString(), "TargetVersion", $"Every node already runs {target}; the resumed run only completes the journal.");
+                return;
+            }
+            var why = current!.WhyNotUpgradableTo(target);
+            if (why is null)
+            {
+                add(FindingSeverity.Info, "PreflightVersion", profile.BaseUrl.ToString(), "TargetVersion", $"{current} -> {target}: a bug-fix upgrade of the {current.Line} line.");
+                return;
+            }
+            var id = target.Major != current.Major || target.Minor != current.Minor ? "PreflightNotBugfixUpgrade"
+                : target.Bugfix == current.Bugfix ? "PreflightAlreadyOnTarget" : "PreflightDowngrade";
+            add(FindingSeverity.Error, id, profile.BaseUrl.ToString(), "TargetVersion", why);
+        }
+
+        private static void CheckMembership(ClusterProfile profile, ZduCluster cluster, bool adopting,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            foreach (var node in profile.Nodes)
+            {
+                var api = NodeMatcher.Find(cluster.Nodes, node);
+                var place = node.Place + (string.IsNullOrEmpty(node.ApiAddress) ? ".Name" : ".ApiAddress");
+                if (api is null)
+                {
+                    add(FindingSeverity.Error, "PreflightNodeNotInCluster", node.Name, place,
+                        $"The cluster API at {profile.BaseUrl} knows no node '{node.ApiAddress ?? node.Name}'; it reports: {Describe(cluster.Nodes)}.");
+                    continue;
+                }
+                if (api.State != NodeState.ACTIVE)
+                    add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightNodeNotActive", node.Name, node.Place,
+                        $"Node {node.Name} is {api.StateText ?? api.State.ToString()}, not ACTIVE." + (adopting ? " The resumed run re-checks it." : " Every node must be ACTIVE before a rolling upgrade."));
+            }
+            foreach (var extra in NodeMatcher.Unmatched(cluster.Nodes, profile.Nodes))
+                add(FindingSeverity.Error, "PreflightNodeNotInProfile", extra.Name ?? extra.Address, "Nodes",
+                    $"The cluster has node {extra.Name ?? "?"} ({extra.Address ?? "no address"}) that the profile does not list: it would stay on the old version and block finalizing. Add it to Nodes.");
+        }
+
+        private static void CheckCapacity(ClusterProfile profile, ZduCluster cluster, Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var live = cluster.Nodes.Count(n => n.State == NodeState.ACTIVE);
+            if (live < 2)
+            {
+                add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "Nodes",
+                    $"Only {live} node{(live == 1 ? " is" : "s are")} ACTIVE: with one node out nobody would serve users.");
+                return;
+            }
+            if (profile.MaxUsersPerNode is int max)
+            {
+                var users = cluster.Nodes.Sum(n => n.ActiveUserCount ?? 0);
+                var capacity = (live - 1) * max;
+                if (users > capacity)
+                    add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode",
+                        $"{users} active users but {live - 1} nodes serve at most {capacity} ({max} each) while one node is out. Upgrade at a quieter time or raise MaxUsersPerNode.");
+                else
+                    add(FindingSeverity.Info, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode", $"{users} active users fit on {live - 1} nodes ({capacity} max) while one node is out.");
+            }
+        }
+
+        private static void CheckView(ClusterProfile profile, NodeProfile node, (ZduCluster? value, Exception? error) view, bool adopting,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            if (view.value is null)
+            {
+                add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightNodeApiUnreachable", node.Name, node.Place + ".Url",
+                    $"Cannot read the cluster from node {node.Name}'s own URL {node.Url}: {view.error?.Message}" + (adopting ? " The resumed run re-checks it." : ""));
+                return;
+            }
+            foreach (var other in profile.Nodes)
+            {
+                var seen = NodeMatcher.Find(view.value.Nodes, other);
+                if (seen is null || seen.State != NodeState.ACTIVE)
+                    add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightNodeNotSeen", node.Name, node.Place,
+                        $"Node {node.Name} does not see {other.Name} ACTIVE (it sees {(seen is null ? "no such node" : seen.StateText ?? seen.State.ToString())}): the cluster may be split.");
+            }
+        }
+
+        private static void CheckRotation(NodeProfile node, (RotationProbe? value, Exception? error) probe, bool adopting,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            if (node.Members.Count == 0) return;
+            var place = node.Members[0].Place;
+            var p = probe.value;
+            if (p is null || !p.Reachable)
+            {
+                add(FindingSeverity.Error, "PreflightLoadBalancerUnreachable", node.Name, place,
+                    $"Cannot reach the load balancer of node {node.Name} ({string.Join(", ", node.Members)}): {probe.error?.Message ?? p?.Problem}");
+                return;
+            }
+            if (!p.MemberFound)
+            {
+                add(FindingSeverity.Error, "PreflightMemberNotFound", node.Name, place, $"Member {string.Join(", ", node.Members)} of node {node.Name} was not found. {p.Problem}".TrimEnd());
+                return;
+            }
+            if (p.State != RotationState.InRotation)
+                add(adopting ? FindingSeverity.Info : FindingSeverity.Warning, "PreflightNodeOutOfRotation", node.Name, place,
+                    $"Node {node.Name} is {p.State} at the load balancer{(adopting ? "; the resumed run puts it back." : ": the cluster already runs with less capacity.")}");
+            if (p.OtherHealthyMembers < 1)
+                add(FindingSeverity.Error, "PreflightCapacity", node.Name, place, $"With node {node.Name} out of rotation no other healthy member would serve users.");
+        }
+
+        private static void CheckHost(ClusterProfile profile, NodeProfile node, (NodeHostProbe? value, Exception? error) probe, ZduCluster? cluster, bool adopting,
+            Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var p = probe.value;
+            if (p is null || !p.Reachable)
+            {
+                add(FindingSeverity.Error, "PreflightRemotingUnreachable", node.Name, node.Place + ".Remoting",
+                    $"Cannot run commands on node {node.Name} ({node.RemotingTarget}): {probe.error?.Message ?? p?.Problem}");
+                return;
+            }
+            if (p.FreeDiskBytes is long free && free < profile.MinFreeDiskBytes)
+                add(FindingSeverity.Error, "PreflightDiskSpace", node.Name, node.Place + ".InstallRoot",
+                    $"Node {node.Name} has {free / 1048576} MiB free under {node.InstallRoot}; the new install dir needs at least {profile.MinFreeDiskBytes / 1048576} MiB.");
+            var api = cluster is null ? null : NodeMatcher.Find(cluster.Nodes, node);
+            if (!adopting && api?.Version is string v && p.InstalledVersion is string installed && v != installed)
+                add(FindingSeverity.Warning, "PreflightVersionMismatch", node.Name, node.Place + ".InstallRoot",
+                    $"Node {node.Name} runs {v} according to the API but its current install dir under {node.InstallRoot} is {installed}.");
+        }
+
+        private static async Task CheckArchiveAsync(ClusterProfile profile, Action<FindingSeverity, string, string?, string?, string> add, CancellationToken ct)
+        {
+            var archive = profile.Archive;
+            if (archive.IsUrl)
+            {
+                add(FindingSeverity.Info, "PreflightArchive", archive.Location, "Archive.Url", "The archive is a URL: each node verifies its SHA-256 while pre-staging.");
+                return;
+            }
+            if (!File.Exists(archive.Location))
+            {
+                add(FindingSeverity.Error, "PreflightArchiveMissing", archive.Location, "Archive.Path", $"The release archive {archive.Location} does not exist.");
+                return;
+            }
+            try
+            {
+                var actual = await Task.Run(() => Sha256Of(archive.Location), ct).ConfigureAwait(false);
+                if (!string.Equals(actual, archive.Sha256, StringComparison.OrdinalIgnoreCase))
+                    add(FindingSeverity.Error, "PreflightArchiveChecksum", archive.Location, "Archive.Sha256",
+                        $"The SHA-256 of {archive.Location} is {actual}, not {archive.Sha256}: the file is damaged or not the release you meant.");
+                else
+                    add(FindingSeverity.Info, "PreflightArchive", archive.Location, "Archive.Sha256", "The archive's SHA-256 matches.");
+            }
+            catch (Exception ex) when (ex is IOException || ex is UnauthorizedAccessException)
+            {
+                add(FindingSeverity.Error, "PreflightArchiveMissing", archive.Location, "Archive.Path", $"Cannot read {archive.Location}: {ex.Message}");
+            }
+        }
+
+        /// <summary>Lower-case hex SHA-256 of a file.</summary>
+        public static string Sha256Of(string path)
+        {
+            using var sha = SHA256.Create();
+            using var fs = File.OpenRead(path);
+            return string.Concat(sha.ComputeHash(fs).Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        private static string Describe(IEnumerable<ZduNode> nodes)
+        {
+            var list = nodes.Select(n => $"{n.Name ?? "?"} ({n.Address ?? "no address"}, {n.StateText ?? n.State.ToString()})").ToList();
+            return list.Count == 0 ? "no nodes" : string.Join(", ", list);
+        }
+
+        private static async Task<(T? value, Exception? error)> Try<T>(Func<Task<T>> probe) where T : class
+        {
+            try
+            {
+                return (await probe().ConfigureAwait(false), null);
+            }
+            catch (OperationCanceledException)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                return (null, ex);
+            }
+        }
+    }
+}

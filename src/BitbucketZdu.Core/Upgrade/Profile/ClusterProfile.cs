@@ -1,0 +1,164 @@
+using System;
+using System.Collections.Generic;
+using BitbucketZdu.Core.Rules;
+
+namespace BitbucketZdu.Core.Upgrade.Profile
+{
+    /// <summary>How a node's Bitbucket process is run: decides how the node host stops and starts it.</summary>
+    public enum ServiceKind
+    {
+        /// <summary>Linux systemd unit (atlbitbucket).</summary>
+        Systemd,
+        /// <summary>Windows service (AtlassianBitbucket).</summary>
+        WindowsService,
+        /// <summary>bin/start-bitbucket.sh and bin/stop-bitbucket.sh of the install dir.</summary>
+        Script,
+    }
+
+    /// <summary>A load balancer in front of the cluster, as the profile names it.</summary>
+    public sealed class LoadBalancerProfile
+    {
+        public LoadBalancerProfile(string name, string kind, IReadOnlyDictionary<string, string?> settings, string place)
+        {
+            Name = name;
+            Kind = kind;
+            Settings = settings;
+            Place = place;
+        }
+
+        /// <summary>The name nodes refer to in their Members.</summary>
+        public string Name { get; }
+        /// <summary>HAProxy, Nginx, Apache or AzureAppGateway.</summary>
+        public string Kind { get; }
+        /// <summary>Provider settings (admin socket, status URL, backend, resource id...): never secrets, those come from parameters.</summary>
+        public IReadOnlyDictionary<string, string?> Settings { get; }
+        /// <summary>Where in the profile this was defined, e.g. <c>LoadBalancers[0]</c>.</summary>
+        public string Place { get; }
+
+        public override string ToString() => $"{Name} ({Kind})";
+    }
+
+    /// <summary>A node's member (server) in one load balancer.</summary>
+    public sealed class NodeMember
+    {
+        public NodeMember(string loadBalancer, string member, string place)
+        {
+            LoadBalancer = loadBalancer;
+            Member = member;
+            Place = place;
+        }
+
+        public string LoadBalancer { get; }
+        /// <summary>The member as the load balancer knows it (HAProxy backend/server, NGINX upstream server, balancer member URL...).</summary>
+        public string Member { get; }
+        public string Place { get; }
+
+        public override string ToString() => LoadBalancer + ":" + Member;
+    }
+
+    /// <summary>One node of the cluster as the profile describes it.</summary>
+    public sealed class NodeProfile
+    {
+        public NodeProfile(string name, string? apiAddress, Uri url, string remotingTarget, string installRoot, ServiceKind serviceKind,
+            IReadOnlyList<NodeMember> members, string place)
+        {
+            Name = name;
+            ApiAddress = apiAddress;
+            Url = url;
+            RemotingTarget = remotingTarget;
+            InstallRoot = installRoot;
+            ServiceKind = serviceKind;
+            Members = members;
+            Place = place;
+        }
+
+        /// <summary>The node's name as the API reports it (NodeInfoDTO.name).</summary>
+        public string Name { get; }
+        /// <summary>The node's cluster address as the API reports it: ip or ip:port (used when names are not configured).</summary>
+        public string? ApiAddress { get; }
+        /// <summary>The node's own HTTP base URL (bypassing the load balancer): /status and the node's own view of the cluster.</summary>
+        public Uri Url { get; }
+        /// <summary>Where node work runs: a host name for PowerShell remoting / SSH, or "local".</summary>
+        public string RemotingTarget { get; }
+        /// <summary>The folder holding the versioned install dirs (atlassian-bitbucket-x.y.z).</summary>
+        public string InstallRoot { get; }
+        public ServiceKind ServiceKind { get; }
+        public IReadOnlyList<NodeMember> Members { get; }
+        /// <summary>Where in the profile this node was defined, e.g. <c>Nodes[1]</c>.</summary>
+        public string Place { get; }
+
+        public override string ToString() => Name;
+    }
+
+    /// <summary>How long each wait may take before the run halts; generous defaults for real clusters, short ones in tests.</summary>
+    public sealed class UpgradeTimeouts
+    {
+        public TimeSpan Drain { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan Stop { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan Offline { get; set; } = TimeSpan.FromMinutes(2);
+        public TimeSpan Start { get; set; } = TimeSpan.FromMinutes(15);
+        public TimeSpan Healthy { get; set; } = TimeSpan.FromMinutes(5);
+        public TimeSpan Stable { get; set; } = TimeSpan.FromMinutes(10);
+        /// <summary>First poll interval; doubles up to <see cref="MaxPollInterval"/>.</summary>
+        public TimeSpan FirstPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+        /// <summary>Longest poll interval: a state change is noticed within this time.</summary>
+        public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+    }
+
+    /// <summary>The release to install: a local path or URL and its SHA-256.</summary>
+    public sealed class ReleaseArchive
+    {
+        public ReleaseArchive(string location, string sha256)
+        {
+            Location = location;
+            Sha256 = sha256;
+        }
+
+        public string Location { get; }
+        /// <summary>Lower-case hex SHA-256 of the archive.</summary>
+        public string Sha256 { get; }
+        public bool IsUrl => Uri.TryCreate(Location, UriKind.Absolute, out var u) && (u.Scheme == Uri.UriSchemeHttp || u.Scheme == Uri.UriSchemeHttps);
+
+        public override string ToString() => Location;
+    }
+
+    /// <summary>A cluster described once: where its API is, its nodes and load balancers, and the release to go to.</summary>
+    public sealed class ClusterProfile
+    {
+        public ClusterProfile(string name, Uri baseUrl, BitbucketVersion targetVersion, ReleaseArchive archive,
+            IReadOnlyList<NodeProfile> nodes, IReadOnlyList<LoadBalancerProfile> loadBalancers)
+        {
+            Name = name;
+            BaseUrl = baseUrl;
+            TargetVersion = targetVersion;
+            Archive = archive;
+            Nodes = nodes;
+            LoadBalancers = loadBalancers;
+        }
+
+        /// <summary>A short name for the cluster: names the journal and lock files.</summary>
+        public string Name { get; }
+        /// <summary>The cluster's base URL (through the load balancer) for /rest/zdu.</summary>
+        public Uri BaseUrl { get; }
+        public BitbucketVersion TargetVersion { get; }
+        public ReleaseArchive Archive { get; }
+        public IReadOnlyList<NodeProfile> Nodes { get; }
+        public IReadOnlyList<LoadBalancerProfile> LoadBalancers { get; }
+        /// <summary>Minimum free disk space per node for the new install dir, in bytes (default 2 GiB).</summary>
+        public long MinFreeDiskBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+        /// <summary>Optional: how many active users one node can serve; checks capacity with one node out.</summary>
+        public int? MaxUsersPerNode { get; set; }
+        /// <summary>Optional: the journal folder (default: per-user application data).</summary>
+        public string? JournalPath { get; set; }
+        /// <summary>Where the profile was read from (for messages), or null.</summary>
+        public string? Source { get; set; }
+        public UpgradeTimeouts Timeouts { get; set; } = new UpgradeTimeouts();
+
+        public NodeProfile? FindNode(string name)
+        {
+            foreach (var n in Nodes)
+                if (string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase)) return n;
+            return null;
+        }
+    }
+}

@@ -1,0 +1,343 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Plan;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Profile;
+using BitbucketZdu.Core.Upgrade.Report;
+
+namespace BitbucketZdu.Core.Upgrade.Runner
+{
+    /// <summary>A node failed; it was restored as far as <see cref="Restored"/> says.</summary>
+    internal sealed class NodeFailedException : Exception
+    {
+        public NodeFailedException(NodeUpgradeReport report, PlanStep step, bool restoredFully, Exception inner)
+            : base(inner.Message, inner)
+        {
+            NodeReport = report;
+            Step = step;
+            RestoredFully = restoredFully;
+        }
+
+        public NodeUpgradeReport NodeReport { get; }
+        public PlanStep Step { get; }
+        public bool RestoredFully { get; }
+    }
+
+    /// <summary>
+    /// Upgrades one node: take out of rotation → stop → OFFLINE → install → start → health gate → put back. Where to
+    /// begin is decided from the node's real state, so a resumed run never repeats a step whose effect is there. On
+    /// failure the node goes back to its old version and into rotation.
+    /// </summary>
+    internal sealed class NodeUpgrader
+    {
+        private static readonly StepKind[] NodeSteps =
+            { StepKind.TakeOut, StepKind.Stop, StepKind.WaitOffline, StepKind.Install, StepKind.Start, StepKind.HealthGate, StepKind.PutBack };
+
+        private readonly UpgradePorts _ports;
+        private readonly IOperationHost _host;
+        private readonly ClusterProfile _profile;
+        private readonly StepRecorder _recorder;
+        private readonly UpgradeHook? _hook;
+
+        public NodeUpgrader(UpgradePorts ports, IOperationHost host, ClusterProfile profile, StepRecorder recorder, UpgradeHook? hook)
+        {
+            _ports = ports;
+            _host = host;
+            _profile = profile;
+            _recorder = recorder;
+            _hook = hook;
+        }
+
+        private string Target => _profile.TargetVersion.ToString();
+        private UpgradeTimeouts Timeouts => _profile.Timeouts;
+
+        /// <summary>How many of the node's steps are done, judged from the real state (0..7).</summary>
+        public async Task<(int level, string why)> DoneLevelAsync(NodeProfile node, CancellationToken ct)
+        {
+            var hostState = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+            var rotation = await _ports.Rotation.GetStateAsync(node, ct).ConfigureAwait(false);
+            var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            var api = NodeMatcher.Find(cluster.Nodes, node);
+            var apiText = api is null ? "absent from the API" : $"{api.StateText ?? api.State.ToString()} {api.Version}";
+            var onTarget = hostState.InstalledVersion == Target;
+            var why = $"install dir {hostState.InstalledVersion ?? "?"}, process {(hostState.ProcessRunning ? "running" : "stopped")}, {rotation} at the load balancer, API: {apiText}";
+            if (onTarget && hostState.ProcessRunning)
+            {
+                var healthy = hostState.StatusRunning && api is not null && api.State == NodeState.ACTIVE && api.Version == Target;
+                // The health gate is re-run unless the node is also back in rotation: it is cheap and changes nothing.
+                return (healthy && rotation == RotationState.InRotation ? 7 : 5, why);
+            }
+            if (onTarget) return (4, why);
+            if (!hostState.ProcessRunning) return (api is null || api.State == NodeState.OFFLINE ? 3 : 2, why);
+            return (rotation == RotationState.OutOfRotation ? 1 : 0, why);
+        }
+
+        public async Task<NodeUpgradeReport> UpgradeAsync(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion, CancellationToken ct)
+        {
+            var report = new NodeUpgradeReport { Order = order, Name = node.Name, FromVersion = fromVersion, ToVersion = Target };
+            var (level, why) = await DoneLevelAsync(node, ct).ConfigureAwait(false);
+            if (level == NodeSteps.Length)
+            {
+                foreach (var s in steps) await _recorder.SkipAsync(s, why, ct).ConfigureAwait(false);
+                report.Outcome = NodeOutcome.AlreadyUpgraded;
+                _host.Verbose($"Node {node.Name} already runs {Target} and is in rotation.");
+                return report;
+            }
+
+            var nodeStarted = _ports.Clock.Timestamp;
+            long? outSince = null;
+            var spent = TimeSpan.Zero;
+            PlanStep? current = null;
+            try
+            {
+                await HookAsync(UpgradePhase.NodeStarting, node, $"Upgrading node {node.Name} ({order}) to {Target}.", ct).ConfigureAwait(false);
+                for (var i = 0; i < NodeSteps.Length; i++)
+                {
+                    var step = steps.First(s => s.Kind == NodeSteps[i]);
+                    if (i < level)
+                    {
+                        await _recorder.SkipAsync(step, why, ct).ConfigureAwait(false);
+                        if (step.Kind == StepKind.TakeOut) outSince = _ports.Clock.Timestamp;
+                        continue;
+                    }
+                    current = step;
+                    var took = await _recorder.RunAsync(step, c => RunStepAsync(node, step.Kind, c), ct).ConfigureAwait(false);
+                    spent += took;
+                    switch (step.Kind)
+                    {
+                        case StepKind.TakeOut:
+                            report.DrainTime = took;
+                            outSince = _ports.Clock.Timestamp;
+                            await HookAsync(UpgradePhase.NodeOutOfRotation, node, $"Node {node.Name} is out of rotation.", ct).ConfigureAwait(false);
+                            break;
+                        case StepKind.Stop:
+                        case StepKind.WaitOffline:
+                            report.StopTime = (report.StopTime ?? TimeSpan.Zero) + took;
+                            break;
+                        case StepKind.Install:
+                            report.InstallTime = took;
+                            break;
+                        case StepKind.Start:
+                        case StepKind.HealthGate:
+                            report.StartTime = (report.StartTime ?? TimeSpan.Zero) + took;
+                            if (step.Kind == StepKind.HealthGate)
+                                await HookAsync(UpgradePhase.NodeHealthy, node, $"Node {node.Name} passed the health gate on {Target}.", ct).ConfigureAwait(false);
+                            break;
+                        case StepKind.PutBack:
+                            report.PutBackTime = took;
+                            break;
+                    }
+                }
+                if (outSince is long since) report.OutOfRotation = _ports.Clock.Since(since);
+                report.Total = _ports.Clock.Since(nodeStarted);
+                var overhead = report.Total.Value - spent;
+                report.Overhead = overhead < TimeSpan.Zero ? TimeSpan.Zero : overhead;
+                report.Outcome = NodeOutcome.Upgraded;
+                await HookAsync(UpgradePhase.NodeUpgraded, node, $"Node {node.Name} runs {Target} and is back in rotation.", ct).ConfigureAwait(false);
+                return report;
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                report.Outcome = NodeOutcome.Interrupted;
+                report.Error = "Cancelled (Ctrl+C).";
+                report.Restored = await PutBackIfStillServingAsync(node).ConfigureAwait(false);
+                throw;
+            }
+            catch (Exception ex) when (report.Outcome != NodeOutcome.Upgraded)
+            {
+                var failedStep = current ?? steps.First(s => s.Kind == StepKind.TakeOut);
+                report.Error = $"Step '{failedStep.Key}' failed: {ex.Message}";
+                var (restored, fully) = await RestoreAsync(node, failedStep, report.FromVersion, ex).ConfigureAwait(false);
+                report.Restored = restored;
+                report.Outcome = fully ? NodeOutcome.RolledBack : NodeOutcome.Failed;
+                if (outSince is long since) report.OutOfRotation = _ports.Clock.Since(since);
+                report.Total = _ports.Clock.Since(nodeStarted);
+                try
+                {
+                    await HookAsync(UpgradePhase.NodeFailed, node, $"{report.Error} Restored: {restored}.", CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception hookError)
+                {
+                    _host.Warning($"The NodeFailed hook failed: {hookError.Message}");
+                }
+                throw new NodeFailedException(report, failedStep, fully, ex);
+            }
+        }
+
+        private Task HookAsync(UpgradePhase phase, NodeProfile node, string message, CancellationToken ct) =>
+            _hook is null ? Task.CompletedTask : _hook(new UpgradeEvent(phase, _profile.Name, node.Name, message) { TargetVersion = Target }, ct);
+
+        private async Task RunStepAsync(NodeProfile node, StepKind kind, CancellationToken ct)
+        {
+            switch (kind)
+            {
+                case StepKind.TakeOut:
+                    await _ports.Rotation.TakeOutAsync(node, Timeouts.Drain, ct).ConfigureAwait(false);
+                    var state = await _ports.Rotation.GetStateAsync(node, ct).ConfigureAwait(false);
+                    if (state != RotationState.OutOfRotation)
+                        throw new BbException("UpgradeRotationNotVerified", BbErrorCategory.InvalidResult,
+                            $"After taking node {node.Name} out of rotation the load balancer reports it {state}.", node.Name);
+                    break;
+                case StepKind.Stop:
+                    await _ports.Nodes.StopAsync(node, ct).ConfigureAwait(false);
+                    await _ports.Nodes.WaitProcessGoneAsync(node, Timeouts.Stop, ct).ConfigureAwait(false);
+                    break;
+                case StepKind.WaitOffline:
+                    await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsOffline(NodeMatcher.Find(cl.Nodes, node)),
+                        cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Offline, Timeouts,
+                        $"the API to show node {node.Name} OFFLINE", "UpgradeOfflineTimeout", ct, Waiting(node, "OFFLINE")).ConfigureAwait(false);
+                    break;
+                case StepKind.Install:
+                    await _ports.Nodes.InstallAsync(node, Target, ct).ConfigureAwait(false);
+                    var installed = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+                    if (installed.InstalledVersion != Target)
+                        throw new BbException("UpgradeInstallNotVerified", BbErrorCategory.InvalidResult,
+                            $"After installing {Target} on node {node.Name} its current install dir is {installed.InstalledVersion ?? "unknown"}.", node.Name);
+                    break;
+                case StepKind.Start:
+                    await _ports.Nodes.StartAsync(node, ct).ConfigureAwait(false);
+                    break;
+                case StepKind.HealthGate:
+                    await HealthGateAsync(node, Target, ct).ConfigureAwait(false);
+                    break;
+                case StepKind.PutBack:
+                    await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, ct).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not a node step.");
+            }
+        }
+
+        /// <summary>/status RUNNING, the API shows the node ACTIVE on <paramref name="version"/>, and another node sees it so too.</summary>
+        internal async Task HealthGateAsync(NodeProfile node, string version, CancellationToken ct)
+        {
+            await _ports.Nodes.WaitStatusRunningAsync(node, Timeouts.Start, ct).ConfigureAwait(false);
+            await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
+                cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
+                $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct, Waiting(node, "ACTIVE on " + version)).ConfigureAwait(false);
+            var witnesses = _profile.Nodes.Where(n => !ReferenceEquals(n, node)).ToList();
+            if (witnesses.Count == 0) return;
+            await _ports.Clock.PollAsync(c => AnyOtherViewAsync(witnesses, c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
+                cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
+                $"another node ({string.Join(" or ", witnesses.Select(w => w.Name))}) to see node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
+        }
+
+        /// <summary>The cluster as the first other node that answers sees it (one may be down on a resumed run).</summary>
+        private async Task<ZduCluster> AnyOtherViewAsync(IReadOnlyList<NodeProfile> witnesses, CancellationToken ct)
+        {
+            Exception? last = null;
+            foreach (var w in witnesses)
+            {
+                try
+                {
+                    return await _ports.NodeApi(w).GetClusterAsync(ct).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (!(ex is OperationCanceledException))
+                {
+                    last = ex;
+                }
+            }
+            throw last!;
+        }
+
+        /// <summary>Puts the node back to its old version and into rotation. Returns what was done and whether it fully worked.</summary>
+        private async Task<(string restored, bool fully)> RestoreAsync(NodeProfile node, PlanStep failedStep, string? previousVersion, Exception cause)
+        {
+            // Restoring must finish even though the run is halting: its own deadline, not the run's token.
+            using var cts = new CancellationTokenSource(Timeouts.Stop + Timeouts.Start + Timeouts.Healthy + Timeouts.Healthy);
+            var ct = cts.Token;
+            if (failedStep.Kind == StepKind.PutBack)
+                return ($"nothing: node {node.Name} runs {Target} and passed the health gate, but could not be put back into rotation. Put it back at the load balancer by hand.", false);
+            await SafeWriteAsync(JournalKinds.RollbackBegin, node, $"restoring after: {cause.Message}").ConfigureAwait(false);
+            var done = new List<string>();
+            try
+            {
+                var state = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+                var changedVersion = state.InstalledVersion is not null && state.InstalledVersion != previousVersion;
+                if (previousVersion is null)
+                    throw new BbException("UpgradeRollbackFailed", BbErrorCategory.InvalidOperation, "the node's previous version is unknown");
+                if (changedVersion || !state.ProcessRunning || !state.StatusRunning)
+                {
+                    if (state.ProcessRunning)
+                    {
+                        await _ports.Nodes.StopAsync(node, ct).ConfigureAwait(false);
+                        await _ports.Nodes.WaitProcessGoneAsync(node, Timeouts.Stop, ct).ConfigureAwait(false);
+                        done.Add("stopped");
+                    }
+                    if (changedVersion)
+                    {
+                        await _ports.Nodes.RollBackAsync(node, previousVersion, ct).ConfigureAwait(false);
+                        done.Add($"switched back to {previousVersion}");
+                    }
+                    await _ports.Nodes.StartAsync(node, ct).ConfigureAwait(false);
+                    await HealthGateAsync(node, previousVersion, ct).ConfigureAwait(false);
+                    done.Add($"started and healthy on {previousVersion}");
+                }
+                await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, ct).ConfigureAwait(false);
+                done.Add("back in rotation");
+                var text = $"node {node.Name} runs {previousVersion} again and is back in rotation ({string.Join(", ", done)})";
+                await SafeWriteAsync(JournalKinds.RollbackDone, node, text).ConfigureAwait(false);
+                return (text, true);
+            }
+            catch (Exception ex)
+            {
+                var text = $"restoring node {node.Name} FAILED after [{string.Join(", ", done)}]: {ex.Message}. The node may be stopped or out of rotation: check it by hand";
+                await SafeWriteAsync(JournalKinds.RollbackFailed, node, text).ConfigureAwait(false);
+                return (text, false);
+            }
+        }
+
+        /// <summary>After Ctrl+C: a node still running its old version is put back so we never leave it out by ourselves.</summary>
+        private async Task<string?> PutBackIfStillServingAsync(NodeProfile node)
+        {
+            using var cts = new CancellationTokenSource(Timeouts.Healthy);
+            try
+            {
+                var state = await _ports.Nodes.GetStateAsync(node, cts.Token).ConfigureAwait(false);
+                if (!state.ProcessRunning || !state.StatusRunning)
+                {
+                    _host.Warning($"Node {node.Name} was interrupted while {(state.ProcessRunning ? "starting" : "stopped")}: it stays out of rotation. Run with -Resume to finish it.");
+                    return null;
+                }
+                if (await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) == RotationState.InRotation) return null;
+                await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, cts.Token).ConfigureAwait(false);
+                await SafeWriteAsync(JournalKinds.RollbackDone, node, $"interrupted: node {node.Name} put back into rotation").ConfigureAwait(false);
+                return $"node {node.Name} put back into rotation";
+            }
+            catch (Exception ex)
+            {
+                _host.Warning($"Could not put node {node.Name} back into rotation after the interruption: {ex.Message}");
+                return null;
+            }
+        }
+
+        private async Task SafeWriteAsync(string kind, NodeProfile node, string message)
+        {
+            try
+            {
+                await _recorder.WriteAsync(kind, node.Name + "/rollback", node.Name, message, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _host.Warning($"Could not write to the journal: {ex.Message}");
+            }
+        }
+
+        /// <summary>Live progress while a wait polls: what the API shows for the node now.</summary>
+        private Action<ZduCluster> Waiting(NodeProfile node, string wanted) => cl =>
+            _host.Progress(new OperationProgress(2, $"Waiting for {node.Name} to be {wanted}", "API: " + DescribeApi(NodeMatcher.Find(cl.Nodes, node)))
+            {
+                ParentActivityId = 1,
+            });
+
+        private static bool IsOffline(ZduNode? n) => n is null || n.State == NodeState.OFFLINE;
+        private static bool IsActiveOn(ZduNode? n, string version) => n is not null && n.State == NodeState.ACTIVE && n.Version == version;
+        private static string DescribeApi(ZduNode? n) => n is null ? "node absent" : $"{n.StateText ?? n.State.ToString()} on {n.Version ?? "no version"}";
+    }
+}

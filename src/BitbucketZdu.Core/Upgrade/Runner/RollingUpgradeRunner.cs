@@ -1,0 +1,374 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using System.Threading.Tasks;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Plan;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Preflight;
+using BitbucketZdu.Core.Upgrade.Profile;
+using BitbucketZdu.Core.Upgrade.Report;
+
+namespace BitbucketZdu.Core.Upgrade.Runner
+{
+    /// <summary>What a run returns: the plan always; the report unless the run was only a plan (-WhatIf / declined).</summary>
+    public sealed class RollingUpgradeResult
+    {
+        public RollingUpgradeResult(PreflightResult preflight, UpgradePlan plan, UpgradeReport? report)
+        {
+            Preflight = preflight;
+            Plan = plan;
+            Report = report;
+        }
+
+        public PreflightResult Preflight { get; }
+        public UpgradePlan Plan { get; }
+        public UpgradeReport? Report { get; }
+        /// <summary>True when a step was declined (ShouldProcess false: -WhatIf or "No" at -Confirm): nothing was changed.</summary>
+        public bool PlanOnly => Report is null;
+    }
+
+    /// <summary>
+    /// The rolling upgrade: lock → preflight → plan (every step through ShouldProcess) → pre-stage all nodes in parallel →
+    /// enable upgrade mode → nodes one at a time → finalize → STABLE → report. Every step is journaled before and after;
+    /// a resumed run re-checks the real state and continues at the first step that is not done. The first node failure
+    /// restores that node and halts with <see cref="UpgradeHaltedException"/>.
+    /// </summary>
+    public sealed class RollingUpgradeRunner
+    {
+        private readonly UpgradePorts _ports;
+        private readonly IOperationHost _host;
+
+        public RollingUpgradeRunner(UpgradePorts ports, IOperationHost host)
+        {
+            _ports = ports;
+            _host = host;
+        }
+
+        /// <summary>Preflight and plan only: reads, changes nothing, takes no lock.</summary>
+        public async Task<RollingUpgradeResult> PlanAsync(ClusterProfile profile, bool resume, CancellationToken ct)
+        {
+            var preflight = await new PreflightCheck(_ports, _host).RunAsync(profile, resume, ct).ConfigureAwait(false);
+            foreach (var w in preflight.Findings.Where(f => f.Severity == FindingSeverity.Warning)) _host.Warning(w.ToString());
+            preflight.ThrowIfFailed(profile.Name);
+            var plan = UpgradePlanner.Create(profile, preflight.Cluster!, preflight.AdoptedRun?.NodeOrder);
+            if (preflight.AdoptedRun?.FromVersion is string from) plan.FromVersion = from;
+            return new RollingUpgradeResult(preflight, plan, null);
+        }
+
+        public async Task<RollingUpgradeResult> RunAsync(ClusterProfile profile, RollingUpgradeOptions options, CancellationToken ct)
+        {
+            using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
+            if (journalLock.TookOverFrom is LockOwner stale)
+                _host.Warning($"Took over the lock of cluster '{profile.Name}' left by {stale}, which no longer runs.");
+
+            var started = _ports.Clock.Timestamp;
+            var startedAt = _ports.Clock.UtcNow;
+            var planned = await PlanAsync(profile, options.Resume, ct).ConfigureAwait(false);
+            var plan = planned.Plan;
+            var preflight = planned.Preflight;
+
+            // Every step goes through ShouldProcess first: -WhatIf prints them all, a "No" changes nothing.
+            var declined = false;
+            foreach (var step in plan.Steps)
+                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
+            if (declined) return planned;
+
+            var adopted = preflight.AdoptedRun;
+            var runId = adopted?.RunId ?? startedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
+            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, plan.Steps.Count);
+            var target = profile.TargetVersion.ToString();
+            var fromVersion = plan.FromVersion;
+            await recorder.WriteAsync(adopted is null ? JournalKinds.RunStarted : JournalKinds.RunResumed, null, null,
+                adopted is null ? $"Rolling upgrade {fromVersion} -> {target}" : "Resumed", ct, e =>
+                {
+                    e.FromVersion = fromVersion;
+                    e.TargetVersion = target;
+                    e.NodeOrder = plan.NodeOrder.ToList();
+                    e.Host = Environment.MachineName;
+                    e.Pid = CurrentPid();
+                }).ConfigureAwait(false);
+
+            var report = new UpgradeReport
+            {
+                Cluster = profile.Name,
+                RunId = runId,
+                FromVersion = fromVersion,
+                TargetVersion = target,
+                Resumed = adopted is not null,
+                StartedAt = startedAt,
+                PreflightDuration = preflight.Duration,
+                JournalPath = _ports.Journal.Describe(profile.Name),
+                Nodes = plan.Nodes.Select(n => new NodeUpgradeReport { Order = n.Order, Name = n.Name, FromVersion = n.Version, ToVersion = target }).ToList(),
+            };
+            var nodeReports = report.Nodes.ToList();
+            var upgrader = new NodeUpgrader(_ports, _host, profile, recorder, options.Hook);
+            var ordered = plan.NodeOrder.Select(n => profile.FindNode(n)!).ToList();
+            NodeProfile? currentNode = null;
+            try
+            {
+                await HookAsync(options, UpgradePhase.PreflightPassed, profile, null, "Preflight passed.", ct).ConfigureAwait(false);
+                var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+                var finished = IsFinished(profile, cluster);
+
+                // 1. Pre-stage every node in parallel.
+                var preStageStarted = _ports.Clock.Timestamp;
+                await Task.WhenAll(ordered.Select(node => PreStageAsync(recorder, plan, profile, node, finished, ct))).ConfigureAwait(false);
+                report.PreStageDuration = _ports.Clock.Since(preStageStarted);
+                await HookAsync(options, UpgradePhase.PreStaged, profile, null, "Every node is pre-staged.", ct).ConfigureAwait(false);
+
+                // 2. Upgrade mode.
+                var enable = plan.Steps.First(s => s.Kind == StepKind.EnableUpgradeMode);
+                cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+                if (cluster.UpgradeModeEnabled || IsFinished(profile, cluster))
+                    await recorder.SkipAsync(enable, cluster.UpgradeModeEnabled ? "upgrade mode is on" : $"every node runs {target}", ct).ConfigureAwait(false);
+                else
+                    await recorder.RunAsync(enable, EnableUpgradeModeAsync, ct).ConfigureAwait(false);
+                await HookAsync(options, UpgradePhase.UpgradeModeEnabled, profile, null, "Upgrade mode is on.", ct).ConfigureAwait(false);
+
+                // 3. Nodes, one at a time.
+                for (var i = 0; i < ordered.Count; i++)
+                {
+                    currentNode = ordered[i];
+                    var steps = plan.Steps.Where(s => s.Node == currentNode.Name && s.Kind != StepKind.PreStage).ToList();
+                    // The version to restore on failure is the cluster's original one, not what the node shows now
+                    // (on a resumed run a half-done node may already show the target).
+                    nodeReports[i] = await upgrader.UpgradeAsync(currentNode, steps, i + 1, fromVersion ?? nodeReports[i].FromVersion, ct).ConfigureAwait(false);
+                    report.Nodes = nodeReports;
+                }
+                currentNode = null;
+
+                // 4. Finalize and wait for STABLE.
+                await HookAsync(options, UpgradePhase.Finalizing, profile, null, "Every node runs " + target + "; finalizing.", ct).ConfigureAwait(false);
+                var finalize = plan.Steps.First(s => s.Kind == StepKind.Finalize);
+                cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+                if (!cluster.UpgradeModeEnabled)
+                    await recorder.SkipAsync(finalize, "upgrade mode is off", ct).ConfigureAwait(false);
+                else
+                    await recorder.RunAsync(finalize, c => FinalizeAsync(profile, c), ct).ConfigureAwait(false);
+                var stable = plan.Steps.First(s => s.Kind == StepKind.WaitStable);
+                ZduCluster? last = null;
+                await recorder.RunAsync(stable, async c =>
+                {
+                    last = await _ports.Clock.PollAsync(x => _ports.Cluster.GetClusterAsync(x), cl => IsFinished(profile, cl), Describe,
+                        profile.Timeouts.Stable, profile.Timeouts, $"the cluster to be STABLE on {target}", "UpgradeStableTimeout", c).ConfigureAwait(false);
+                }, ct).ConfigureAwait(false);
+
+                report.Succeeded = true;
+                report.FinalState = last?.StateText ?? last?.State.ToString();
+                Finish(report, started);
+                await recorder.WriteAsync(JournalKinds.RunCompleted, null, null, report.Summary, CancellationToken.None).ConfigureAwait(false);
+                _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
+                await HookAsync(options, UpgradePhase.Completed, profile, null, report.Summary, CancellationToken.None, report).ConfigureAwait(false);
+                return new RollingUpgradeResult(preflight, plan, report);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                await SafeJournalAsync(recorder, JournalKinds.RunCancelled,
+                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}") + ". Run with -Resume to continue.").ConfigureAwait(false);
+                throw;
+            }
+            catch (Exception ex)
+            {
+                if (ex is NodeFailedException nf)
+                {
+                    var index = nodeReports.FindIndex(n => n.Name == nf.NodeReport.Name);
+                    if (index >= 0) nodeReports[index] = nf.NodeReport;
+                    report.Nodes = nodeReports;
+                }
+                var halted = await HaltAsync(profile, report, started, currentNode, ex).ConfigureAwait(false);
+                await SafeJournalAsync(recorder, JournalKinds.RunHalted, halted.Message).ConfigureAwait(false);
+                try
+                {
+                    await HookAsync(options, UpgradePhase.Halted, profile, currentNode?.Name, halted.Message, CancellationToken.None, report).ConfigureAwait(false);
+                }
+                catch (Exception hookError)
+                {
+                    _host.Warning("The Halted hook failed: " + hookError.Message);
+                }
+                throw halted;
+            }
+        }
+
+        /// <summary>
+        /// One node, end to end (Invoke-BbNodeUpgrade): pre-stage if needed, then take out → stop → OFFLINE → install →
+        /// start → health gate → put back. The cluster must be in upgrade mode. Returns null when a step was declined
+        /// (-WhatIf). On failure the node is restored and BbException UpgradeNodeFailed / UpgradeRollbackFailed says how.
+        /// </summary>
+        public async Task<NodeUpgradeReport?> UpgradeNodeAsync(ClusterProfile profile, string nodeName, RollingUpgradeOptions options, CancellationToken ct)
+        {
+            var node = profile.FindNode(nodeName) ?? throw new BbException("ProfileUnknownNode", BbErrorCategory.ObjectNotFound,
+                $"The profile {profile.Source ?? profile.Name} has no node '{nodeName}'; it lists {string.Join(", ", profile.Nodes.Select(n => n.Name))}.", nodeName);
+            var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            var plan = UpgradePlanner.Create(profile, cluster);
+            var steps = plan.Steps.Where(s => s.Node == node.Name).ToList();
+            var declined = false;
+            foreach (var step in steps)
+                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
+            if (declined) return null;
+            if (!cluster.UpgradeModeEnabled)
+                throw new BbException("UpgradeModeOff", BbErrorCategory.InvalidOperation,
+                    $"Cluster {profile.BaseUrl} is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off: a node on another version could not join. "
+                    + "Enable upgrade mode first (POST /rest/zdu/start), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
+
+            using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
+            var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
+            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, steps.Count);
+            await PreStageAsync(recorder, plan, profile, node, false, ct).ConfigureAwait(false);
+            var upgrader = new NodeUpgrader(_ports, _host, profile, recorder, options.Hook);
+            var from = cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version;
+            try
+            {
+                var report = await upgrader.UpgradeAsync(node, steps.Where(s => s.Kind != StepKind.PreStage).ToList(), 1, from, ct).ConfigureAwait(false);
+                _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
+                return report;
+            }
+            catch (NodeFailedException nf)
+            {
+                throw new BbException(nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed",
+                    nf.InnerException is BbException bb ? bb.Category : BbErrorCategory.NotSpecified,
+                    $"Node {node.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {nf.Message} Restored: {nf.NodeReport.Restored}. "
+                    + $"Next step: fix the cause, then run Invoke-BbNodeUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Name {node.Name} again. Journal: {_ports.Journal.Describe(profile.Name)}.",
+                    node.Name, nf.InnerException);
+            }
+        }
+
+        private async Task PreStageAsync(StepRecorder recorder, UpgradePlan plan, ClusterProfile profile, NodeProfile node, bool finished, CancellationToken ct)
+        {
+            var step = plan.Steps.First(s => s.Kind == StepKind.PreStage && s.Node == node.Name);
+            var target = profile.TargetVersion.ToString();
+            var state = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+            if (finished || state.InstalledVersion == target || state.StagedVersions.Contains(target))
+            {
+                await recorder.SkipAsync(step, state.InstalledVersion == target ? $"{target} is installed" : $"{target} is staged", ct).ConfigureAwait(false);
+                return;
+            }
+            await recorder.RunAsync(step, c => _ports.Nodes.PreStageAsync(node, profile.Archive, target, c), ct).ConfigureAwait(false);
+        }
+
+        private async Task EnableUpgradeModeAsync(CancellationToken ct)
+        {
+            ZduCluster after;
+            try
+            {
+                after = await _ports.Cluster.StartAsync(ct).ConfigureAwait(false);
+            }
+            catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.InvalidState)
+            {
+                // 409: maybe our own earlier POST landed (crash before the journal line). Re-read and decide.
+                after = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            }
+            if (!after.UpgradeModeEnabled)
+                throw new BbException("UpgradeModeNotEnabled", BbErrorCategory.InvalidResult,
+                    $"Upgrade mode is still off after POST /rest/zdu/start (cluster {after.StateText ?? after.State.ToString()}).");
+        }
+
+        private async Task FinalizeAsync(ClusterProfile profile, CancellationToken ct)
+        {
+            var timeouts = profile.Timeouts;
+            await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => cl.State == ClusterState.READY_TO_RUN_UPGRADE_TASKS || !cl.UpgradeModeEnabled,
+                Describe, timeouts.Healthy, timeouts, "the cluster to be READY_TO_RUN_UPGRADE_TASKS", "UpgradeFinalizeTimeout", ct).ConfigureAwait(false);
+            try
+            {
+                await _ports.Cluster.ApproveAsync(ct).ConfigureAwait(false);
+            }
+            catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.InvalidState)
+            {
+                var now = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+                if (now.UpgradeModeEnabled)
+                    throw new BbException("UpgradeFinalizeFailed", BbErrorCategory.InvalidOperation,
+                        $"Bitbucket refused to finalize (409) in state {now.StateText ?? now.State.ToString()}: {Describe(now)}.", null, ex);
+            }
+        }
+
+        private async Task<UpgradeHaltedException> HaltAsync(ClusterProfile profile, UpgradeReport report, long started, NodeProfile? node, Exception cause)
+        {
+            ZduCluster? cluster = null;
+            try
+            {
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                cluster = await _ports.Cluster.GetClusterAsync(cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _host.Warning("Could not read the cluster state after the failure: " + ex.Message);
+            }
+            var target = profile.TargetVersion.ToString();
+            var onTarget = cluster?.Nodes.Count(n => n.State != NodeState.OFFLINE && n.Version == target) ?? -1;
+            var state = cluster is null ? "unknown" : (cluster.StateText ?? cluster.State.ToString()) + (cluster.UpgradeModeEnabled ? ", upgrade mode on" : ", upgrade mode off");
+            report.FinalState = cluster?.StateText ?? cluster?.State.ToString();
+            var resume = $"Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume";
+            string errorId;
+            string what;
+            string restored;
+            if (cause is NodeFailedException nf)
+            {
+                errorId = nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed";
+                what = $"Node {nf.NodeReport.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {cause.Message}";
+                restored = "Restored: " + nf.NodeReport.Restored + ".";
+            }
+            else
+            {
+                errorId = cause is BbException bb ? bb.ErrorId : "UpgradeFailed";
+                what = (node is null ? "The run failed" : $"The run failed during node {node.Name}") + ": " + cause.Message;
+                restored = "Nothing was restored (no node was left changed by this step).";
+            }
+            var next = cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
+                ? $"fix the cause, then run {resume}; or, to give up, cancel upgrade mode (POST /rest/zdu/cancel, allowed because no node was upgraded)."
+                : cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
+                    ? $"fix the cause, then run {resume} (nothing was changed in Bitbucket yet)."
+                    : $"fix the cause, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
+            report.Succeeded = false;
+            report.ErrorId = errorId;
+            report.Error = what;
+            report.NextStep = next;
+            Finish(report, started);
+            var message = $"{what} {restored} Cluster: {state}. Journal: {report.JournalPath}. Next step: {next}";
+            return new UpgradeHaltedException(errorId, cause is BbException b2 ? b2.Category : BbErrorCategory.NotSpecified, message, report, cause);
+        }
+
+        private void Finish(UpgradeReport report, long started)
+        {
+            report.FinishedAt = _ports.Clock.UtcNow;
+            report.Duration = _ports.Clock.Since(started);
+        }
+
+        private async Task SafeJournalAsync(StepRecorder recorder, string kind, string message)
+        {
+            try
+            {
+                await recorder.WriteAsync(kind, null, null, message, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _host.Warning("Could not write to the journal: " + ex.Message);
+            }
+        }
+
+        private static Task HookAsync(RollingUpgradeOptions options, UpgradePhase phase, ClusterProfile profile, string? node, string message, CancellationToken ct, UpgradeReport? report = null) =>
+            options.Hook is null ? Task.CompletedTask
+                : options.Hook(new UpgradeEvent(phase, profile.Name, node, message) { TargetVersion = profile.TargetVersion.ToString(), Report = report }, ct);
+
+        /// <summary>Upgrade mode off, STABLE, and every live profile node on the target version.</summary>
+        internal static bool IsFinished(ClusterProfile profile, ZduCluster cluster)
+        {
+            if (cluster.UpgradeModeEnabled || cluster.State != ClusterState.STABLE) return false;
+            var target = profile.TargetVersion.ToString();
+            return profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == target);
+        }
+
+        private static string Describe(ZduCluster c) =>
+            $"{c.StateText ?? c.State.ToString()}, upgrade mode {(c.UpgradeModeEnabled ? "on" : "off")}, nodes: "
+            + string.Join(", ", c.Nodes.Select(n => $"{n.Name} {n.StateText ?? n.State.ToString()} {n.Version}"));
+
+        private static int CurrentPid()
+        {
+            using var p = System.Diagnostics.Process.GetCurrentProcess();
+            return p.Id;
+        }
+    }
+}

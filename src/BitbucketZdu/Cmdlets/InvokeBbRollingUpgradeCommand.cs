@@ -1,0 +1,64 @@
+using System;
+using System.Collections;
+using System.Management.Automation;
+using BitbucketZdu.Core.Upgrade.Plan;
+using BitbucketZdu.Core.Upgrade.Report;
+using BitbucketZdu.Core.Upgrade.Runner;
+using BitbucketZdu.Internal;
+
+namespace BitbucketZdu.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Upgrades every node of a cluster to a newer bug-fix release, one node at a time, with no downtime: preflight, plan, pre-stage, upgrade mode, nodes least busy first, finalize.</para>
+    /// </summary>
+    [Cmdlet(VerbsLifecycle.Invoke, "BbRollingUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [OutputType(typeof(UpgradeReport), typeof(UpgradePlan))]
+    public sealed class InvokeBbRollingUpgradeCommand : BbUpgradeCmdlet
+    {
+        /// <summary>Continue the unfinished run recorded in the cluster's journal, re-checking the real state first.</summary>
+        [Parameter]
+        public SwitchParameter Resume { get; set; }
+
+        /// <summary>Script blocks per phase (@{ NodeUpgraded = { ... }; '*' = { ... } }); each gets the event as $_. A throw at a node phase fails (and restores) that node.</summary>
+        [Parameter]
+        public Hashtable? Hook { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            var profile = LoadProfile();
+            if (!ConfirmOnce(profile.BaseUrl.ToString(),
+                    $"Rolling upgrade of cluster '{profile.Name}' to {profile.TargetVersion}: {profile.Nodes.Count} nodes taken out of rotation, stopped and upgraded one at a time, then finalized"))
+                return;
+            using var ports = CreatePorts(profile);
+            RollingUpgradeResult result;
+            try
+            {
+                result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
+                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume, Hook = MapHook(Hook, bridge) }, ct));
+            }
+            catch (UpgradeHaltedException halted)
+            {
+                WriteObject(halted.Report);
+                ThrowTerminatingError(BbErrors.FromException(halted, profile.Name));
+                return;
+            }
+            catch (PipelineStoppedException)
+            {
+                throw;
+            }
+            catch (Exception ex) when (!(ex is PipelineStoppedException))
+            {
+                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
+                return;
+            }
+
+            if (result.PlanOnly)
+            {
+                WriteObject(result.Plan);
+                return;
+            }
+            WriteVerbose(result.Report!.Summary);
+            WriteObject(result.Report);
+        }
+    }
+}

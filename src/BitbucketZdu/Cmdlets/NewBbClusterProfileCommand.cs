@@ -1,0 +1,137 @@
+using System;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Text;
+using BitbucketZdu.Internal;
+
+namespace BitbucketZdu.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Writes a commented cluster profile (.psd1) template: base URL, nodes, load balancers and members, release archive and checksum.</para>
+    /// </summary>
+    [Cmdlet(VerbsCommon.New, "BbClusterProfile", SupportsShouldProcess = true)]
+    [OutputType(typeof(FileInfo))]
+    public sealed class NewBbClusterProfileCommand : BbCmdlet
+    {
+        /// <summary>Where to write the profile (.psd1).</summary>
+        [Parameter(Mandatory = true, Position = 0)]
+        [ValidateNotNullOrEmpty]
+        public string Path { get; set; } = null!;
+
+        /// <summary>A short name for the cluster; names its journal.</summary>
+        [Parameter]
+        [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+        public string Name { get; set; } = "prod";
+
+        /// <summary>The cluster's base URL (through the load balancer).</summary>
+        [Parameter]
+        public Uri BaseUrl { get; set; } = new Uri("https://bitbucket.example.com");
+
+        /// <summary>The bug-fix release to go to.</summary>
+        [Parameter]
+        public string TargetVersion { get; set; } = "8.19.4";
+
+        /// <summary>Node names (as the cluster API reports them); one entry each.</summary>
+        [Parameter]
+        [ValidateCount(2, 64)]
+        public string[] NodeName { get; set; } = { "node-1", "node-2", "node-3" };
+
+        /// <summary>The load balancer in front of the nodes.</summary>
+        [Parameter]
+        [ValidateSet("HAProxy", "Nginx", "Apache", "AzureAppGateway")]
+        public string LoadBalancerKind { get; set; } = "HAProxy";
+
+        /// <summary>The release archive (file path or URL).</summary>
+        [Parameter]
+        public string? ArchivePath { get; set; }
+
+        /// <summary>The archive's SHA-256 (64 hex digits).</summary>
+        [Parameter]
+        [ValidatePattern("^[0-9a-fA-F]{64}$")]
+        public string? ArchiveSha256 { get; set; }
+
+        /// <summary>Overwrite an existing file.</summary>
+        [Parameter]
+        public SwitchParameter Force { get; set; }
+
+        protected override void ProcessRecord()
+        {
+            var path = GetUnresolvedProviderPathFromPSPath(Path);
+            if (File.Exists(path) && !Force)
+                ThrowError("NewBbClusterProfileExists", ErrorCategory.ResourceExists, $"'{path}' already exists. Use -Force to overwrite it.", path);
+            if (!ShouldProcess(path, "Write a cluster profile template")) return;
+            Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path) ?? ".");
+            File.WriteAllText(path, Template(), new UTF8Encoding(false));
+            WriteObject(new FileInfo(path));
+        }
+
+        private static string Q(string s) => "'" + s.Replace("'", "''") + "'";
+
+        internal string Template()
+        {
+            var archive = ArchivePath ?? $"https://www.atlassian.com/software/stash/downloads/binary/atlassian-bitbucket-{TargetVersion}.tar.gz";
+            var archiveKey = Uri.TryCreate(archive, UriKind.Absolute, out var u) && (u.Scheme == "http" || u.Scheme == "https") ? "Url " : "Path";
+            var sb = new StringBuilder();
+            sb.AppendLine("# BitbucketZdu cluster profile: describes the cluster once for Invoke-BbRollingUpgrade.");
+            sb.AppendLine("# Check it with:  Test-BbClusterProfile -ProfilePath <this file>");
+            sb.AppendLine("# Data only: no secrets here (credentials come from -Credential or Connect-BbCluster).");
+            sb.AppendLine("@{");
+            sb.AppendLine("    # Short name: names the journal and lock files (letters, digits, . _ -).");
+            sb.AppendLine($"    Name          = {Q(Name)}");
+            sb.AppendLine("    # The cluster's base URL through the load balancer (the /rest/zdu API is called here).");
+            sb.AppendLine($"    BaseUrl       = {Q(BaseUrl.ToString())}");
+            sb.AppendLine("    # A higher bug-fix release of the running line (8.19.3 -> 8.19.4). Feature upgrades need an outage.");
+            sb.AppendLine($"    TargetVersion = {Q(TargetVersion)}");
+            sb.AppendLine();
+            sb.AppendLine("    # The release archive (Path = file, or Url = http/https) and its SHA-256 from Atlassian's download page.");
+            sb.AppendLine("    Archive       = @{");
+            sb.AppendLine($"        {archiveKey}   = {Q(archive)}");
+            sb.AppendLine($"        Sha256 = {Q(ArchiveSha256?.ToLowerInvariant() ?? "<sha-256 of the archive: 64 hex digits>")}");
+            sb.AppendLine("    }");
+            sb.AppendLine();
+            sb.AppendLine("    # Load balancers in front of the nodes. Kind: HAProxy, Nginx, Apache or AzureAppGateway.");
+            sb.AppendLine("    # Settings depend on the kind (HAProxy: AdminSocket = 'host:port' or a socket path; Backend = 'bitbucket').");
+            sb.AppendLine("    LoadBalancers = @(");
+            sb.AppendLine("        @{");
+            sb.AppendLine("            Name     = 'lb1'");
+            sb.AppendLine($"            Kind     = {Q(LoadBalancerKind)}");
+            sb.AppendLine("            Settings = @{ AdminSocket = '127.0.0.1:9999'; Backend = 'bitbucket' }");
+            sb.AppendLine("        }");
+            sb.AppendLine("    )");
+            sb.AppendLine();
+            sb.AppendLine("    # Every node of the cluster, exactly as many as the API reports.");
+            sb.AppendLine("    #   Name        as the API reports it (GET /rest/zdu/cluster: nodes[].name)");
+            sb.AppendLine("    #   ApiAddress  optional: ip or ip:port as the API reports it, when names are not configured");
+            sb.AppendLine("    #   Url         the node's own HTTP address, bypassing the load balancer (/status and its own view)");
+            sb.AppendLine("    #   Remoting    where node work runs: host name for PowerShell remoting / SSH");
+            sb.AppendLine("    #   InstallRoot the folder holding the versioned install dirs");
+            sb.AppendLine("    #   Service     Systemd, WindowsService or Script");
+            sb.AppendLine("    #   Member      the node's server in the load balancer (Members = @{ lb1 = '...' } with several)");
+            sb.AppendLine("    Nodes         = @(");
+            var i = 0;
+            foreach (var node in NodeName)
+            {
+                i++;
+                sb.AppendLine("        @{");
+                sb.AppendLine($"            Name        = {Q(node)}");
+                sb.AppendLine($"            Url         = {Q(string.Format(CultureInfo.InvariantCulture, "http://10.0.0.{0}:7990/", i))}");
+                sb.AppendLine($"            Remoting    = {Q(node + ".example.com")}");
+                sb.AppendLine("            InstallRoot = '/opt/atlassian/bitbucket'");
+                sb.AppendLine("            Service     = 'Systemd'");
+                sb.AppendLine($"            Member      = {Q("bitbucket/" + node)}");
+                sb.AppendLine("        }");
+            }
+            sb.AppendLine("    )");
+            sb.AppendLine();
+            sb.AppendLine("    # Optional checks and limits.");
+            sb.AppendLine("    MinFreeDiskGB   = 2        # free space each node needs for the new install dir");
+            sb.AppendLine("    # MaxUsersPerNode = 500    # capacity check with one node out of rotation");
+            sb.AppendLine("    # JournalPath     = '...'  # default: per-user application data/BitbucketZdu/journal");
+            sb.AppendLine("    # Timeouts = @{ DrainSeconds = 300; StopSeconds = 300; OfflineSeconds = 120; StartSeconds = 900; HealthySeconds = 300; StableSeconds = 600 }");
+            sb.AppendLine("}");
+            return sb.ToString();
+        }
+    }
+}

@@ -1,0 +1,174 @@
+using System;
+using System.Collections;
+using System.IO;
+using System.Linq;
+using System.Management.Automation;
+using System.Threading.Tasks;
+using BitbucketZdu.Core;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Profile;
+using BitbucketZdu.Core.Upgrade.Runner;
+using BitbucketZdu.Upgrade;
+
+namespace BitbucketZdu.Internal
+{
+    /// <summary>
+    /// Base of the cmdlets that work from a cluster profile: -ProfilePath, credentials, journal folder; reads the
+    /// profile (Import-PowerShellDataFile) and builds the ports through <see cref="UpgradePortsFactory"/>.
+    /// </summary>
+    public abstract class BbUpgradeCmdlet : BbClusterCmdlet
+    {
+        /// <summary>The cluster profile (.psd1) written by New-BbClusterProfile.</summary>
+        [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+        [Alias("Path", "FullName")]
+        [ValidateNotNullOrEmpty]
+        public string ProfilePath { get; set; } = null!;
+
+        /// <summary>A Bitbucket system administrator (Basic authentication). Default: the current connection's.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? Credential { get; set; }
+
+        /// <summary>Do not verify TLS certificates of the cluster and node URLs. Unsafe: test servers only.</summary>
+        [Parameter]
+        public SwitchParameter SkipCertificateCheck { get; set; }
+
+        /// <summary>The journal folder; overrides the profile's JournalPath.</summary>
+        [Parameter]
+        public string? JournalPath { get; set; }
+
+        /// <summary>Reads and validates the profile; a terminating error with the first issue's ErrorId and every place otherwise.</summary>
+        protected ClusterProfile LoadProfile()
+        {
+            var path = GetUnresolvedProviderPathFromPSPath(ProfilePath);
+            if (!File.Exists(path))
+                ThrowError("ProfileNotFound", ErrorCategory.ObjectNotFound, $"The cluster profile '{path}' does not exist. New-BbClusterProfile -Path '{path}' writes a template.", path);
+            var data = ReadData(path);
+            try
+            {
+                return ClusterProfileReader.Read(data, path);
+            }
+            catch (ProfileException ex)
+            {
+                ThrowTerminatingError(BbErrors.FromException(ex, path));
+                throw;
+            }
+        }
+
+        /// <summary>The profile file as a hashtable (Import-PowerShellDataFile: data only, no code runs).</summary>
+        protected IDictionary ReadData(string path)
+        {
+            try
+            {
+                var result = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
+                if (result.Count == 1 && result[0]?.BaseObject is IDictionary d) return d;
+            }
+            catch (RuntimeException ex)
+            {
+                ThrowError("ProfileUnreadable", ErrorCategory.ParserError, $"Cannot read the cluster profile '{path}': {ex.Message}", path);
+            }
+            ThrowError("ProfileUnreadable", ErrorCategory.InvalidData, $"The cluster profile '{path}' is not a PowerShell data file (@{{ ... }}).", path);
+            return null!;
+        }
+
+        protected UpgradePorts CreatePorts(ClusterProfile profile)
+        {
+            var connection = Connection ?? ConnectionStore.Current;
+            var options = new UpgradeConnectionOptions
+            {
+                Credential = Credential is null ? null : ZduCredential.Basic(Credential.UserName, Credential.Password),
+                SkipCertificateCheck = SkipCertificateCheck || (Credential is null && connection?.SkipCertificateCheck == true),
+                JournalPath = JournalPath is null ? null : GetUnresolvedProviderPathFromPSPath(JournalPath),
+            };
+            if (Credential is null && connection is not null)
+            {
+                if (!SameBase(connection.Uri, profile.BaseUrl))
+                    WriteWarning($"The current connection is to {connection.Uri} but the profile's BaseUrl is {profile.BaseUrl}; using the connection's credentials for the profile's URLs.");
+                else
+                    options.ClusterClient = connection.Client;
+            }
+            if (options.Credential is null && connection is not null && options.ClusterClient is null && connection.Client is ZduClient zc)
+                options.Credential = zc.Options.Credential;
+            if (SkipCertificateCheck)
+                WriteWarning("TLS certificate verification is OFF for the cluster and node URLs. Use this only against a test server.");
+            try
+            {
+                return UpgradePortsFactory.Current.Create(profile, options);
+            }
+            catch (BbException ex)
+            {
+                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
+                throw;
+            }
+        }
+
+        /// <summary>
+        /// Maps -Hook (@{ NodeUpgraded = { param($e) ... }; '*' = { ... } }) to the engine's hook. Script blocks run on
+        /// the pipeline thread with the event as $_ and as the first argument; a throw fails the phase.
+        /// </summary>
+        protected UpgradeHook? MapHook(Hashtable? hooks, PipelineBridge bridge)
+        {
+            if (hooks is null || hooks.Count == 0) return null;
+            var map = new System.Collections.Generic.Dictionary<string, ScriptBlock>(StringComparer.OrdinalIgnoreCase);
+            foreach (DictionaryEntry e in hooks)
+            {
+                var key = e.Key?.ToString() ?? "";
+                if (key != "*" && !Enum.GetNames(typeof(UpgradePhase)).Any(n => string.Equals(n, key, StringComparison.OrdinalIgnoreCase)))
+                    ThrowError("UpgradeInvalidHook", ErrorCategory.InvalidArgument,
+                        $"-Hook has an unknown phase '{key}'; use '*' or one of {string.Join(", ", Enum.GetNames(typeof(UpgradePhase)))}.", key);
+                var block = (e.Value as PSObject)?.BaseObject as ScriptBlock ?? e.Value as ScriptBlock;
+                if (block is null)
+                    ThrowError("UpgradeInvalidHook", ErrorCategory.InvalidArgument, $"-Hook '{key}' must be a script block.", key);
+                map[key] = block!;
+            }
+            return (evt, ct) =>
+            {
+                foreach (var key in new[] { evt.Phase.ToString(), "*" })
+                {
+                    if (!map.TryGetValue(key, out var block)) continue;
+                    bridge.Ask(() =>
+                    {
+                        block.InvokeWithContext(null, new System.Collections.Generic.List<PSVariable> { new PSVariable("_", evt) }, evt);
+                        return true;
+                    });
+                }
+                return Task.CompletedTask;
+            };
+        }
+
+        /// <summary>True under -WhatIf (or $WhatIfPreference).</summary>
+        protected bool IsWhatIf
+        {
+            get
+            {
+                if (MyInvocation.BoundParameters.TryGetValue("WhatIf", out var w)) return w is SwitchParameter sw ? sw.IsPresent : LanguagePrimitives.IsTrue(w);
+                return LanguagePrimitives.IsTrue(SessionState.PSVariable.GetValue("WhatIfPreference"));
+            }
+        }
+
+        /// <summary>
+        /// One question for the whole operation, so -Confirm prompts once and not per step. True under -WhatIf (the engine
+        /// then prints every step through <see cref="StepHost"/>) and after a "Yes"; false when the user said no.
+        /// </summary>
+        protected bool ConfirmOnce(string target, string action) => IsWhatIf || ShouldProcess(target, action);
+
+        /// <summary>The engine's host after <see cref="ConfirmOnce"/>: steps print under -WhatIf, are approved otherwise.</summary>
+        protected Core.Hosting.IOperationHost StepHost(PipelineBridge bridge) => IsWhatIf ? bridge : new ApprovedSteps(bridge);
+
+        private sealed class ApprovedSteps : Core.Hosting.IOperationHost
+        {
+            private readonly Core.Hosting.IOperationHost _inner;
+            public ApprovedSteps(Core.Hosting.IOperationHost inner) => _inner = inner;
+            public void Verbose(string message) => _inner.Verbose(message);
+            public void Debug(string message) => _inner.Debug(message);
+            public void Warning(string message) => _inner.Warning(message);
+            public void Progress(Core.Hosting.OperationProgress progress) => _inner.Progress(progress);
+            public bool ShouldProcess(string target, string action) => true;
+        }
+
+        private static bool SameBase(Uri a, Uri b) =>
+            Uri.Compare(a, b, UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0
+            || string.Equals(a.GetLeftPart(UriPartial.Path).TrimEnd('/'), b.GetLeftPart(UriPartial.Path).TrimEnd('/'), StringComparison.OrdinalIgnoreCase);
+    }
+}

@@ -1,0 +1,81 @@
+using BitbucketZdu.Core.Tests.Upgrade.Fakes;
+using BitbucketZdu.Core.Upgrade.Journal;
+using static BitbucketZdu.Core.Tests.Upgrade.Fakes.UpgradeFixture;
+
+namespace BitbucketZdu.Core.Tests.Upgrade;
+
+/// <summary>
+/// The process is killed at every journal write (before the line lands, and right after it), then a fresh runner
+/// resumes: the upgrade completes and no destructive step runs twice.
+/// </summary>
+public sealed class KillAndResumeTests
+{
+    private const int KilledPid = 40001;
+    private const int ResumedPid = 40002;
+
+    private static async Task<int> AppendsOfACleanRun()
+    {
+        using var f = new UpgradeFixture();
+        var process = new FakeProcess();
+        var journal = new KillingJournal(f.Journal, process, int.MaxValue);
+        var result = await f.Runner(journal, process).RunAsync(f.Profile, Options(KilledPid), CancellationToken.None);
+        Assert.True(result.Report!.Succeeded);
+        return journal.Appends;
+    }
+
+    public static IEnumerable<object[]> KillPoints()
+    {
+        var n = AppendsOfACleanRun().GetAwaiter().GetResult();
+        Assert.InRange(n, 50, 80);
+        for (var k = 1; k <= n; k++)
+        {
+            yield return new object[] { k, false };
+            yield return new object[] { k, true };
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(KillPoints))]
+    public async Task Killed_at_a_journal_write_then_resumed_completes_without_repeating_a_destructive_step(int killAt, bool lineWritten)
+    {
+        using var f = new UpgradeFixture();
+        f.Journal.FlushToDisk = false; // the kill is simulated in-process: what is under test is what was appended, not fsync
+        f.World["node-2"].TasksTotal = 0;
+        var process = new FakeProcess();
+        var killing = new KillingJournal(f.Journal, process, killAt) { WriteBeforeKill = lineWritten };
+
+        await Assert.ThrowsAnyAsync<Exception>(() => f.Runner(killing, process).RunAsync(f.Profile, Options(KilledPid), CancellationToken.None));
+        Assert.True(killing.Fired, $"the kill at write {killAt} happened");
+        Assert.True(File.Exists(f.Journal.LockFile("prod")), "a killed run leaves its lock behind");
+
+        var last = JournalRun.Last(await f.ReadJournal());
+        if (last is not null && last.Completed)
+        {
+            // Killed after the final line: the work is done; -Resume has nothing left and says so.
+            Assert.True(f.World.AllOn(To));
+            var done = await Assert.ThrowsAsync<BbException>(() => f.Runner().RunAsync(f.Profile, Options(ResumedPid, resume: true), CancellationToken.None));
+            Assert.Equal("PreflightAlreadyOnTarget", done.ErrorId);
+            return;
+        }
+
+        var resumed = await f.Runner().RunAsync(f.Profile, Options(ResumedPid, resume: true), CancellationToken.None);
+
+        Assert.True(resumed.Report!.Succeeded, resumed.Report.Summary);
+        Assert.True(f.World.AllOn(To), "every node on the target, in rotation, cluster STABLE");
+        Assert.Contains(f.Host.Warnings, w => w.Contains("Took over the lock", StringComparison.Ordinal));
+        foreach (var node in new[] { "node-1", "node-2", "node-3" })
+        {
+            Assert.Equal(1, f.World.Count(node + ":take-out"));
+            Assert.Equal(1, f.World.Count(node + ":stop"));
+            Assert.Equal(1, f.World.Count(node + ":install:" + To));
+            Assert.Equal(1, f.World.Count(node + ":start:" + To));
+            Assert.Equal(1, f.World.Count(node + ":put-back"));
+            Assert.Equal(1, f.World.Count(node + ":pre-stage"));
+        }
+        Assert.Equal(1, f.World.Count("cluster:start"));
+        Assert.Equal(1, f.World.Count("cluster:approve"));
+        Assert.DoesNotContain(f.World.Operations, o => o.Contains(":rollback:", StringComparison.Ordinal));
+        Assert.False(File.Exists(f.Journal.LockFile("prod")));
+        Assert.Equal(JournalKinds.RunCompleted, (await f.ReadJournal())[^1].Kind);
+    }
+}
