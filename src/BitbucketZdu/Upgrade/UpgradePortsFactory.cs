@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core;
 using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Upgrade.Adapters;
 using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Core.Upgrade.Ports;
 using BitbucketZdu.Core.Upgrade.Profile;
@@ -22,9 +23,9 @@ namespace BitbucketZdu.Upgrade
     {
         public static IUpgradePortsFactory Current { get; set; } = new DefaultUpgradePortsFactory();
 
-        /// <summary>Binds <see cref="IRotation"/> for a profile (adapter over Core/LoadBalancers; to be filled in).</summary>
+        /// <summary>Binds <see cref="IRotation"/> for a profile: the load-balancer providers of Core/LoadBalancers.</summary>
         public static Func<ClusterProfile, UpgradeConnectionOptions, IRotation> RotationFactory { get; set; } =
-            (p, o) => new UnwiredRotation();
+            (p, o) => new LoadBalancerRotation(p);
 
         /// <summary>Binds <see cref="INodeHost"/> for a profile (adapter over Core/Nodes shells; to be filled in).</summary>
         public static Func<ClusterProfile, UpgradeConnectionOptions, INodeHost> NodeHostFactory { get; set; } =
@@ -55,8 +56,11 @@ namespace BitbucketZdu.Upgrade
                 return c;
             });
             var journal = new FileJournalStore(options.JournalPath ?? profile.JournalPath ?? FileJournalStore.DefaultDirectory);
-            return new UpgradePorts(cluster, NodeApi, UpgradePortsFactory.RotationFactory(profile, options),
-                UpgradePortsFactory.NodeHostFactory(profile, options), journal, UpgradeClock.System, owned);
+            var rotation = UpgradePortsFactory.RotationFactory(profile, options);
+            if (rotation is IDisposable r) owned.Add(r);
+            var nodes = UpgradePortsFactory.NodeHostFactory(profile, options);
+            if (nodes is IDisposable n) owned.Add(n);
+            return new UpgradePorts(cluster, NodeApi, rotation, nodes, journal, UpgradeClock.System, owned);
         }
 
         private sealed class Disposables : IDisposable

@@ -55,7 +55,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         private static readonly string[] LbKeys = { "Name", "Kind", "Settings" };
         private static readonly string[] ArchiveKeys = { "Path", "Url", "Sha256" };
         private static readonly string[] TimeoutKeys = { "DrainSeconds", "StopSeconds", "OfflineSeconds", "StartSeconds", "HealthySeconds", "StableSeconds", "FirstPollMilliseconds", "MaxPollMilliseconds" };
-        private static readonly string[] LbKinds = { "HAProxy", "Nginx", "Apache", "AzureAppGateway" };
+        private static readonly string[] LbKinds = { "HAProxy", "Nginx", "NginxPlus", "Apache", "AzureAppGateway" };
         private static readonly Regex Sha256Pattern = new Regex("^[0-9a-fA-F]{64}$", RegexOptions.CultureInvariant);
         private static readonly Regex NamePattern = new Regex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", RegexOptions.CultureInvariant);
 
