@@ -1,0 +1,334 @@
+<#
+.SYNOPSIS
+    Set-up shared by the demo (tools/Start-Demo.ps1) and the benchmarks (bench/Invoke-Benchmarks.ps1): a simulated
+    cluster on free loopback ports, the target release archive, a load balancer in front (real HAProxy when installed,
+    else the simulator's loopback balancer), a cluster profile for it, steady user traffic, and tear-down.
+
+    Nothing here is a test: these functions start real processes and leave them to Stop-DemoEnvironment.
+#>
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+
+$script:RepoRoot = Split-Path $PSScriptRoot -Parent
+
+function Get-BbsimPath {
+    <# The simulator's bbsim.dll of a configuration (built by build.ps1 Build with the solution). #>
+    [OutputType([string])]
+    param([ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release')
+    $dll = Join-Path $script:RepoRoot "src/BitbucketZdu.Simulator/bin/$Configuration/net10.0/bbsim.dll"
+    if (-not (Test-Path $dll)) {
+        throw "The simulator is not built: '$dll' is missing. Build it: dotnet pwsh ./build.ps1 Build -Configuration $Configuration"
+    }
+    $dll
+}
+
+function Invoke-Bbsim {
+    <# Runs 'dotnet bbsim.dll <args>' and fails with its output on a non-zero exit code. Returns its stdout lines. #>
+    param([Parameter(Mandatory)] [string] $Bbsim, [Parameter(Mandatory)] [string[]] $Arguments)
+    $out = & dotnet $Bbsim @Arguments 2>&1
+    if ($LASTEXITCODE -ne 0) {
+        throw "bbsim $($Arguments[0]) failed (exit $LASTEXITCODE): $(($out | Out-String).Trim())"
+    }
+    $out | ForEach-Object { "$_" }
+}
+
+function Get-FreeLoopbackPort {
+    <# $Count distinct free TCP ports on 127.0.0.1 (held open together while chosen, then released). #>
+    [OutputType([int[]])]
+    param([int] $Count = 1)
+    $listeners = @(1..$Count | ForEach-Object {
+            $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $l.Start()
+            $l
+        })
+    try { , [int[]] @($listeners | ForEach-Object { $_.LocalEndpoint.Port }) }
+    finally { $listeners | ForEach-Object { $_.Stop() } }
+}
+
+function New-DemoPassword {
+    $bytes = [byte[]]::new(12)
+    [System.Security.Cryptography.RandomNumberGenerator]::Fill($bytes)
+    [Convert]::ToBase64String($bytes).Replace('+', 'x').Replace('/', 'y').TrimEnd('=')
+}
+
+function New-DemoEnvironment {
+    <#
+    .SYNOPSIS
+        The object every other function takes and fills in (cluster, archive, balancer, profile, traffic). Create it
+        first and pass it to Stop-DemoEnvironment in a finally block: whatever was started by then is stopped.
+    #>
+    param(
+        [Parameter(Mandatory)] [string] $Bbsim,
+        [Parameter(Mandatory)] [string] $Root,
+        [string] $Version = '8.19.3',
+        [string] $TargetVersion = '8.19.4'
+    )
+    New-Item -ItemType Directory -Path $Root -Force | Out-Null
+    [pscustomobject]@{
+        Root = $Root; Bbsim = $Bbsim; Version = $Version; TargetVersion = $TargetVersion
+        User = 'admin'; Password = (New-DemoPassword); Nodes = @(); Archive = $null; Sha256 = $null
+        Balancer = $null; Traffic = $null; ProfilePath = $null
+    }
+}
+
+function Start-DemoCluster {
+    <#
+    .SYNOPSIS
+        Starts a simulated cluster under the environment's root on free loopback ports (bbsim cluster --detach) and
+        builds the target release archive with its SHA-256 (bbsim dist).
+    #>
+    param(
+        [Parameter(Mandatory)] $Environment,
+        [int] $Nodes = 3,
+        [string] $Grace = '3s',
+        [string] $StartDelay = '500ms'
+    )
+    $e = $Environment
+    $ports = Get-FreeLoopbackPort -Count $Nodes
+    Invoke-Bbsim $e.Bbsim @('cluster', '--nodes', "$Nodes", '--version', $e.Version, '--root', $e.Root, '--ports', ($ports -join ','),
+        '--user', $e.User, '--password', $e.Password, '--grace', $Grace, '--start-delay', $StartDelay,
+        '--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--detach') | Out-Null
+    $manifest = Get-Content (Join-Path $e.Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
+    $e.Nodes = @($manifest.nodes | ForEach-Object {
+            [pscustomobject]@{ Name = $_.name; Port = [int] $_.port; Url = $_.url; Home = $_.home; InstallRoot = Split-Path $_.installDir -Parent }
+        })
+
+    $distDir = Join-Path $e.Root 'release'
+    Invoke-Bbsim $e.Bbsim @('dist', '--version', $e.TargetVersion, '--output', $distDir, '--format', 'tar.gz') | Out-Null
+    $e.Archive = Join-Path $distDir "atlassian-bitbucket-$($e.TargetVersion).tar.gz"
+    $e.Sha256 = ((Get-Content "$($e.Archive).sha256" -Raw) -split '\s+')[0].ToLowerInvariant()
+    $e.Nodes
+}
+
+function Get-DemoCredential {
+    [OutputType([pscredential])]
+    param([Parameter(Mandatory)] $Environment)
+    [pscredential]::new($Environment.User, (ConvertTo-SecureString $Environment.Password -AsPlainText -Force))
+}
+
+function Start-DemoBalancer {
+    <#
+    .SYNOPSIS
+        Puts a load balancer in front of the cluster's nodes: real HAProxy when 'haproxy' is on the PATH (or -Kind
+        HAProxy), else the simulator's loopback balancer (bbsim balancer), which speaks the same runtime API.
+        Both: a TCP admin socket at level admin, health check GET /status every 200 ms.
+    #>
+    param(
+        [Parameter(Mandatory)] $Environment,
+        [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $Kind = 'Auto'
+    )
+    $haproxy = Get-Command haproxy -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $haproxy -and (Test-Path /usr/sbin/haproxy)) { $haproxy = Get-Command /usr/sbin/haproxy }
+    if ($Kind -eq 'Auto') { $Kind = if ($haproxy) { 'HAProxy' } else { 'Bbsim' } }
+    if ($Kind -eq 'HAProxy' -and -not $haproxy) { throw "HAProxy is not installed (Debian/Ubuntu: sudo apt-get install haproxy); use -Kind Bbsim." }
+
+    $ports = Get-FreeLoopbackPort -Count 2
+    $front = $ports[0]; $admin = $ports[1]
+    $dir = Join-Path $Environment.Root 'balancer'
+    New-Item -ItemType Directory -Path $dir -Force | Out-Null
+    $stdout = Join-Path $dir 'stdout.log'; $stderr = Join-Path $dir 'stderr.log'
+    if ($Kind -eq 'HAProxy') {
+        $servers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.Port) check" }) -join "`n"
+        $config = Join-Path $dir 'haproxy.cfg'
+        Set-Content -Path $config -Value @"
+global
+  stats socket ipv4@127.0.0.1:$admin level admin
+  stats timeout 10s
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  retries 3
+  option redispatch
+frontend fe
+  bind 127.0.0.1:$front
+  default_backend bitbucket
+backend bitbucket
+  balance roundrobin
+  option httpchk GET /status
+  default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 2
+$servers
+"@
+        $process = Start-Process -FilePath $haproxy.Source -ArgumentList @('-db', '-f', $config) -PassThru `
+            -RedirectStandardOutput $stdout -RedirectStandardError $stderr
+    }
+    else {
+        $serverArgs = $Environment.Nodes | ForEach-Object { '--server', "$($_.Name)=127.0.0.1:$($_.Port)" }
+        $process = Start-Process -FilePath 'dotnet' -PassThru -RedirectStandardOutput $stdout -RedirectStandardError $stderr `
+            -ArgumentList (@($Environment.Bbsim, 'balancer', '--listen', "$front", '--admin-port', "$admin", '--backend', 'bitbucket',
+                '--check-interval-ms', '200', '--rise', '2', '--fall', '2') + $serverArgs)
+    }
+    $Environment.Balancer = [pscustomobject]@{
+        Kind = $Kind; Process = $process; FrontUrl = "http://127.0.0.1:$front"; Endpoint = "tcp://127.0.0.1:$admin"; Backend = 'bitbucket'
+    }
+    # Ready when the front end serves a user request (a health-checked node is up behind it).
+    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    while ($true) {
+        if ($process.HasExited) { throw "The $Kind load balancer exited (code $($process.ExitCode)): $((Get-Content $stderr, $stdout -Raw -ErrorAction SilentlyContinue) -join ' ')" }
+        try {
+            $r = Invoke-WebRequest -Uri "$($Environment.Balancer.FrontUrl)/" -TimeoutSec 2 -SkipHttpErrorCheck
+            if ($r.StatusCode -eq 200) { break }
+        }
+        catch { }
+        if ([DateTime]::UtcNow -gt $deadline) { throw "The $Kind load balancer at $($Environment.Balancer.FrontUrl) did not serve within 30 s." }
+        Start-Sleep -Milliseconds 100
+    }
+    $Environment.Balancer
+}
+
+function ConvertTo-Psd1String([string] $Value) { "'" + $Value.Replace("'", "''") + "'" }
+
+function New-DemoProfile {
+    <#
+    .SYNOPSIS
+        Writes the cluster profile (.psd1) of a demo environment: nodes worked on locally (Remoting 'local', Service
+        'Script', InstallRoot <root>/node-N), the load balancer, the archive and short timeouts. Returns the path.
+    #>
+    [OutputType([string])]
+    param(
+        [Parameter(Mandatory)] $Environment,
+        [string] $Path = (Join-Path $Environment.Root 'cluster.psd1'),
+        [string] $Name = 'demo'
+    )
+    $q = { param($v) ConvertTo-Psd1String $v }
+    $nodes = ($Environment.Nodes | ForEach-Object {
+            "        @{ Name = $(& $q $_.Name); ApiAddress = $(& $q "127.0.0.1:$($_.Port)"); Url = $(& $q $_.Url); Remoting = 'local'; Service = 'Script'; InstallRoot = $(& $q $_.InstallRoot); Member = $(& $q $_.Name) }"
+        }) -join "`n"
+    $lb = $Environment.Balancer
+    $text = @"
+# Cluster profile of the simulated demo cluster (written by tools/DemoCluster.psm1).
+@{
+    Name          = $(& $q $Name)
+    BaseUrl       = $(& $q $lb.FrontUrl)
+    TargetVersion = $(& $q $Environment.TargetVersion)
+    Archive       = @{ Path = $(& $q $Environment.Archive); Sha256 = $(& $q $Environment.Sha256) }
+    Nodes         = @(
+$nodes
+    )
+    LoadBalancers = @(
+        @{ Name = 'lb'; Kind = 'HAProxy'; Settings = @{ Endpoint = $(& $q $lb.Endpoint); Backend = $(& $q $lb.Backend) } }
+    )
+    MinFreeDiskGB = 0.1
+    JournalPath   = $(& $q (Join-Path $Environment.Root 'journal'))
+    # Short waits: the simulator stops in ~1 s and starts in ~1 s.
+    Timeouts      = @{ DrainSeconds = 15; StopSeconds = 30; OfflineSeconds = 20; StartSeconds = 60; HealthySeconds = 30; StableSeconds = 60; FirstPollMilliseconds = 100; MaxPollMilliseconds = 1000 }
+}
+"@
+    Set-Content -Path $Path -Value $text -Encoding utf8
+    $Environment.ProfilePath = $Path
+    $Path
+}
+
+function Start-DemoTraffic {
+    <#
+    .SYNOPSIS
+        Steady user traffic through the load balancer: $Workers loops of GET /?delayMs=N, each as its own user, in a
+        runspace pool. Bounded: it stops by itself after $MaxMinutes. Stop-DemoTraffic returns the counts.
+    #>
+    param(
+        [Parameter(Mandatory)] $Environment,
+        [int] $Workers = 3,
+        [int] $DelayMs = 100,
+        [int] $MaxMinutes = 10
+    )
+    $state = [hashtable]::Synchronized(@{ Stop = $false })
+    $failures = [System.Collections.Concurrent.ConcurrentQueue[string]]::new()
+    $pool = [runspacefactory]::CreateRunspacePool(1, $Workers)
+    $pool.Open()
+    $worker = {
+        param($Url, $User, $Key, $State, $Failures, $Deadline)
+        $client = [System.Net.Http.HttpClient]::new()
+        $client.Timeout = [TimeSpan]::FromSeconds(30)
+        $ok = 0; $failed = 0
+        try {
+            while (-not $State.Stop -and [DateTime]::UtcNow -lt $Deadline) {
+                $request = [System.Net.Http.HttpRequestMessage]::new([System.Net.Http.HttpMethod]::Get, $Url)
+                $request.Headers.Add('X-Bbsim-User', $User)
+                try {
+                    $response = $client.SendAsync($request).GetAwaiter().GetResult()
+                    if ($response.IsSuccessStatusCode) { $ok++ }
+                    else { $failed++; $Failures.Enqueue("$([DateTime]::UtcNow.ToString('HH:mm:ss.fff')) HTTP $([int] $response.StatusCode) $($response.ReasonPhrase)") }
+                    $response.Dispose()
+                }
+                catch {
+                    $failed++
+                    $Failures.Enqueue("$([DateTime]::UtcNow.ToString('HH:mm:ss.fff')) $($_.Exception.GetBaseException().Message)")
+                }
+                $State[$Key] = @($ok, $failed)
+            }
+        }
+        finally { $client.Dispose() }
+    }
+    $deadline = [DateTime]::UtcNow.AddMinutes($MaxMinutes)
+    $runs = @(1..$Workers | ForEach-Object {
+            $ps = [powershell]::Create()
+            $ps.RunspacePool = $pool
+            [void] $ps.AddScript($worker).AddArgument("$($Environment.Balancer.FrontUrl)/?delayMs=$DelayMs").AddArgument("user-$_").
+            AddArgument("w$_").AddArgument($state).AddArgument($failures).AddArgument($deadline)
+            [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
+        })
+    $Environment.Traffic = [pscustomobject]@{ State = $state; Failures = $failures; Pool = $pool; Runs = $runs; Started = [DateTime]::UtcNow; Stopped = $null }
+    $Environment.Traffic
+}
+
+function Get-DemoTrafficCount {
+    <# The requests so far: Requests, Failed. #>
+    param([Parameter(Mandatory)] $Environment)
+    $t = $Environment.Traffic
+    $ok = 0; $failed = 0
+    if ($t) {
+        foreach ($k in @($t.State.Keys)) {
+            if ($k -like 'w*') { $c = $t.State[$k]; $ok += $c[0]; $failed += $c[1] }
+        }
+    }
+    [pscustomobject]@{ Requests = $ok + $failed; Failed = $failed }
+}
+
+function Stop-DemoTraffic {
+    <# Stops the traffic loops (waits for requests in flight) and returns Requests, Failed, Failures (the first 20), Seconds. #>
+    param([Parameter(Mandatory)] $Environment)
+    $t = $Environment.Traffic
+    if (-not $t) { return $null }
+    $t.State.Stop = $true
+    foreach ($r in $t.Runs) {
+        try { $r.PowerShell.EndInvoke($r.Handle) | Out-Null } catch { $t.Failures.Enqueue("traffic worker: $($_.Exception.Message)") }
+        $r.PowerShell.Dispose()
+    }
+    $t.Pool.Dispose()
+    if (-not $t.Stopped) { $t.Stopped = [DateTime]::UtcNow }
+    $count = Get-DemoTrafficCount $Environment
+    [pscustomobject]@{
+        Requests = $count.Requests
+        Failed   = $count.Failed
+        Failures = @($t.Failures.ToArray() | Select-Object -First 20)
+        Seconds  = [math]::Round(($t.Stopped - $t.Started).TotalSeconds, 1)
+    }
+}
+
+function Stop-DemoEnvironment {
+    <# Stops everything Start-Demo* started: traffic, the load balancer process, the simulated nodes. Safe to call twice. #>
+    param([Parameter(Mandatory)] $Environment, [switch] $RemoveRoot)
+    if ($Environment.Traffic -and -not $Environment.Traffic.Stopped) { Stop-DemoTraffic $Environment | Out-Null }
+    $lb = $Environment.Balancer
+    if ($lb -and $lb.Process -and -not $lb.Process.HasExited) {
+        Stop-Process -Id $lb.Process.Id -Force -ErrorAction SilentlyContinue
+        $lb.Process.WaitForExit(5000) | Out-Null
+    }
+    if (Test-Path (Join-Path $Environment.Root 'bbsim-cluster.json')) {
+        & dotnet $Environment.Bbsim stop --root $Environment.Root *> $null
+    }
+    if ($RemoveRoot) { Remove-Item $Environment.Root -Recurse -Force -ErrorAction SilentlyContinue }
+}
+
+function New-DemoRoot {
+    <# A fresh temp folder for one demo or benchmark run. #>
+    [OutputType([string])]
+    param([string] $Prefix = 'bbzdu-demo')
+    $root = Join-Path ([IO.Path]::GetTempPath()) ("$Prefix-" + [guid]::NewGuid().ToString('N').Substring(0, 8))
+    New-Item -ItemType Directory -Path $root -Force | Out-Null
+    $root
+}
+
+Export-ModuleMember -Function Get-BbsimPath, Invoke-Bbsim, Get-FreeLoopbackPort, New-DemoEnvironment, Start-DemoCluster, Get-DemoCredential,
+    Start-DemoBalancer, New-DemoProfile, Start-DemoTraffic, Get-DemoTrafficCount, Stop-DemoTraffic, Stop-DemoEnvironment, New-DemoRoot

@@ -1,0 +1,121 @@
+<#
+.SYNOPSIS
+    The one-command demo: a zero-downtime rolling upgrade of a simulated 3-node Bitbucket Data Center cluster under
+    steady user traffic.
+
+.DESCRIPTION
+    Starts a 3-node simulated cluster (8.19.3) on free loopback ports, builds the 8.19.4 release archive and its
+    SHA-256, puts a load balancer in front (real HAProxy when installed, else the simulator's loopback balancer that
+    speaks HAProxy's runtime API), writes a cluster profile for it, sends steady user traffic through the load
+    balancer, runs Invoke-BbRollingUpgrade with live progress, prints the report with the request and failed-request
+    counts, and stops everything it started (also on Ctrl+C or failure).
+
+    Exit code 0 only when 3/3 nodes were upgraded, the cluster is STABLE on 8.19.4 and no user request failed.
+    Run it through the build: dotnet pwsh ./build.ps1 Demo
+
+.PARAMETER ModulePath
+    The built module's manifest (build.ps1 passes out/BitbucketZdu/<version>/BitbucketZdu.psd1).
+
+.PARAMETER Configuration
+    Which build of the simulator to use (src/BitbucketZdu.Simulator/bin/<Configuration>).
+
+.PARAMETER LoadBalancer
+    Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
+
+.PARAMETER KeepRoot
+    Keep the demo's temp folder (node logs, journal, profile) even after a successful run. A failed run always keeps it.
+#>
+[CmdletBinding()]
+param(
+    [string] $ModulePath,
+    [ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release',
+    [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto',
+    [switch] $KeepRoot
+)
+
+Set-StrictMode -Version Latest
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'Continue'
+
+$repo = Split-Path $PSScriptRoot -Parent
+if (-not $ModulePath) {
+    $version = (Import-PowerShellDataFile (Join-Path $repo 'BitbucketZdu.psd1')).ModuleVersion
+    $ModulePath = Join-Path $repo "out/BitbucketZdu/$version/BitbucketZdu.psd1"
+}
+if (-not (Test-Path $ModulePath)) { throw "The module is not built at '$ModulePath'. Run: dotnet pwsh ./build.ps1 Demo" }
+Import-Module (Join-Path $PSScriptRoot 'DemoCluster.psm1') -Force
+Import-Module $ModulePath -Force
+
+function Write-Step([string] $Message) { Write-Host "==> $Message" -ForegroundColor Cyan }
+
+$clock = [Diagnostics.Stopwatch]::StartNew()
+$demo = New-DemoEnvironment -Bbsim (Get-BbsimPath -Configuration $Configuration) -Root (New-DemoRoot)
+$passed = $false
+try {
+    Write-Step "Start a 3-node simulated cluster on $($demo.Version) under $($demo.Root)"
+    Start-DemoCluster -Environment $demo -Nodes 3 | Format-Table Name, Url, InstallRoot -AutoSize | Out-Host
+    Write-Host "Release archive: $($demo.Archive) (sha256 $($demo.Sha256.Substring(0, 16))...)"
+
+    $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
+    Write-Step "Load balancer: $($lb.Kind) at $($lb.FrontUrl), runtime API $($lb.Endpoint), backend '$($lb.Backend)'"
+
+    $profilePath = New-DemoProfile -Environment $demo
+    Write-Step "Cluster profile: $profilePath"
+    $credential = Get-DemoCredential -Environment $demo
+
+    Write-Step 'Steady user traffic through the load balancer (3 users, GET /?delayMs=100)'
+    Start-DemoTraffic -Environment $demo -Workers 3 -DelayMs 100 | Out-Null
+
+    Write-Step "Invoke-BbRollingUpgrade -ProfilePath $profilePath -Confirm:`$false  ($($demo.Version) -> $($demo.TargetVersion))"
+    $hook = @{
+        '*' = {
+            $t = Get-DemoTrafficCount -Environment $demo
+            Write-Host ('  {0:HH:mm:ss.f}  {1,-18} {2,-7} {3}   [requests {4}, failed {5}]' -f [DateTime]::Now, $_.Phase, $_.Node, $_.Message, $t.Requests, $t.Failed)
+        }
+    }
+    $upgradeError = $null
+    $report = $null
+    try {
+        Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential $credential -Confirm:$false -Hook $hook -OutVariable reportOut | Out-Null
+    }
+    catch {
+        $upgradeError = $_
+    }
+    $report = @($reportOut) | Where-Object { $_ -is [BitbucketZdu.Core.Upgrade.Report.UpgradeReport] } | Select-Object -Last 1
+
+    # Users keep working after the run: a second of traffic on the upgraded cluster, then stop and count.
+    Start-Sleep -Seconds 1
+    $traffic = Stop-DemoTraffic -Environment $demo
+
+    Connect-BbCluster -Uri $lb.FrontUrl -Credential $credential | Out-Null
+    $cluster = Get-BbClusterStatus
+    $nodes = @(Get-BbNode)
+    Disconnect-BbCluster
+
+    Write-Step 'Report'
+    if ($report) {
+        $report | Format-List Cluster, RunId, FromVersion, TargetVersion, Succeeded, FinalState, Duration, PreflightDuration, PreStageDuration, Error, NextStep | Out-Host
+        $report.Nodes | Format-Table Order, Name, Outcome, FromVersion, ToVersion, DrainTime, StopTime, StartTime, OutOfRotation, Overhead -AutoSize | Out-Host
+        Write-Host $report.Summary
+    }
+    if ($upgradeError) { Write-Host "Invoke-BbRollingUpgrade failed: [$($upgradeError.FullyQualifiedErrorId)] $($upgradeError.Exception.Message)" -ForegroundColor Red }
+    Write-Host ''
+    Write-Host "Cluster now: $($cluster.State), upgrade mode $(if ($cluster.UpgradeModeEnabled) { 'on' } else { 'off' }); nodes: $(($nodes | ForEach-Object { "$($_.Name) $($_.State) $($_.Version)" }) -join ', ')"
+    Write-Host "User requests through the load balancer: $($traffic.Requests) in $($traffic.Seconds) s, failed: $($traffic.Failed)"
+    foreach ($f in $traffic.Failures) { Write-Host "  failed: $f" -ForegroundColor Red }
+
+    $upgraded = if ($report) { $report.NodesUpgraded } else { 0 }
+    $onTarget = @($nodes | Where-Object { $_.Version -eq $demo.TargetVersion -and "$($_.State)" -eq 'ACTIVE' }).Count
+    $passed = -not $upgradeError -and $upgraded -eq 3 -and "$($cluster.State)" -eq 'STABLE' -and $onTarget -eq 3 -and
+        $traffic.Failed -eq 0 -and $traffic.Requests -gt 0
+    Write-Host ''
+    $verdict = '{0}: {1}/3 nodes upgraded, cluster {2} with {3}/3 nodes ACTIVE on {4}, {5} requests, {6} failed, {7:0.0} s in all.' -f `
+    $(if ($passed) { 'DEMO PASSED' } else { 'DEMO FAILED' }), $upgraded, $cluster.State, $onTarget, $demo.TargetVersion, $traffic.Requests, $traffic.Failed, $clock.Elapsed.TotalSeconds
+    Write-Host $verdict -ForegroundColor $(if ($passed) { 'Green' } else { 'Red' })
+}
+finally {
+    Write-Step 'Stop the load balancer, the traffic and the simulated nodes'
+    Stop-DemoEnvironment -Environment $demo -RemoveRoot:($passed -and -not $KeepRoot)
+    if (-not $passed -or $KeepRoot) { Write-Host "Logs, journal and profile kept in $($demo.Root)" }
+}
+if (-not $passed) { exit 1 }
