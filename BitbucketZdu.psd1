@@ -19,6 +19,12 @@
         'Test-BbClusterProfile'
         'Invoke-BbNodeUpgrade'
         'Invoke-BbRollingUpgrade'
+        'Get-BbNode'
+        'Enable-BbUpgradeMode'
+        'Disable-BbUpgradeMode'
+        'Complete-BbRollingUpgrade'
+        'Wait-BbClusterState'
+        'Wait-BbNodeState'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

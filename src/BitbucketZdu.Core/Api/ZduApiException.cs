@@ -26,6 +26,12 @@ namespace BitbucketZdu.Core.Api
         Timeout,
         /// <summary>Any other HTTP status.</summary>
         Http,
+        /// <summary>A 3xx answer (redirects are not followed): typically a single sign-on login or an http→https hop.</summary>
+        Redirected,
+        /// <summary>A state-changing POST failed ambiguously and the cluster could not be re-read to learn whether it took effect.</summary>
+        OutcomeUnknown,
+        /// <summary>The server's TLS certificate failed verification.</summary>
+        CertificateUntrusted,
     }
 
     /// <summary>A failed rolling-upgrade API call. The message carries the URL and the server's own messages, never a credential.</summary>
@@ -47,6 +53,15 @@ namespace BitbucketZdu.Core.Api
         /// <summary>Messages from the server's error body (<c>errors[].message</c> or <c>message</c>).</summary>
         public IReadOnlyList<string> ServerMessages { get; }
 
+        /// <summary>The cluster as re-read after the failure (409 explanation, POST reconciliation); null when not re-read.</summary>
+        public ZduCluster? Cluster { get; internal set; }
+
+        /// <summary>True when a POST failed in a way that may still have changed the cluster (timeout, reset, 502/503/504).</summary>
+        internal bool Ambiguous { get; set; }
+
+        /// <summary>Where a 3xx answer pointed (query removed).</summary>
+        public Uri? RedirectLocation { get; internal set; }
+
         private static BbErrorCategory CategoryOf(ZduErrorKind kind) => kind switch
         {
             ZduErrorKind.Unauthorized => BbErrorCategory.AuthenticationError,
@@ -58,6 +73,9 @@ namespace BitbucketZdu.Core.Api
             ZduErrorKind.UnexpectedResponse => BbErrorCategory.InvalidResult,
             ZduErrorKind.Unreachable => BbErrorCategory.ConnectionError,
             ZduErrorKind.Timeout => BbErrorCategory.OperationTimeout,
+            ZduErrorKind.Redirected => BbErrorCategory.InvalidResult,
+            ZduErrorKind.OutcomeUnknown => BbErrorCategory.InvalidResult,
+            ZduErrorKind.CertificateUntrusted => BbErrorCategory.SecurityError,
             _ => BbErrorCategory.ProtocolError,
         };
     }

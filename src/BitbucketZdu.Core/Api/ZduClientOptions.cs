@@ -30,6 +30,23 @@ namespace BitbucketZdu.Core.Api
         /// <summary>First backoff delay; later ones grow exponentially with jitter.</summary>
         public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(250);
 
+        /// <summary>Upper bound of one backoff delay (also caps a server's Retry-After).</summary>
+        public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
+
+        /// <summary>
+        /// A CA certificate file (PEM or DER, a PEM file may hold several) to trust for this server in addition to
+        /// the system's store: the server's chain must end at one of them. For internal CAs the machine does not trust.
+        /// </summary>
+        public string? TrustedCertificatePath { get; set; }
+
+        /// <summary>
+        /// On a 404 for a POST action, try the path printed in the 7.x how-to pages (<c>/rest/zdu/cluster/&lt;action&gt;</c>).
+        /// </summary>
+        public bool LegacyActionPathFallback { get; set; } = true;
+
+        /// <summary>Where the client says what it retries and reconciles (verbose-level text, never a secret). Optional.</summary>
+        public Action<string>? Diagnostic { get; set; }
+
         /// <summary>The module name and version for the User-Agent (never a browser's).</summary>
         public string UserAgent { get; set; } = DefaultUserAgent;
 

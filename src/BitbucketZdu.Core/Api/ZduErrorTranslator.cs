@@ -10,12 +10,14 @@ namespace BitbucketZdu.Core.Api
     /// <summary>Turns an HTTP failure from /rest/zdu into a <see cref="ZduApiException"/> with the server's own messages.</summary>
     internal static class ZduErrorTranslator
     {
-        public static ZduApiException FromResponse(HttpMethod method, Uri uri, HttpResponseMessage response, string body, bool usedBearerToken)
+        public static ZduApiException FromResponse(HttpMethod method, Uri uri, HttpResponseMessage response, string body, bool usedBearerToken,
+            string? notFoundHint = null, int attempts = 1)
         {
             var status = (int)response.StatusCode;
             var messages = ExtractMessages(body);
             var said = messages.Count > 0 ? " Server says: " + string.Join(" ", messages) : string.Empty;
-            var prefix = $"{method} {uri} returned {status} {response.ReasonPhrase}.";
+            var after = attempts > 1 ? $" (after {attempts} attempts)" : string.Empty;
+            var prefix = $"{method} {uri} returned {status} {response.ReasonPhrase}{after}.";
             switch (status)
             {
                 case 401:
@@ -32,17 +34,45 @@ namespace BitbucketZdu.Core.Api
                         uri, status, messages);
                 case 404:
                     return new ZduApiException(ZduErrorKind.NotFound,
-                        $"{prefix} Nothing is there: an unknown node id, or no Bitbucket rolling-upgrade API under this base URL.{said}",
+                        $"{prefix} {notFoundHint ?? "Nothing is there: no Bitbucket rolling-upgrade API under this base URL (check -Uri and its context path)."}{said}",
                         uri, status, messages);
                 case 409:
                     return new ZduApiException(ZduErrorKind.InvalidState,
                         $"{prefix} The cluster is not in a state that allows this action.{said}",
                         uri, status, messages);
                 case >= 500:
-                    return new ZduApiException(ZduErrorKind.ServerError, $"{prefix}{said}", uri, status, messages);
+                    return new ZduApiException(ZduErrorKind.ServerError,
+                        $"{prefix} Bitbucket (or a proxy in front of it) failed; see the Bitbucket log (atlassian-bitbucket.log) on the node that answered.{said}",
+                        uri, status, messages);
                 default:
                     return new ZduApiException(ZduErrorKind.Http, $"{prefix}{said}", uri, status, messages);
             }
+        }
+
+        public static ZduApiException Redirect(HttpMethod method, Uri uri, HttpResponseMessage response)
+        {
+            var status = (int)response.StatusCode;
+            var location = response.Headers.Location;
+            Uri? target = null;
+            if (location is not null)
+            {
+                var absolute = location.IsAbsoluteUri ? location : new Uri(uri, location);
+                // Only scheme, host and path: a login redirect's query may carry state we have no business printing.
+                target = new Uri(absolute.GetLeftPart(UriPartial.Path));
+            }
+            string hint;
+            if (target is null)
+                hint = "The answer names no Location.";
+            else if (target.Scheme == Uri.UriSchemeHttps && uri.Scheme == Uri.UriSchemeHttp && string.Equals(target.Host, uri.Host, StringComparison.OrdinalIgnoreCase))
+                hint = $"It redirects to {target}: connect with the https URL.";
+            else if (target.AbsolutePath.IndexOf("login", StringComparison.OrdinalIgnoreCase) >= 0 || !string.Equals(target.Host, uri.Host, StringComparison.OrdinalIgnoreCase))
+                hint = $"It redirects to {target}: a single sign-on or login page, or another host. Redirects are not followed so that credentials never leave for another address; connect to a URL that answers the REST API directly (for example a node's own address) with a local system administrator.";
+            else
+                hint = $"It redirects to {target}: use Bitbucket's base URL (with its context path) as -Uri.";
+            return new ZduApiException(ZduErrorKind.Redirected, $"{method} {uri} answered {status} {response.ReasonPhrase}. {hint}", uri, status)
+            {
+                RedirectLocation = target,
+            };
         }
 
         public static ZduApiException UnexpectedBody(HttpMethod method, Uri uri, HttpResponseMessage response, string body, Exception parseError)

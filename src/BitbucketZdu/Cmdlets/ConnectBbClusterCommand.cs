@@ -37,6 +37,11 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>A CA certificate file (PEM or DER) to trust for this server besides the system's store, e.g. an internal CA.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? TrustedCertificatePath { get; set; }
+
         /// <summary>Seconds one HTTP request may take.</summary>
         [Parameter]
         [ValidateRange(1, 3600)]
@@ -57,6 +62,7 @@ namespace BitbucketZdu.Cmdlets
                 options = new ZduClientOptions(Uri, credential)
                 {
                     SkipCertificateCheck = SkipCertificateCheck,
+                    TrustedCertificatePath = TrustedCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TrustedCertificatePath),
                     RequestTimeout = TimeSpan.FromSeconds(TimeoutSec),
                 };
             }
@@ -69,11 +75,24 @@ namespace BitbucketZdu.Cmdlets
             if (SkipCertificateCheck)
                 WriteWarning($"TLS certificate verification is OFF for {options.BaseUri}. Anyone on the network path can read the administrator credentials. Use this only against a test server.");
 
-            var client = new ZduClient(options);
+            ZduClient client;
+            try
+            {
+                client = new ZduClient(options);
+            }
+            catch (ArgumentException ex)
+            {
+                ThrowTerminatingError(new ErrorRecord(ex, "ConnectBbClusterInvalidCertificate", ErrorCategory.InvalidArgument, TrustedCertificatePath));
+                return;
+            }
             var connection = new BbConnection(client, options);
             try
             {
-                var cluster = RunOrThrow((_, ct) => client.GetClusterAsync(ct), Uri);
+                var cluster = RunOrThrow(async (bridge, ct) =>
+                {
+                    using (ZduDiagnostics.ReportTo(bridge.Verbose))
+                        return await client.GetClusterAsync(ct).ConfigureAwait(false);
+                }, Uri);
                 connection.ClusterState = cluster.StateText;
                 connection.NodeCount = cluster.Nodes.Count;
                 WriteVerbose($"Connected to {options.BaseUri}: cluster {cluster.StateText}, {cluster.Nodes.Count} node(s).");

@@ -11,10 +11,6 @@ namespace BitbucketZdu.Cmdlets
     [OutputType(typeof(ZduCluster))]
     public sealed class GetBbClusterStatusCommand : BbClusterCmdlet
     {
-        protected override void ProcessRecord()
-        {
-            var client = Client;
-            WriteObject(RunOrThrow((_, ct) => client.GetClusterAsync(ct), client.BaseUri));
-        }
+        protected override void ProcessRecord() => WriteObject(ReadCluster());
     }
 }

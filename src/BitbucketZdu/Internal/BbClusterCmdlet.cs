@@ -1,4 +1,7 @@
+using System;
 using System.Management.Automation;
+using System.Threading;
+using System.Threading.Tasks;
 using BitbucketZdu.Core.Api;
 using BitbucketZdu.Models;
 
@@ -26,5 +29,22 @@ namespace BitbucketZdu.Internal
                 return connection!.Client;
             }
         }
+
+        /// <summary>
+        /// Runs API work with the client's retry/reconciliation messages going to this cmdlet's verbose stream; an
+        /// engine failure becomes a terminating error.
+        /// </summary>
+        protected T RunApi<T>(Func<IZduClient, PipelineBridge, CancellationToken, Task<T>> work)
+        {
+            var client = Client;
+            return RunOrThrow(async (bridge, ct) =>
+            {
+                using (ZduDiagnostics.ReportTo(bridge.Verbose))
+                    return await work(client, bridge, ct).ConfigureAwait(false);
+            }, client.BaseUri);
+        }
+
+        /// <summary>GET /rest/zdu/cluster.</summary>
+        protected ZduCluster ReadCluster() => RunApi((client, _, ct) => client.GetClusterAsync(ct));
     }
 }

@@ -13,6 +13,7 @@ namespace BitbucketZdu.Models
             UserName = options.Credential.UserName;
             AuthenticationType = options.Credential.IsBearerToken ? "Bearer" : "Basic";
             SkipCertificateCheck = options.SkipCertificateCheck;
+            TrustedCertificatePath = options.TrustedCertificatePath;
             ConnectedAt = DateTimeOffset.Now;
         }
 
@@ -20,6 +21,8 @@ namespace BitbucketZdu.Models
         public string? UserName { get; }
         public string AuthenticationType { get; }
         public bool SkipCertificateCheck { get; }
+        /// <summary>The extra CA certificate file trusted for this server, if any.</summary>
+        public string? TrustedCertificatePath { get; }
         public DateTimeOffset ConnectedAt { get; }
         /// <summary>The cluster state read when the connection was verified.</summary>
         public string? ClusterState { get; internal set; }

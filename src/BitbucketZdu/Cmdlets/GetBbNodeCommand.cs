@@ -1,0 +1,73 @@
+using System;
+using System.Linq;
+using System.Management.Automation;
+using BitbucketZdu.Core;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Internal;
+
+namespace BitbucketZdu.Cmdlets
+{
+    /// <summary>
+    /// <para type="synopsis">Gets the nodes of the cluster as the rolling-upgrade API reports them, filtered by name, state or id.</para>
+    /// </summary>
+    [Cmdlet(VerbsCommon.Get, "BbNode", DefaultParameterSetName = FilterSet)]
+    [OutputType(typeof(ZduNode))]
+    public sealed class GetBbNodeCommand : BbClusterCmdlet
+    {
+        private const string FilterSet = "Filter";
+        private const string IdSet = "Id";
+
+        /// <summary>Node names; wildcards allowed.</summary>
+        [Parameter(Position = 0, ParameterSetName = FilterSet)]
+        [SupportsWildcards]
+        [ValidateNotNullOrEmpty]
+        public string[]? Name { get; set; }
+
+        /// <summary>Only nodes in one of these states.</summary>
+        [Parameter(ParameterSetName = FilterSet)]
+        [ValidateNotNullOrEmpty]
+        public NodeState[]? State { get; set; }
+
+        /// <summary>Node ids (GET /rest/zdu/nodes/{id}). Ids may change when a node restarts.</summary>
+        [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
+        [ValidateNotNullOrEmpty]
+        public string[] Id { get; set; } = Array.Empty<string>();
+
+        protected override void ProcessRecord()
+        {
+            if (ParameterSetName == IdSet)
+            {
+                var client = Client;
+                foreach (var id in Id)
+                {
+                    ZduNode? node = null;
+                    if (RunOrWriteError(async (bridge, ct) =>
+                        {
+                            using (ZduDiagnostics.ReportTo(bridge.Verbose))
+                                node = await client.GetNodeAsync(id, ct).ConfigureAwait(false);
+                        }, id))
+                        WriteObject(node);
+                }
+                return;
+            }
+
+            var cluster = ReadCluster();
+            var patterns = Name?.Select(n => new WildcardPattern(n, WildcardOptions.IgnoreCase)).ToArray();
+            foreach (var node in cluster.Nodes)
+            {
+                if (patterns is not null && !patterns.Any(p => p.IsMatch(node.Name ?? string.Empty))) continue;
+                if (State is not null && !State.Contains(node.State)) continue;
+                WriteObject(node);
+            }
+
+            foreach (var name in Name ?? Array.Empty<string>())
+            {
+                if (WildcardPattern.ContainsWildcardCharacters(name)) continue;
+                if (cluster.Nodes.Any(n => string.Equals(n.Name, name, StringComparison.OrdinalIgnoreCase))) continue;
+                var known = string.Join(", ", cluster.Nodes.Select(n => n.Name ?? n.Id));
+                WriteError(BbErrors.FromException(new BbException("GetBbNodeNotFound", BbErrorCategory.ObjectNotFound,
+                    $"No node named '{name}' in the cluster at {Client.BaseUri}. Its nodes: {(known.Length == 0 ? "none" : known)}.", name)));
+            }
+        }
+    }
+}
