@@ -135,6 +135,7 @@ function Invoke-Test {
     Invoke-Build
     Assert-TestServers
     Install-Pester
+    & (Join-Path $Root 'tools/Install-Azurite.ps1') | Out-Null   # the blob journal tests run Azurite from npm
 
     $results = Join-Path $Out 'TestResults'
     if (Test-Path $results) { Remove-Item $results -Recurse -Force }
