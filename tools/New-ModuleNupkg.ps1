@@ -26,18 +26,14 @@ param(
 
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
-Add-Type -AssemblyName System.IO.Compression
-Add-Type -AssemblyName System.IO.Compression.FileSystem
-
-$ModuleDir = (Resolve-Path -LiteralPath $ModuleDir).Path
-$manifestFile = Get-ChildItem -LiteralPath $ModuleDir -Filter '*.psd1' | Select-Object -First 1
-if (-not $manifestFile) { throw "No module manifest (*.psd1) in '$ModuleDir'. Run 'build.ps1 Build' first." }
-$name = $manifestFile.BaseName
-$m = Import-PowerShellDataFile -LiteralPath $manifestFile.FullName
+. (Join-Path $PSScriptRoot 'BuiltModule.ps1')   # also loads System.IO.Compression
+$module = Get-BuiltModule -ModuleDir $ModuleDir
+$name = $module.Name
+$m = $module.Manifest
 $psData = if ($m.ContainsKey('PrivateData') -and $m.PrivateData.ContainsKey('PSData')) { $m.PrivateData.PSData } else { @{} }
 
 foreach ($required in 'ModuleVersion', 'Author', 'Description') {
-    if (-not $m.ContainsKey($required) -or -not $m[$required]) { throw "The manifest $($manifestFile.FullName) has no $required; the Gallery requires it." }
+    if (-not $m.ContainsKey($required) -or -not $m[$required]) { throw "The manifest of $($module.Directory) has no $required; the Gallery requires it." }
 }
 $version = [string] $m.ModuleVersion
 if ($psData.ContainsKey('Prerelease') -and $psData.Prerelease) { $version = "$version-$($psData.Prerelease)" }
@@ -109,16 +105,8 @@ $w.WriteEndDocument()
 $w.Flush(); $w.Dispose()
 $nuspecBytes = $nuspecStream.ToArray()
 
-# The module's files only: nothing from a build tree that may sit beside them.
-$excluded = '\.(pdb|nupkg|zip)$|(^|/)(bin|obj|TestResults)/'
-$files = Get-ChildItem -LiteralPath $ModuleDir -Recurse -File | ForEach-Object {
-    $relative = $_.FullName.Substring($ModuleDir.Length).TrimStart('\', '/') -replace '\\', '/'
-    if ($relative -notmatch $excluded) { [pscustomobject]@{ Path = $_.FullName; Entry = $relative } }
-}
-
-New-Item -ItemType Directory -Path $OutputDirectory -Force | Out-Null
-$nupkg = Join-Path (Resolve-Path -LiteralPath $OutputDirectory).Path "$name.$version.nupkg"
-if (Test-Path -LiteralPath $nupkg) { Remove-Item -LiteralPath $nupkg -Force }
+$files = $module.Files
+$nupkg = New-EmptyPackagePath $OutputDirectory "$name.$version.nupkg"
 
 function Add-Entry([System.IO.Compression.ZipArchive] $zip, [string] $entryName, [byte[]] $bytes) {
     $entry = $zip.CreateEntry($entryName, [System.IO.Compression.CompressionLevel]::Optimal)

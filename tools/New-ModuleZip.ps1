@@ -22,25 +22,15 @@ param(
 
 Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
-Add-Type -AssemblyName System.IO.Compression
-Add-Type -AssemblyName System.IO.Compression.FileSystem
-
-$ModuleDir = (Resolve-Path -LiteralPath $ModuleDir).Path
-$manifestFile = Get-ChildItem -LiteralPath $ModuleDir -Filter '*.psd1' | Select-Object -First 1
-if (-not $manifestFile) { throw "No module manifest (*.psd1) in '$ModuleDir'. Run 'build.ps1 Build' first." }
-$name = $manifestFile.BaseName
-$version = (Import-PowerShellDataFile -LiteralPath $manifestFile.FullName).ModuleVersion
-
-New-Item -ItemType Directory -Path $OutputDirectory -Force | Out-Null
-$zipPath = Join-Path (Resolve-Path -LiteralPath $OutputDirectory).Path "$name.$version.zip"
-if (Test-Path -LiteralPath $zipPath) { Remove-Item -LiteralPath $zipPath -Force }
+. (Join-Path $PSScriptRoot 'BuiltModule.ps1')   # also loads System.IO.Compression
+$module = Get-BuiltModule -ModuleDir $ModuleDir
+$name = $module.Name
+$zipPath = New-EmptyPackagePath $OutputDirectory "$name.$($module.Manifest.ModuleVersion).zip"
 
 $zip = [System.IO.Compression.ZipFile]::Open($zipPath, [System.IO.Compression.ZipArchiveMode]::Create)
 try {
-    foreach ($f in Get-ChildItem -LiteralPath $ModuleDir -Recurse -File) {
-        $relative = $f.FullName.Substring($ModuleDir.Length).TrimStart('\', '/') -replace '\\', '/'
-        if ($relative -match '\.(pdb|nupkg|zip)$') { continue }
-        [void] [System.IO.Compression.ZipFileExtensions]::CreateEntryFromFile($zip, $f.FullName, "$name/$relative", [System.IO.Compression.CompressionLevel]::Optimal)
+    foreach ($f in $module.Files) {
+        [void] [System.IO.Compression.ZipFileExtensions]::CreateEntryFromFile($zip, $f.Path, "$name/$($f.Entry)", [System.IO.Compression.CompressionLevel]::Optimal)
     }
 }
 finally { $zip.Dispose() }

@@ -6,8 +6,6 @@ using System.Linq;
 using System.Net;
 using System.Net.Http;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -42,12 +40,6 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     public sealed class AzureBlobJournalStore : IJournalStore, IDisposable
     {
         internal const string ApiVersion = "2021-12-02";
-
-        private static readonly JsonSerializerOptions Json = new JsonSerializerOptions
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        };
 
         private readonly AzureStorageCredential _credential;
         private readonly AzureBlobJournalOptions _options;
@@ -108,12 +100,12 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             if (r.StatusCode != HttpStatusCode.OK) throw await ErrorAsync(r, blob.AbsoluteUri, "read the journal").ConfigureAwait(false);
             var bytes = await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
             _knownLength[cluster] = bytes.LongLength;
-            return Parse(Encoding.UTF8.GetString(bytes), blob.AbsoluteUri);
+            return JournalLines.Parse(Encoding.UTF8.GetString(bytes), blob.AbsoluteUri, "rename the blob");
         }
 
         public async Task AppendAsync(string cluster, JournalEntry entry, CancellationToken cancellationToken)
         {
-            var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n");
+            var bytes = Encoding.UTF8.GetBytes(JournalLines.Format(entry));
             var blob = BlobUri(cluster);
             var appendUri = new Uri(blob.AbsoluteUri + "?comp=appendblock");
             await _write.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -328,30 +320,6 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                     return new BbException("JournalStorageFailed", BbErrorCategory.ProtocolError,
                         $"Azure Storage could not {what} at {target} ({status}).", target);
             }
-        }
-
-        private static List<JournalEntry> Parse(string text, string where)
-        {
-            var result = new List<JournalEntry>();
-            var lines = text.Split('\n');
-            var lastNonEmpty = Array.FindLastIndex(lines, l => l.Trim().Length > 0);
-            for (var i = 0; i < lines.Length; i++)
-            {
-                var line = lines[i].Trim();
-                if (line.Length == 0) continue;
-                try
-                {
-                    var e = JsonSerializer.Deserialize<JournalEntry>(line, Json);
-                    if (e is not null) result.Add(e);
-                }
-                catch (JsonException ex)
-                {
-                    if (i == lastNonEmpty) continue;
-                    throw new BbException("JournalCorrupt", BbErrorCategory.InvalidData,
-                        $"The journal {where} is damaged at line {i + 1} ({ex.Message}). Inspect it; rename the blob to start a fresh run.", where, ex);
-                }
-            }
-            return result;
         }
 
         /// <summary>The run lock: a lease on the journal blob, renewed in the background until disposed.</summary>

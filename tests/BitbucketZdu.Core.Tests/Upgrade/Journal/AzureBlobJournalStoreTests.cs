@@ -135,6 +135,37 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
     }
 
     [Fact]
+    public async Task A_torn_last_line_is_ignored_and_damage_before_it_is_an_error()
+    {
+        using var store = await _azurite.NewContainerAsync();
+        await store.AppendAsync("prod", Entry(JournalKinds.RunStarted), None);
+        await AppendRawAsync(store, "prod", "{\"time\":\"2026-11-26T12:00:00+00:00\",\"runId\":\"run-1\",\"ki");
+        Assert.Single(await store.ReadAsync("prod", None));
+
+        await AppendRawAsync(store, "prod", "\n");
+        Assert.Single(await store.ReadAsync("prod", None)); // this store now knows the blob's length again
+        await store.AppendAsync("prod", Entry(JournalKinds.StepBegin, "node-1/stop"), None);
+        var ex = await Assert.ThrowsAsync<BbException>(() => store.ReadAsync("prod", None));
+        Assert.Equal("JournalCorrupt", ex.ErrorId);
+        Assert.Contains(store.Describe("prod") + " is damaged at line 2", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Appends bytes as another tool (or a crash mid-line) would: a raw Append Block, Shared Key signed.</summary>
+    private static async Task AppendRawAsync(AzureBlobJournalStore store, string cluster, string text)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, store.BlobUri(cluster) + "?comp=appendblock")
+        {
+            Content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(text)),
+        };
+        request.Headers.Add("x-ms-version", AzureBlobJournalStore.ApiVersion);
+        request.Headers.Add("x-ms-date", DateTimeOffset.UtcNow.ToString("r", System.Globalization.CultureInfo.InvariantCulture));
+        await AzuriteFixture.SharedKey().AuthorizeAsync(request, None);
+        using var http = new HttpClient();
+        using var response = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+    }
+
+    [Fact]
     public async Task A_missing_container_says_to_create_it()
     {
         using var store = new AzureBlobJournalStore(_azurite.Container("no-such-container"), AzuriteFixture.SharedKey());
