@@ -35,10 +35,18 @@
     VariablesToExport      = @()
     PrivateData            = @{
         PSData = @{
-            Tags         = @('Bitbucket', 'Atlassian', 'DataCenter', 'Upgrade', 'ZeroDowntime', 'RollingUpgrade', 'HAProxy', 'NGINX', 'Apache', 'AzureAutomation', 'PSEdition_Desktop', 'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
-            LicenseUri   = 'https://opensource.org/licenses/MIT'
-            ProjectUri   = 'https://github.com/bitbucketzdu/BitbucketZdu'
-            ReleaseNotes = 'First release: rolling-upgrade API client and cluster cmdlets.'
+            # Gallery metadata; tools/New-ModuleNupkg.ps1 turns it into the nuspec (PSModule, PSEdition_*, PSCmdlet_*
+            # and PSCommand_* tags are added from CompatiblePSEditions and CmdletsToExport).
+            Tags                     = @('Bitbucket', 'Atlassian', 'DataCenter', 'Upgrade', 'ZeroDowntime', 'RollingUpgrade', 'HAProxy', 'NGINX', 'Apache', 'ApplicationGateway', 'AzureAutomation', 'DevOps', 'PSEdition_Desktop', 'PSEdition_Core', 'Windows', 'Linux', 'MacOS')
+            LicenseUri               = 'https://opensource.org/licenses/MIT'
+            ProjectUri               = 'https://github.com/bitbucketzdu/BitbucketZdu'
+            RequireLicenseAcceptance = $false
+            ReleaseNotes             = @'
+0.1.0 - first release.
+- Rolling-upgrade API client and cluster cmdlets: Connect-BbCluster, Get-BbClusterStatus, Get-BbNode, Enable-/Disable-BbUpgradeMode, Wait-BbClusterState, Wait-BbNodeState, Complete-BbRollingUpgrade.
+- Orchestrated upgrades: New-/Test-BbClusterProfile, Invoke-BbNodeUpgrade, Invoke-BbRollingUpgrade; journaled, resumable, rolled back node by node.
+- Runs in Windows PowerShell 5.1 and PowerShell 7.2+, Azure Automation runbooks and scheduled tasks.
+'@
         }
     }
 }

@@ -135,6 +135,7 @@ function Invoke-Test {
     Invoke-Build
     Assert-TestServers
     Install-Pester
+    & (Join-Path $Root 'tools/Install-Azurite.ps1') | Out-Null   # the blob journal tests run Azurite from npm
 
     $results = Join-Path $Out 'TestResults'
     if (Test-Path $results) { Remove-Item $results -Recurse -Force }
@@ -175,18 +176,15 @@ function Invoke-Package {
     Invoke-Build
     $packages = Join-Path $Out 'packages'
     New-Item -ItemType Directory $packages -Force | Out-Null
-    $zip = Join-Path $packages "BitbucketZdu.$ModuleVersion.zip"
-    if (Test-Path $zip) { Remove-Item $zip }
-    # Azure Automation imports a zip whose root folder is the module name.
-    $staging = Join-Path $Out 'zip-staging'
-    if (Test-Path $staging) { Remove-Item $staging -Recurse -Force }
-    New-Item -ItemType Directory (Join-Path $staging 'BitbucketZdu') -Force | Out-Null
-    Copy-Item (Join-Path $ModuleDir '*') (Join-Path $staging 'BitbucketZdu') -Recurse
-    Compress-Archive -Path (Join-Path $staging 'BitbucketZdu') -DestinationPath $zip
-    Remove-Item $staging -Recurse -Force
-    Write-Step "Package $zip"
+    # Azure Automation imports a zip whose root folder is the module name (tools/New-ModuleZip.ps1; the Pester
+    # package tests call the same scripts).
+    $zip = & (Join-Path $Root 'tools/New-ModuleZip.ps1') -ModuleDir $ModuleDir -OutputDirectory $packages
+    Write-Step "Package $($zip.FullName)"
     $nupkgScript = Join-Path $Root 'tools/New-ModuleNupkg.ps1'
-    if (Test-Path $nupkgScript) { & $nupkgScript -ModuleDir $ModuleDir -OutputDirectory $packages }
+    if (Test-Path $nupkgScript) {
+        $nupkg = & $nupkgScript -ModuleDir $ModuleDir -OutputDirectory $packages
+        Write-Step "Package $($nupkg.FullName)"
+    }
 }
 
 function Invoke-Demo {
