@@ -77,8 +77,8 @@ namespace BitbucketZdu.Core.Nodes
             while (x < a.Count || y < b.Count)
             {
                 if (x < a.Count && y < b.Count && a[x] == b[y]) { x++; y++; }
-                else if (y < b.Count && (x == a.Count || lcs[x, y + 1] >= lcs[x + 1, y])) sb.Append('+').Append(b[y++]).Append('\n');
-                else sb.Append('-').Append(a[x++]).Append('\n');
+                else if (x < a.Count && (y == b.Count || lcs[x + 1, y] >= lcs[x, y + 1])) sb.Append('-').Append(a[x++]).Append('\n');
+                else sb.Append('+').Append(b[y++]).Append('\n');
             }
             return sb.ToString();
         }

@@ -55,6 +55,9 @@ namespace BitbucketZdu.Core.Nodes
         }
 
         public abstract Task<string?> GetEnvironmentAsync(string name, CancellationToken ct);
+
+        /// <summary>Reads several files in one round trip; a missing or unreadable file maps to null.</summary>
+        public abstract Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct);
         public abstract Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct);
         public abstract Task<long?> FreeBytesAsync(string path, CancellationToken ct);
         public abstract Task<long?> FileSizeAsync(string path, CancellationToken ct);
@@ -101,6 +104,23 @@ namespace BitbucketZdu.Core.Nodes
         {
             var r = await RunAsync("printf '%s' \"${" + name + "-}\"", ct).ConfigureAwait(false);
             return string.IsNullOrEmpty(r.StandardOutput) ? null : r.StandardOutput;
+        }
+
+        public override async Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct)
+        {
+            // Each file is framed by \x1e<index>:<1 read|0 missing>\x1e.
+            var sb = new System.Text.StringBuilder();
+            for (var i = 0; i < paths.Count; i++)
+                sb.Append($"if [ -f {Q(paths[i])} ] && [ -r {Q(paths[i])} ]; then printf '\\036{i}:1\\036'; cat -- {Q(paths[i])}; else printf '\\036{i}:0\\036'; fi; ");
+            var r = await RunAsync(sb.ToString(), ct).ConfigureAwait(false);
+            var result = new string?[paths.Count];
+            var parts = Regex.Split(r.StandardOutput, "\u001e(\\d+):([01])\u001e");
+            for (var k = 1; k + 1 < parts.Length; k += 3)
+            {
+                var index = int.Parse(parts[k], CultureInfo.InvariantCulture);
+                if (parts[k + 1] == "1" && index < result.Length) result[index] = k + 2 < parts.Length ? parts[k + 2] : "";
+            }
+            return result;
         }
 
         public override async Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct)
@@ -188,15 +208,14 @@ namespace BitbucketZdu.Core.Nodes
 
         public override async Task<(NodeRunMode Mode, string? Name, string? Definition)> DetectServiceAsync(CancellationToken ct)
         {
-            foreach (var unit in Options.SystemdUnitPaths)
-                if (await Shell.PathExistsAsync(unit, ct).ConfigureAwait(false))
-                {
-                    var name = unit.Substring(unit.LastIndexOf('/') + 1);
-                    return (NodeRunMode.Systemd, name.EndsWith(".service", StringComparison.Ordinal) ? name.Substring(0, name.Length - 8) : name, unit);
-                }
-            if (await Shell.PathExistsAsync(Options.InitScriptPath, ct).ConfigureAwait(false))
-                return (NodeRunMode.InitScript, Options.InitScriptPath.Substring(Options.InitScriptPath.LastIndexOf('/') + 1), Options.InitScriptPath);
-            return (NodeRunMode.BinScripts, null, null);
+            var candidates = Options.SystemdUnitPaths.Concat(new[] { Options.InitScriptPath }).ToList();
+            var r = await RunAsync(string.Join(" ", candidates.Select(c => $"[ -f {Q(c)} ] && {{ printf '%s' {Q(c)}; exit 0; }};")) + " exit 0", ct).ConfigureAwait(false);
+            var found = r.StandardOutput.Trim();
+            if (found.Length == 0) return (NodeRunMode.BinScripts, null, null);
+            var name = found.Substring(found.LastIndexOf('/') + 1);
+            return found == Options.InitScriptPath
+                ? (NodeRunMode.InitScript, name, found)
+                : (NodeRunMode.Systemd, name.EndsWith(".service", StringComparison.Ordinal) ? name.Substring(0, name.Length - 8) : name, found);
         }
 
         public override async Task<string?> ReadServiceDefinitionAsync(NodeInstallation installation, CancellationToken ct) =>
@@ -241,6 +260,22 @@ namespace BitbucketZdu.Core.Nodes
             var r = await RunAsync($"[Environment]::GetEnvironmentVariable({Q(name)})", ct).ConfigureAwait(false);
             var v = r.StandardOutput.Trim();
             return v.Length == 0 ? null : v;
+        }
+
+        public override async Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct)
+        {
+            var list = string.Join(", ", paths.Select(Q));
+            var r = await RunAsync($"$r = @(foreach ($p in @({list})) {{ if (Test-Path -LiteralPath $p -PathType Leaf) {{ [IO.File]::ReadAllText($p) }} else {{ $null }} }}); ConvertTo-Json -InputObject $r -Compress", ct).ConfigureAwait(false);
+            var result = new string?[paths.Count];
+            if (!r.Succeeded) return result;
+            using var doc = System.Text.Json.JsonDocument.Parse(r.StandardOutput);
+            var i = 0;
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                if (i < result.Length && e.ValueKind == System.Text.Json.JsonValueKind.String) result[i] = e.GetString();
+                i++;
+            }
+            return result;
         }
 
         public override async Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct)

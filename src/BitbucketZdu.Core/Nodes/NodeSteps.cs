@@ -64,16 +64,23 @@ namespace BitbucketZdu.Core.Nodes
                 throw new BbException("NodeInstallDirMissing", BbErrorCategory.ObjectNotFound,
                     $"No Bitbucket service was found on {Host} ({string.Join(", ", Options.SystemdUnitPaths)}, {Options.InitScriptPath}) to tell the install dir. Pass -InstallDir <dir>.", Host);
             inst.InstallDir = installDir;
-            if (!await _shell.PathExistsAsync(installDir, ct).ConfigureAwait(false))
-                throw new BbException("NodeInstallDirMissing", BbErrorCategory.ObjectNotFound,
-                    $"The install dir {installDir} does not exist on {Host}. Check -InstallDir (Get-BbNodeInstallation shows what the service points at).", Host);
-            if (!await _shell.PathExistsAsync(_ops.Combine(installDir, "bin", "start-bitbucket" + Ext), ct).ConfigureAwait(false))
+            var files = await _ops.ReadFilesAsync(new[]
+            {
+                BinFile(installDir, "start-bitbucket"), _ops.Combine(installDir, NodeMarker.InstallMarkerName), BinFile(installDir, "set-bitbucket-home"),
+                BinFile(installDir, "set-bitbucket-user"), BinFile(installDir, "set-jre-home"),
+            }, ct).ConfigureAwait(false);
+            if (files[0] is null)
+            {
+                if (!await _shell.PathExistsAsync(installDir, ct).ConfigureAwait(false))
+                    throw new BbException("NodeInstallDirMissing", BbErrorCategory.ObjectNotFound,
+                        $"The install dir {installDir} does not exist on {Host}. Check -InstallDir (Get-BbNodeInstallation shows what the service points at).", Host);
                 throw new BbException("NodeInstallDirInvalid", BbErrorCategory.InvalidData,
                     $"{installDir} on {Host} is not a Bitbucket install dir: it has no bin/start-bitbucket{Ext}.", Host);
+            }
 
             inst.Version = await VersionOfAsync(installDir, ct).ConfigureAwait(false);
 
-            var marker = await ReadMarkerAsync(installDir, ct).ConfigureAwait(false);
+            var marker = NodeMarker.Parse(files[1]);
             inst.IsStaged = marker["version"] is not null;
             inst.IsConfigured = marker["configured"] == "true";
             inst.PreviousInstallDir = marker["previous"];
@@ -81,23 +88,24 @@ namespace BitbucketZdu.Core.Nodes
 
             var envHome = await _ops.GetEnvironmentAsync("BITBUCKET_HOME", ct).ConfigureAwait(false);
             var serviceHome = serviceText is null ? null : Regex.Match(serviceText, @"BITBUCKET_HOME=(?<h>[^\s""';]+)") is { Success: true } m ? m.Groups["h"].Value : null;
-            var scriptHome = AssignmentFile.Get(await ReadOrNullAsync(BinFile(installDir, "set-bitbucket-home"), ct).ConfigureAwait(false) ?? "", "BITBUCKET_HOME", _shell.Platform);
+            var scriptHome = AssignmentFile.Get(files[2] ?? "", "BITBUCKET_HOME", _shell.Platform);
             if (!string.IsNullOrEmpty(envHome)) { inst.HomeDir = envHome; inst.HomeSource = NodeHomeSource.Environment; }
             else if (!string.IsNullOrEmpty(serviceHome)) { inst.HomeDir = serviceHome; inst.HomeSource = NodeHomeSource.ServiceDefinition; }
             else if (!string.IsNullOrEmpty(scriptHome)) { inst.HomeDir = scriptHome; inst.HomeSource = NodeHomeSource.SetHomeScript; }
 
-            inst.RunAsUser = NullIfEmpty(AssignmentFile.Get(await ReadOrNullAsync(BinFile(installDir, "set-bitbucket-user"), ct).ConfigureAwait(false) ?? "", "BITBUCKET_USER", _shell.Platform));
+            inst.RunAsUser = NullIfEmpty(AssignmentFile.Get(files[3] ?? "", "BITBUCKET_USER", _shell.Platform));
             if (inst.RunAsUser is null && serviceText is not null && Regex.Match(serviceText, @"^\s*User=(?<u>\S+)", RegexOptions.Multiline) is { Success: true } um)
                 inst.RunAsUser = um.Groups["u"].Value;
-            inst.JreHome = NullIfEmpty(AssignmentFile.Get(await ReadOrNullAsync(BinFile(installDir, "set-jre-home"), ct).ConfigureAwait(false) ?? "", "JRE_HOME", _shell.Platform));
+            inst.JreHome = NullIfEmpty(AssignmentFile.Get(files[4] ?? "", "JRE_HOME", _shell.Platform));
             inst.FreeBytes = await _ops.FreeBytesAsync(_ops.Parent(installDir), ct).ConfigureAwait(false);
 
             if (inst.HomeDir is not null)
             {
-                var props = await ReadOrNullAsync(_ops.Combine(inst.HomeDir, "bitbucket.properties"), ct).ConfigureAwait(false) ?? "";
+                var homeFiles = await _ops.ReadFilesAsync(new[] { _ops.Combine(inst.HomeDir, "bitbucket.properties"), _ops.Combine(inst.HomeDir, Options.PidFile) }, ct).ConfigureAwait(false);
+                var props = homeFiles[0] ?? "";
                 var port = Regex.Match(props, @"^\s*server\.port\s*[=:]\s*(?<p>\d+)\s*$", RegexOptions.Multiline);
                 if (port.Success) inst.HttpPort = int.Parse(port.Groups["p"].Value, CultureInfo.InvariantCulture);
-                inst.ProcessId = await ReadPidAsync(inst.HomeDir, ct).ConfigureAwait(false);
+                inst.ProcessId = ParsePid(homeFiles[1]);
                 inst.IsRunning = inst.ProcessId is int pid && await _ops.IsProcessAliveAsync(pid, ct).ConfigureAwait(false);
             }
             return inst;
@@ -600,24 +608,14 @@ namespace BitbucketZdu.Core.Nodes
         private async Task<NodeMarker> ReadMarkerAsync(string installDir, CancellationToken ct) =>
             NodeMarker.Parse(await ReadOrNullAsync(_ops.Combine(installDir, NodeMarker.InstallMarkerName), ct).ConfigureAwait(false));
 
-        private async Task<string?> ReadOrNullAsync(string path, CancellationToken ct)
-        {
-            if (!await _shell.PathExistsAsync(path, ct).ConfigureAwait(false)) return null;
-            try
-            {
-                return await _shell.ReadTextAsync(path, ct).ConfigureAwait(false);
-            }
-            catch (System.IO.IOException)
-            {
-                return null;
-            }
-        }
+        private async Task<string?> ReadOrNullAsync(string path, CancellationToken ct) =>
+            (await _ops.ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0];
 
-        private async Task<int?> ReadPidAsync(string home, CancellationToken ct)
-        {
-            var text = await ReadOrNullAsync(_ops.Combine(home, Options.PidFile), ct).ConfigureAwait(false);
-            return text is not null && int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : (int?)null;
-        }
+        private async Task<int?> ReadPidAsync(string home, CancellationToken ct) =>
+            ParsePid(await ReadOrNullAsync(_ops.Combine(home, Options.PidFile), ct).ConfigureAwait(false));
+
+        private static int? ParsePid(string? text) =>
+            text is not null && int.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid) && pid > 0 ? pid : (int?)null;
 
         internal static string? InstallDirIn(string serviceText)
         {

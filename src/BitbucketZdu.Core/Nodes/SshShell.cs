@@ -36,6 +36,9 @@ namespace BitbucketZdu.Core.Nodes
 
         /// <summary>The ssh client binary.</summary>
         public string SshPath { get; set; } = "ssh";
+
+        /// <summary>Reuse one connection for every command (OpenSSH ControlMaster; not on Windows, whose client lacks it).</summary>
+        public bool Multiplex { get; set; } = !System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Windows);
     }
 
     /// <summary>
@@ -45,6 +48,9 @@ namespace BitbucketZdu.Core.Nodes
     public sealed class SshShell : INodeShell
     {
         private readonly SshShellOptions _options;
+        private readonly SemaphoreSlim _masterGate = new SemaphoreSlim(1, 1);
+        private string? _controlDir;
+        private bool _masterTried;
 
         public SshShell(SshShellOptions options)
         {
@@ -55,17 +61,22 @@ namespace BitbucketZdu.Core.Nodes
         public ShellPlatform Platform => ShellPlatform.Posix;
 
         /// <summary>The ssh arguments before the remote command (for diagnostics and tests).</summary>
-        internal IReadOnlyList<string> BuildArguments(string remoteCommand)
+        internal IReadOnlyList<string> BuildArguments(string? remoteCommand, params string[] extra)
         {
             var args = new List<string> { "-T", "-o", "BatchMode=yes", "-o", "ConnectTimeout=" + Math.Max(1, (int)Math.Ceiling(_options.ConnectTimeout.TotalSeconds)),
                 "-o", "StrictHostKeyChecking=" + _options.StrictHostKeyChecking, "-o", "LogLevel=ERROR", "-p", _options.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
             if (!string.IsNullOrEmpty(_options.KeyFilePath)) { args.Add("-i"); args.Add(_options.KeyFilePath!); args.Add("-o"); args.Add("IdentitiesOnly=yes"); }
             if (!string.IsNullOrEmpty(_options.KnownHostsFile)) { args.Add("-o"); args.Add("UserKnownHostsFile=" + _options.KnownHostsFile); }
             foreach (var kv in _options.Options) { args.Add("-o"); args.Add(kv.Key + "=" + kv.Value); }
+            if (_controlDir is not null) { args.Add("-o"); args.Add("ControlPath=" + _controlDir + "/cm"); }
+            args.AddRange(extra);
             if (!string.IsNullOrEmpty(_options.UserName)) { args.Add("-l"); args.Add(_options.UserName!); }
             args.Add(_options.HostName);
-            args.Add("--");
-            args.Add(remoteCommand);
+            if (remoteCommand is not null)
+            {
+                args.Add("--");
+                args.Add(remoteCommand);
+            }
             return args;
         }
 
@@ -117,12 +128,57 @@ namespace BitbucketZdu.Core.Nodes
             }
         }
 
-        private async Task<ShellResult> RunSshAsync(string remoteScript, Stream? stdin, TimeSpan timeout, CancellationToken cancellationToken)
+        private static string Argv(IEnumerable<string> args)
         {
-            var args = BuildArguments("/bin/sh -c " + ShellQuote.Sh(remoteScript));
             var sb = new StringBuilder();
             foreach (var a in args) sb.Append(sb.Length == 0 ? "" : " ").Append(LocalShell.QuoteForArgv(a));
-            var psi = new ProcessStartInfo(_options.SshPath, sb.ToString())
+            return sb.ToString();
+        }
+
+        /// <summary>
+        /// Starts one background master connection (ssh -f -N, ControlPersist) that later commands ride on, saving a
+        /// handshake per command. Its stdio is not redirected: a persisting master would otherwise hold our pipes open.
+        /// When it cannot start, commands connect one by one (and report the connection error themselves).
+        /// </summary>
+        private async Task EnsureMasterAsync(CancellationToken cancellationToken)
+        {
+            if (!_options.Multiplex || _masterTried) return;
+            await _masterGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (_masterTried) return;
+                _masterTried = true;
+                var dir = Path.Combine(Path.GetTempPath(), "bbzdu-ssh-" + Guid.NewGuid().ToString("N").Substring(0, 10));
+                Directory.CreateDirectory(dir);
+                _controlDir = dir;
+                var psi = new ProcessStartInfo(_options.SshPath, Argv(BuildArguments(null, "-f", "-N", "-n", "-o", "ControlMaster=yes", "-o", "ControlPersist=120")))
+                {
+                    UseShellExecute = false,
+                };
+                using var master = Process.Start(psi)!;
+                var exited = await Task.Run(() => master.WaitForExit((int)_options.ConnectTimeout.TotalMilliseconds + 5000), cancellationToken).ConfigureAwait(false);
+                if (!exited || master.ExitCode != 0 || !File.Exists(Path.Combine(dir, "cm")))
+                {
+                    if (!exited) try { master.Kill(); } catch (InvalidOperationException) { }
+                    _controlDir = null;
+                    try { Directory.Delete(dir, true); } catch (IOException) { }
+                }
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                _controlDir = null;
+            }
+            finally
+            {
+                _masterGate.Release();
+            }
+        }
+
+        private async Task<ShellResult> RunSshAsync(string remoteScript, Stream? stdin, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            await EnsureMasterAsync(cancellationToken).ConfigureAwait(false);
+            var args = BuildArguments("/bin/sh -c " + ShellQuote.Sh(remoteScript), _controlDir is null ? Array.Empty<string>() : new[] { "-o", "ControlMaster=no" });
+            var psi = new ProcessStartInfo(_options.SshPath, Argv(args))
             {
                 UseShellExecute = false,
                 RedirectStandardInput = true,
@@ -183,6 +239,27 @@ namespace BitbucketZdu.Core.Nodes
             }
         }
 
-        public void Dispose() { }
+        public void Dispose()
+        {
+            var dir = _controlDir;
+            _controlDir = null;
+            if (dir is null) return;
+            try
+            {
+                var saved = dir;
+                _controlDir = saved;
+                var psi = new ProcessStartInfo(_options.SshPath, Argv(BuildArguments(null, "-O", "exit")))
+                {
+                    UseShellExecute = false,
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                };
+                _controlDir = null;
+                using var p = Process.Start(psi)!;
+                p.WaitForExit(5000);
+            }
+            catch (System.ComponentModel.Win32Exception) { }
+            try { Directory.Delete(dir, true); } catch (IOException) { }
+        }
     }
 }
