@@ -10,11 +10,17 @@
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
-    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml')
+    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'Nodes.Format.ps1xml')
     CmdletsToExport        = @(
         'Connect-BbCluster'
         'Disconnect-BbCluster'
         'Get-BbClusterStatus'
+        'Get-BbNodeInstallation'
+        'Stop-BbNode'
+        'Start-BbNode'
+        'Copy-BbDistribution'
+        'Install-BbNodeVersion'
+        'Undo-BbNodeUpgrade'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

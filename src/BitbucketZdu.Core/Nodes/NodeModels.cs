@@ -109,8 +109,12 @@ namespace BitbucketZdu.Core.Nodes
         public List<NodeCarriedSetting> Carried { get; } = new List<NodeCarriedSetting>();
         /// <summary>A unified-style diff of the files the step edited (configure, roll back).</summary>
         public string? Diff { get; set; }
+        /// <summary>The install dir the node runs (or will run) after this step: the new one after configure.</summary>
         public string? InstallDir { get; set; }
+        /// <summary>The dir pre-staging created (pipe into Install-BbNodeVersion).</summary>
         public string? NewInstallDir { get; set; }
+        /// <summary>The install dir the node ran before the upgrade (Undo-BbNodeUpgrade goes back to it).</summary>
+        public string? PreviousInstallDir { get; set; }
         public string? Version { get; set; }
         public string? State { get; set; }
         public TimeSpan Duration { get; set; }

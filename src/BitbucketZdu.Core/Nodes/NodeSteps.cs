@@ -188,7 +188,7 @@ namespace BitbucketZdu.Core.Nodes
             var rootName = "atlassian-bitbucket-" + version;
             var parent = _ops.Parent(installation.InstallDir);
             var target = _ops.Combine(parent, rootName);
-            var result = new NodeStepResult(Host, NodeStep.PreStage) { InstallDir = installation.InstallDir, NewInstallDir = target, Version = version };
+            var result = new NodeStepResult(Host, NodeStep.PreStage) { InstallDir = installation.InstallDir, NewInstallDir = target, PreviousInstallDir = installation.InstallDir, Version = version };
 
             if (string.Equals(target, installation.InstallDir.TrimEnd('/', '\\'), StringComparison.Ordinal))
             {
@@ -341,7 +341,7 @@ namespace BitbucketZdu.Core.Nodes
             options ??= new NodeConfigureOptions();
             var sw = Stopwatch.StartNew();
             newInstallDir = newInstallDir.TrimEnd('/', '\\');
-            var result = new NodeStepResult(Host, NodeStep.Configure) { InstallDir = installation.InstallDir, NewInstallDir = newInstallDir };
+            var result = new NodeStepResult(Host, NodeStep.Configure) { InstallDir = newInstallDir, NewInstallDir = newInstallDir, PreviousInstallDir = installation.InstallDir };
             if (!await _shell.PathExistsAsync(newInstallDir, ct).ConfigureAwait(false))
                 throw new BbException("NodeInstallDirMissing", BbErrorCategory.ObjectNotFound,
                     $"The new install dir {newInstallDir} does not exist on {Host}. Pre-stage it first (Copy-BbDistribution).", Host);
@@ -550,7 +550,7 @@ namespace BitbucketZdu.Core.Nodes
             if (newInstallDir is null && old.ServiceInstallDir is not null && old.ServiceInstallDir != old.InstallDir) newInstallDir = old.ServiceInstallDir;
             var state = NodeMarker.Parse(await ReadOrNullAsync(_ops.Combine(home, NodeMarker.HomeStateName), ct).ConfigureAwait(false));
             newInstallDir ??= state["installDir"] is string s && s != old.InstallDir ? s : null;
-            var result = new NodeStepResult(Host, NodeStep.RollBack) { InstallDir = old.InstallDir, NewInstallDir = newInstallDir, Version = old.Version };
+            var result = new NodeStepResult(Host, NodeStep.RollBack) { InstallDir = old.InstallDir, PreviousInstallDir = newInstallDir, Version = old.Version };
 
             // 1. Stop what runs, unless it is already the old version.
             var runningDir = state["installDir"] ?? old.InstallDir;
