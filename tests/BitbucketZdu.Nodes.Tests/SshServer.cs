@@ -4,7 +4,7 @@ using BitbucketZdu.TestSupport;
 namespace BitbucketZdu.Nodes.Tests;
 
 /// <summary>
-/// A real OpenSSH server on loopback for the whole test run: private config, its own host key (pinned in a
+/// A real OpenSSH server on loopback per test class (classes run in parallel): private config, its own host key (pinned in a
 /// known_hosts file, so host keys are verified as in production), key-only login as the current user, and a
 /// PowerShell subsystem running the repo's pinned pwsh.
 /// </summary>
@@ -73,11 +73,6 @@ public sealed class SshServer : IAsyncLifetime
         if (_sshd is not null) await _sshd.DisposeAsync();
         try { Directory.Delete(Dir, true); } catch (IOException) { }
     }
-}
-
-[CollectionDefinition("ssh")]
-public sealed class SshCollection : ICollectionFixture<SshServer>
-{
 }
 
 /// <summary>The pinned PowerShell (the 'dotnet pwsh' shim works only inside the repo, not in an sshd subsystem).</summary>

@@ -5,8 +5,7 @@ using Xunit.Abstractions;
 namespace BitbucketZdu.Nodes.Tests;
 
 /// <summary>A node upgraded step by step and rolled back over real SSH, through both transports.</summary>
-[Collection("ssh")]
-public sealed class UpgradeStepsTests
+public sealed class UpgradeStepsTests : IClassFixture<SshServer>
 {
     private readonly SshServer _ssh;
     private readonly ITestOutputHelper _output;

@@ -151,7 +151,7 @@ namespace BitbucketZdu.Core.Nodes
                 var dir = Path.Combine(Path.GetTempPath(), "bbzdu-ssh-" + Guid.NewGuid().ToString("N").Substring(0, 10));
                 Directory.CreateDirectory(dir);
                 _controlDir = dir;
-                var psi = new ProcessStartInfo(_options.SshPath, Argv(BuildArguments(null, "-f", "-N", "-n", "-o", "ControlMaster=yes", "-o", "ControlPersist=120")))
+                var psi = new ProcessStartInfo(_options.SshPath, Argv(BuildArguments(null, "-f", "-N", "-n", "-E", Path.Combine(dir, "master.log"), "-o", "ControlMaster=yes", "-o", "ControlPersist=120")))
                 {
                     UseShellExecute = false,
                 };
