@@ -1,0 +1,51 @@
+namespace BitbucketZdu.Simulator.Cluster;
+
+/// <summary>
+/// Faults and load knobs, set cluster-wide (<c>faults/cluster.json</c>) or per node (<c>faults/&lt;node.name&gt;.json</c>)
+/// in the shared home, by file or through <c>PUT /bbsim/admin/faults/{target}</c>. A node's own value wins over the
+/// cluster-wide one. Every field is optional; see docs/simulator.md.
+/// </summary>
+public sealed class FaultSettings
+{
+    /// <summary>The node ends its start in ERROR instead of ACTIVE.</summary>
+    public bool? FailStart { get; set; }
+    /// <summary>Extra time in STARTING (slow start).</summary>
+    public int? StartDelayMs { get; set; }
+    /// <summary>A graceful stop never finishes: the node stays TERMINATING until killed.</summary>
+    public bool? HangOnStop { get; set; }
+    /// <summary>Status for injected /rest/zdu errors (default 503).</summary>
+    public int? ApiErrorStatus { get; set; }
+    /// <summary>Probability (0..1) that a /rest/zdu request fails with <see cref="ApiErrorStatus"/>.</summary>
+    public double? ApiErrorRate { get; set; }
+    /// <summary>The next N /rest/zdu requests on each node fail (a burst), counted from when the setting changes.</summary>
+    public int? ApiErrorCount { get; set; }
+    /// <summary>Added latency on /rest/zdu.</summary>
+    public int? ApiLatencyMs { get; set; }
+    /// <summary>Latency of the user endpoints (overrides bbsim.user.latency).</summary>
+    public int? UserLatencyMs { get; set; }
+    /// <summary>Connections are closed as soon as they are accepted (the client sees a connection failure).</summary>
+    public bool? RefuseConnections { get; set; }
+    /// <summary>Added to the node's reported tasksTotal (to make a node look busy).</summary>
+    public int? ExtraTasks { get; set; }
+    /// <summary>Added to the node's reported activeUserCount.</summary>
+    public int? ExtraUsers { get; set; }
+    /// <summary>Cluster-wide: approve ends in UPGRADE_TASKS_FAILED (then retryUpgrade makes it STABLE).</summary>
+    public bool? UpgradeTasksFail { get; set; }
+
+    /// <summary>These settings with <paramref name="node"/>'s values winning.</summary>
+    public FaultSettings Under(FaultSettings? node) => node is null ? this : new FaultSettings
+    {
+        FailStart = node.FailStart ?? FailStart,
+        StartDelayMs = node.StartDelayMs ?? StartDelayMs,
+        HangOnStop = node.HangOnStop ?? HangOnStop,
+        ApiErrorStatus = node.ApiErrorStatus ?? ApiErrorStatus,
+        ApiErrorRate = node.ApiErrorRate ?? ApiErrorRate,
+        ApiErrorCount = node.ApiErrorCount ?? ApiErrorCount,
+        ApiLatencyMs = node.ApiLatencyMs ?? ApiLatencyMs,
+        UserLatencyMs = node.UserLatencyMs ?? UserLatencyMs,
+        RefuseConnections = node.RefuseConnections ?? RefuseConnections,
+        ExtraTasks = node.ExtraTasks ?? ExtraTasks,
+        ExtraUsers = node.ExtraUsers ?? ExtraUsers,
+        UpgradeTasksFail = node.UpgradeTasksFail ?? UpgradeTasksFail,
+    };
+}

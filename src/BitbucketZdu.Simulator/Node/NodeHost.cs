@@ -1,0 +1,240 @@
+using System.Net;
+using System.Text.Json;
+using BitbucketZdu.Simulator.Cluster;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace BitbucketZdu.Simulator.Node;
+
+/// <summary>
+/// One simulated Bitbucket node: the HTTP server on 127.0.0.1:server.port with /status, the user endpoints, /rest/zdu
+/// and the simulator's admin endpoints; graceful shutdown on SIGTERM within graceful.shutdown.timeout.
+/// </summary>
+public static class NodeHost
+{
+    public static async Task<int> RunAsync(NodeConfig config, string? pidFile = null)
+    {
+        var node = new NodeRuntime(config);
+        var shutdownToken = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+        var api = new ZduApi(node);
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = Array.Empty<string>(), ContentRootPath = config.Home });
+        builder.Logging.ClearProviders();
+        // Kestrel and hosting warnings go to the log; the node writes its own INFO lines.
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.GracePeriod);
+        builder.WebHost.UseKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(IPAddress.Loopback, config.Port, listen => listen.Use(next => async connection =>
+            {
+                if (node.Faults.RefuseConnections == true)
+                {
+                    connection.Abort(new ConnectionAbortedException("bbsim fault refuseConnections"));
+                    return;
+                }
+                await next(connection);
+            }));
+        });
+
+        var app = builder.Build();
+        app.Run(ctx => ctx.Request.Path == "/bbsim/admin/shutdown" ? Shutdown(ctx, app.Lifetime, shutdownToken) : Route(ctx, node, api));
+
+        var lifetime = app.Lifetime;
+        using var stop = new CancellationTokenSource();
+        lifetime.ApplicationStopping.Register(() =>
+        {
+            stop.Cancel();
+            node.OnStopping();
+        });
+        lifetime.ApplicationStopped.Register(node.OnStopped);
+
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (IOException ex)
+        {
+            Console.Error.WriteLine($"Cannot listen on 127.0.0.1:{config.Port}: {ex.Message}. Is another node using server.port={config.Port}?");
+            return 1;
+        }
+        // For stop-bitbucket.sh (how long to wait) and stop-node (Windows: the shutdown endpoint).
+        File.WriteAllText(Path.Combine(config.Home, "bbsim-grace-seconds"), ((int)Math.Ceiling(config.GracePeriod.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        File.WriteAllText(Path.Combine(config.Home, "bbsim-port"), config.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        File.WriteAllText(Path.Combine(config.Home, "bbsim-shutdown.token"), shutdownToken);
+        if (pidFile is not null) File.WriteAllText(pidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        node.Announce();
+        var heartbeat = node.HeartbeatLoopAsync(lifetime.ApplicationStopped);
+        _ = Task.Run(async () =>
+        {
+            try { await node.RunStartupAsync(stop.Token); }
+            catch (OperationCanceledException) { }
+            catch (Exception ex) { node.Log("Start-up failed: " + ex); }
+        });
+        await app.WaitForShutdownAsync();
+        await heartbeat;
+        // Disposing the host releases ConsoleLifetime's exit block at once (otherwise exit waits for the shutdown timeout).
+        await app.DisposeAsync();
+        return 0;
+    }
+
+    /// <summary>POST /bbsim/admin/shutdown with the token from $BITBUCKET_HOME/bbsim-shutdown.token: a graceful stop (stop-node, Windows).</summary>
+    private static Task Shutdown(HttpContext ctx, IHostApplicationLifetime lifetime, string token)
+    {
+        var given = ctx.Request.Headers["X-Bbsim-Shutdown-Token"].ToString();
+        if (!HttpMethods.IsPost(ctx.Request.Method) || !System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                System.Text.Encoding.UTF8.GetBytes(given), System.Text.Encoding.UTF8.GetBytes(token)))
+        {
+            ctx.Response.StatusCode = 403;
+            return Task.CompletedTask;
+        }
+        ctx.Response.StatusCode = 202;
+        ctx.Response.OnCompleted(() => { lifetime.StopApplication(); return Task.CompletedTask; });
+        return Task.CompletedTask;
+    }
+
+    private static async Task Route(HttpContext ctx, NodeRuntime node, ZduApi api)
+    {
+        var path = ctx.Request.Path.Value ?? "/";
+        if (path == "/status")
+        {
+            var (state, code) = node.State switch
+            {
+                NodeStates.Starting => ("STARTING", 503),
+                NodeStates.Active => ("RUNNING", 200),
+                NodeStates.Error => ("ERROR", 500),
+                _ => ("STOPPING", 503),
+            };
+            await ZduApi.WriteJsonAsync(ctx, code, new Dictionary<string, string> { ["state"] = state });
+            return;
+        }
+        if (path.StartsWith("/rest/zdu/", StringComparison.Ordinal) || path == "/rest/zdu")
+        {
+            await api.HandleAsync(ctx);
+            return;
+        }
+        if (path == "/bbsim/node")
+        {
+            await ZduApi.WriteJsonAsync(ctx, 200, NodeInfo(node));
+            return;
+        }
+        if (path.StartsWith("/bbsim/admin/faults/", StringComparison.Ordinal))
+        {
+            await FaultsAsync(ctx, node, path["/bbsim/admin/faults/".Length..]);
+            return;
+        }
+        if (path is "/" or "/rest/api/1.0/application-properties" or "/rest/api/latest/application-properties")
+        {
+            await UserRequestAsync(ctx, node, path);
+            return;
+        }
+        ctx.Response.StatusCode = 404;
+    }
+
+    /// <summary>
+    /// The user-facing endpoints for load generators: "GET /" answers the node's name and version; the real
+    /// application-properties resource answers the version. Latency: bbsim.user.latency, fault userLatencyMs, or
+    /// ?delayMs=N. Each request counts in tasksTotal while in flight; its user in activeUserCount.
+    /// </summary>
+    private static async Task UserRequestAsync(HttpContext ctx, NodeRuntime node, string path)
+    {
+        if (node.State != NodeStates.Active && node.State != NodeStates.Terminating)
+        {
+            ctx.Response.StatusCode = 503;
+            ctx.Response.ContentType = "text/html;charset=UTF-8";
+            await ctx.Response.WriteAsync($"<html><body>Bitbucket is {node.State.ToLowerInvariant()}.</body></html>");
+            return;
+        }
+        var user = Auth.BasicUser(ctx) ?? ctx.Request.Headers["X-Bbsim-User"].FirstOrDefault() ?? ctx.Request.Query["user"].FirstOrDefault();
+        using var _ = node.TrackRequest(user);
+        var latency = int.TryParse(ctx.Request.Query["delayMs"], out var d) ? TimeSpan.FromMilliseconds(d)
+            : node.Faults.UserLatencyMs is int f ? TimeSpan.FromMilliseconds(f) : node.Config.UserLatency;
+        if (latency > TimeSpan.Zero) await Task.Delay(latency, ctx.RequestAborted);
+        ctx.Response.Headers["X-Bbsim-Node"] = node.Config.NodeName;
+        if (path == "/")
+            await ZduApi.WriteJsonAsync(ctx, 200, new Dictionary<string, object?>
+            {
+                ["node"] = node.Config.NodeName, ["version"] = node.Config.Version.ToString(), ["id"] = node.Id, ["state"] = node.State,
+            });
+        else
+            await ZduApi.WriteJsonAsync(ctx, 200, new Dictionary<string, object?>
+            {
+                ["version"] = node.Config.Version.ToString(), ["buildNumber"] = node.Config.Version.BuildNumber,
+                ["buildDate"] = "1700000000000", ["displayName"] = "Bitbucket",
+            });
+    }
+
+    private static Dictionary<string, object?> NodeInfo(NodeRuntime node) => new()
+    {
+        ["id"] = node.Id,
+        ["name"] = node.Config.NodeName,
+        ["version"] = node.Config.Version.ToString(),
+        ["state"] = node.State,
+        ["error"] = node.Error,
+        ["inFlight"] = node.InFlight,
+        ["pid"] = Environment.ProcessId,
+        ["port"] = node.Config.Port,
+        ["installDir"] = node.Config.InstallDir,
+        ["home"] = node.Config.Home,
+        ["sharedHome"] = node.Config.SharedHome,
+        ["noSearch"] = node.Config.NoSearch,
+        ["jvm"] = new Dictionary<string, string?>
+        {
+            ["minimumMemory"] = Environment.GetEnvironmentVariable("JVM_MINIMUM_MEMORY"),
+            ["maximumMemory"] = Environment.GetEnvironmentVariable("JVM_MAXIMUM_MEMORY"),
+            ["supportRecommendedArgs"] = Environment.GetEnvironmentVariable("JVM_SUPPORT_RECOMMENDED_ARGS"),
+        },
+        ["user"] = Environment.UserName,
+    };
+
+    /// <summary>GET/PUT/DELETE /bbsim/admin/faults/{cluster|node-name} (sysadmin): the same files as in docs/simulator.md.</summary>
+    private static async Task FaultsAsync(HttpContext ctx, NodeRuntime node, string target)
+    {
+        if (!await Auth.RequireSysadminAsync(ctx, node.Config)) return;
+        try
+        {
+            node.Store.FaultFile(target);
+        }
+        catch (ArgumentException ex)
+        {
+            await ZduApi.WriteErrorsAsync(ctx, 400, ex.Message, null);
+            return;
+        }
+        switch (ctx.Request.Method)
+        {
+            case "GET":
+                await ZduApi.WriteJsonAsync(ctx, 200, (object?)node.Store.ReadFaults(target) ?? new FaultSettings());
+                return;
+            case "PUT":
+                FaultSettings? faults;
+                try
+                {
+                    var options = new JsonSerializerOptions(SharedStore.Json) { UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow };
+                    faults = await JsonSerializer.DeserializeAsync<FaultSettings>(ctx.Request.Body, options, ctx.RequestAborted);
+                }
+                catch (JsonException ex)
+                {
+                    await ZduApi.WriteErrorsAsync(ctx, 400, "Invalid fault settings: " + ex.Message, null);
+                    return;
+                }
+                node.Store.WriteFaults(target, faults ?? new FaultSettings());
+                node.ReloadFaults();
+                node.Log($"Faults for '{target}' set: {JsonSerializer.Serialize(faults, SharedStore.Json).ReplaceLineEndings(" ")}");
+                await ZduApi.WriteJsonAsync(ctx, 200, faults ?? new FaultSettings());
+                return;
+            case "DELETE":
+                node.Store.DeleteFaults(target);
+                node.ReloadFaults();
+                ctx.Response.StatusCode = 204;
+                return;
+            default:
+                ctx.Response.StatusCode = 405;
+                return;
+        }
+    }
+}

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Simulator.Launcher;
+using BitbucketZdu.TestSupport;
+
+namespace BitbucketZdu.Simulator.Tests;
+
+/// <summary>A node of a test cluster: its port, home and the install directory it currently runs from.</summary>
+public sealed class SimNode
+{
+    public required string Name { get; init; }
+    public required int Port { get; init; }
+    public required string Dir { get; init; }
+    public required string Home { get; init; }
+    public string InstallDir { get; set; } = "";
+    public Uri Url => new($"http://127.0.0.1:{Port}/");
+    public int? Pid => File.Exists(Path.Combine(Home, "bitbucket.pid")) ? int.Parse(File.ReadAllText(Path.Combine(Home, "bitbucket.pid")).Trim(), CultureInfo.InvariantCulture) : null;
+    public string Log => File.Exists(LogFile) ? File.ReadAllText(LogFile) : "(no log)";
+    private string LogFile => Path.Combine(Home, "log", "atlassian-bitbucket.log");
+}
+
+/// <summary>
+/// A simulated cluster for one test, set up the way an admin would: the distribution from "bbsim dist", extracted with
+/// tar, BITBUCKET_HOME set in bin/set-bitbucket-home.sh, nodes started with bin/start-bitbucket.sh as real processes.
+/// Short start delay, heartbeats and grace period. Dispose kills every node it started (by pid file) and removes the dir.
+/// </summary>
+public sealed class SimCluster : IAsyncDisposable
+{
+    public const string User = Canary.UserName;
+    public const string Password = Canary.Password;
+    public static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
+    private readonly HashSet<int> _started = new();
+
+    private SimCluster(string root)
+    {
+        Root = root;
+        Shared = Path.Combine(root, "shared");
+        Directory.CreateDirectory(Shared);
+    }
+
+    public string Root { get; }
+    public string Shared { get; }
+    public List<SimNode> Nodes { get; } = new();
+
+    /// <summary>bbsim.dll beside the tests (the test project references the simulator).</summary>
+    public static string BbsimDll => Path.Combine(AppContext.BaseDirectory, "bbsim.dll");
+
+    /// <summary>Extra bitbucket.properties lines for every node.</summary>
+    public string ExtraProperties { get; set; } = "";
+
+    public static SimCluster Create()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "bbsim-test-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(root);
+        return new SimCluster(root);
+    }
+
+    /// <summary>A cluster of <paramref name="count"/> nodes on <paramref name="version"/>, STABLE with every node ACTIVE.</summary>
+    public static async Task<SimCluster> StartAsync(int count, string version = "8.19.3", string extraProperties = "")
+    {
+        var c = Create();
+        c.ExtraProperties = extraProperties;
+        try
+        {
+            for (var i = 0; i < count; i++) c.AddNode();
+            foreach (var n in c.Nodes) await c.StartNodeAsync(n, await c.InstallAsync(n, version));
+            await c.WaitForAsync(x => x.State == ClusterState.STABLE && x.Nodes.Count == count && x.Nodes.All(n => n.State == NodeState.ACTIVE), "a STABLE cluster of ACTIVE nodes");
+            return c;
+        }
+        catch
+        {
+            await c.DisposeAsync();
+            throw;
+        }
+    }
+
+    public static Task<(int ExitCode, string Output)> BbsimAsync(params string[] args) =>
+        ExternalProcess.RunAsync("dotnet", new[] { BbsimDll }.Concat(args), TimeSpan.FromSeconds(60));
+
+    /// <summary>The release archive of <paramref name="version"/> (built once per cluster with "bbsim dist").</summary>
+    public async Task<string> DistAsync(string version, string format = "tar.gz")
+    {
+        var dir = Path.Combine(Root, "dist");
+        var file = Path.Combine(dir, $"atlassian-bitbucket-{version}.{format}");
+        if (File.Exists(file)) return file;
+        var (code, output) = await BbsimAsync("dist", "--version", version, "--output", dir, "--format", format);
+        Assert.True(code == 0, "bbsim dist failed: " + output);
+        return file;
+    }
+
+    public SimNode AddNode(string? properties = null)
+    {
+        var i = Nodes.Count + 1;
+        var dir = Path.Combine(Root, $"node-{i}");
+        var node = new SimNode { Name = $"node-{i}", Port = FreePort.Next(), Dir = dir, Home = Path.Combine(dir, "home") };
+        Directory.CreateDirectory(node.Home);
+        File.WriteAllText(Path.Combine(node.Home, "bitbucket.properties"), string.Join('\n',
+            $"server.port={node.Port}",
+            $"node.name={node.Name}",
+            $"bitbucket.shared.home={Shared}",
+            $"setup.sysadmin.username={User}",
+            $"setup.sysadmin.password={Password}",
+            "bbsim.users=alice:alice-password",
+            "graceful.shutdown.timeout=3s",
+            "bbsim.start.delay=100ms",
+            "bbsim.heartbeat.interval=150ms",
+            "bbsim.heartbeat.timeout=2s",
+            ExtraProperties,
+            properties ?? "") + "\n");
+        Nodes.Add(node);
+        return node;
+    }
+
+    /// <summary>Extracts <paramref name="version"/> into a NEW directory beside the node's home (tar, as an admin would)
+    /// and points its bin/set-bitbucket-home.sh at the home. Returns the install dir.</summary>
+    public async Task<string> InstallAsync(SimNode node, string version)
+    {
+        var archive = await DistAsync(version);
+        var (code, output) = await ExternalProcess.RunAsync("tar", new[] { "-xzf", archive, "-C", node.Dir }, TimeSpan.FromSeconds(30));
+        Assert.True(code == 0, "tar failed: " + output);
+        var install = Path.Combine(node.Dir, "atlassian-bitbucket-" + version);
+        var homeScript = Path.Combine(install, "bin", "set-bitbucket-home.sh");
+        File.WriteAllText(homeScript, File.ReadAllText(homeScript).Replace("\nBITBUCKET_HOME=\n", $"\nBITBUCKET_HOME={node.Home}\n", StringComparison.Ordinal));
+        return install;
+    }
+
+    public async Task StartNodeAsync(SimNode node, string installDir)
+    {
+        node.InstallDir = installDir;
+        var (code, output) = await RunAsync(Path.Combine(installDir, "bin", "start-bitbucket.sh"), "--no-search");
+        Assert.True(code == 0, $"start-bitbucket.sh of {node.Name} failed ({code}): {output}");
+        if (node.Pid is int pid) lock (_started) _started.Add(pid);
+    }
+
+    public Task<(int ExitCode, string Output)> StopNodeAsync(SimNode node, IDictionary<string, string>? environment = null) =>
+        RunAsync(Path.Combine(node.InstallDir, "bin", "stop-bitbucket.sh"), environment: environment);
+
+    public static Task<(int ExitCode, string Output)> RunAsync(string script, string? arg = null, IDictionary<string, string>? environment = null) =>
+        ExternalProcess.RunAsync("bash", arg is null ? new[] { script } : new[] { script, arg }, TimeSpan.FromSeconds(60), environment: environment);
+
+    /// <summary>SIGKILL, as a crash or a power-off would.</summary>
+    public static async Task KillAsync(SimNode node)
+    {
+        var pid = node.Pid!.Value;
+        using (var p = Process.GetProcessById(pid)) p.Kill();
+        Assert.True(await ProcessControl.WaitForExitAsync(pid, TimeSpan.FromSeconds(10)), $"{node.Name} (pid {pid}) survived SIGKILL");
+    }
+
+    public ZduClient Client(int node = 0, ZduCredential? credential = null) =>
+        new(new ZduClientOptions(Nodes[node].Url, credential ?? ZduCredential.Basic(User, Canary.Secure(Password)))
+        {
+            RequestTimeout = TimeSpan.FromSeconds(10),
+        });
+
+    public static HttpClient Http(bool admin = true)
+    {
+        var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
+        if (admin) http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(User + ":" + Password)));
+        http.DefaultRequestHeaders.Accept.ParseAdd("application/json");
+        return http;
+    }
+
+    /// <summary>Polls GET /rest/zdu/cluster (on <paramref name="via"/>) until <paramref name="accept"/> holds.</summary>
+    public async Task<ZduCluster> WaitForAsync(Func<ZduCluster, bool> accept, string what, int via = 0)
+    {
+        using var client = Client(via);
+        try
+        {
+            return await Eventually.ValueAsync(() => client.GetClusterAsync(), accept, Wait, what);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException(ex.Message + Environment.NewLine + Logs(), ex);
+        }
+    }
+
+    public string Logs() => string.Join(Environment.NewLine, Nodes.Select(n => $"--- {n.Name} ---{Environment.NewLine}{n.Log}"));
+
+    /// <summary>Sets faults in the shared home (faults/&lt;target&gt;.json), as a rehearsal script would.</summary>
+    public void SetFaults(string target, string json) => File.WriteAllText(Path.Combine(Shared, "bbsim", "faults", target + ".json"), json);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var n in Nodes)
+            if (n.Pid is int pid) lock (_started) _started.Add(pid);
+        foreach (var pid in _started)
+        {
+            try
+            {
+                if (!ProcessControl.IsAlive(pid) || !IsOurNode(pid)) continue;
+                using (var p = Process.GetProcessById(pid)) p.Kill();
+                await ProcessControl.WaitForExitAsync(pid, TimeSpan.FromSeconds(10));
+            }
+            catch (ArgumentException)
+            {
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+        try { Directory.Delete(Root, recursive: true); } catch (IOException) { }
+    }
+
+    private bool IsOurNode(int pid)
+    {
+        var cmdline = $"/proc/{pid}/cmdline";
+        return File.Exists(cmdline) && File.ReadAllText(cmdline).Contains(Root, StringComparison.Ordinal);
+    }
+}
