@@ -27,7 +27,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [InlineData(Transport.PSSession)]
     public async Task A_wrong_checksum_is_refused_before_extracting(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var archive = await lab.ArchiveAsync();
         var steps = lab.Steps(await lab.ShellAsync(transport));
         var inst = await steps.DiscoverAsync(lab.OldDir);
@@ -42,7 +42,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [InlineData(Transport.PSSession)]
     public async Task A_corrupted_archive_with_a_matching_checksum_is_refused(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var archive = await lab.ArchiveAsync();
         // Damaged at the source: the published checksum matches the broken bytes, so only extraction can tell.
         var bytes = await File.ReadAllBytesAsync(archive);
@@ -58,7 +58,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [Fact]
     public async Task An_archive_without_the_bitbucket_layout_is_refused()
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var work = Path.Combine(lab.Root, "wrong");
         Directory.CreateDirectory(Path.Combine(work, "something-else"));
         File.WriteAllText(Path.Combine(work, "something-else", "README"), "not bitbucket");
@@ -78,7 +78,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [InlineData(Transport.PSSession)]
     public async Task A_missing_install_dir_is_named(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var steps = lab.Steps(await lab.ShellAsync(transport));
         var missing = Path.Combine(lab.Opt, "atlassian-bitbucket-8.19.0");
         var ex = await AssertLeavesNodeAsItWas(lab, () => steps.DiscoverAsync(missing));
@@ -93,7 +93,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [InlineData(Transport.PSSession)]
     public async Task A_full_disk_is_refused_before_anything_is_written(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         // A 2 MB archive needs ~6 MB; the install dir sits on a 4 MB tmpfs (or, where mounting is not allowed, the
         // threshold says the same thing).
         var archive = await lab.ArchiveAsync(paddingBytes: 2 * 1024 * 1024);
@@ -120,7 +120,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [InlineData(Transport.PSSession)]
     public async Task A_disk_that_fills_up_during_extraction_gives_NodeDiskSpaceLow(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         // Random bytes do not compress: the archive fits, its extraction does not. The space factor is turned off so
         // the disk, not the estimate, has the last word.
         var archive = await lab.ArchiveAsync(paddingBytes: 3 * 1024 * 1024);
@@ -152,7 +152,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [Fact]
     public async Task An_existing_foreign_target_dir_is_never_overwritten()
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var archive = await lab.ArchiveAsync();
         Directory.CreateDirectory(lab.NewDir);
         File.WriteAllText(Path.Combine(lab.NewDir, "admin-notes.txt"), "mine");
@@ -166,7 +166,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [Fact]
     public async Task A_wrong_key_gives_NodeConnectionFailed()
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var otherKey = Path.Combine(lab.Root, "other_key");
         await ExternalProcess.RunAsync(RequiredTool.Find("ssh-keygen"), new[] { "-q", "-t", "ed25519", "-N", "", "-f", otherKey }, TimeSpan.FromSeconds(20));
         using var shell = new SshShell(new SshShellOptions(_ssh.HostName) { Port = _ssh.Port, UserName = _ssh.UserName, KeyFilePath = otherKey, KnownHostsFile = _ssh.KnownHostsFile });
@@ -178,7 +178,7 @@ public sealed class FailureTests : IClassFixture<SshServer>
     [Fact]
     public async Task An_unknown_host_key_is_refused()
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = NodeLab.Create(_ssh);
         var empty = Path.Combine(lab.Root, "empty_known_hosts");
         File.WriteAllText(empty, "");
         using var shell = new SshShell(new SshShellOptions(_ssh.HostName) { Port = _ssh.Port, UserName = _ssh.UserName, KeyFilePath = _ssh.KeyFile, KnownHostsFile = empty });

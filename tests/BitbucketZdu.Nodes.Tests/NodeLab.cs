@@ -27,9 +27,10 @@ public sealed class NodeLab : IAsyncDisposable
 
     private readonly List<IDisposable> _disposables = new();
 
-    public NodeLab(SshServer ssh)
+    private NodeLab(SshServer ssh, bool simulator)
     {
         Ssh = ssh;
+        Simulator = simulator;
         Root = Directory.CreateTempSubdirectory("bbzdu-node-").FullName;
         Opt = Path.Combine(Root, "opt");
         Home = Path.Combine(Root, "home");
@@ -37,15 +38,45 @@ public sealed class NodeLab : IAsyncDisposable
         Directory.CreateDirectory(Opt);
         Directory.CreateDirectory(Home);
         HttpPort = FreePort.Next();
-        File.WriteAllText(Path.Combine(Home, "bitbucket.properties"), $"server.port={HttpPort}\n");
-        OldDir = FixtureDist.WriteTree(Opt, OldVersion);
+        File.WriteAllText(Path.Combine(Home, "bitbucket.properties"), simulator
+            ? string.Join('\n', $"server.port={HttpPort}", "node.name=node-1", $"bitbucket.shared.home={Path.Combine(Root, "shared")}",
+                $"setup.sysadmin.username={Canary.UserName}", $"setup.sysadmin.password={Canary.Password}", "graceful.shutdown.timeout=1s",
+                "bbsim.start.delay=100ms", "bbsim.heartbeat.interval=150ms", "bbsim.heartbeat.timeout=2s") + "\n"
+            : $"server.port={HttpPort}\n");
+        if (simulator) Directory.CreateDirectory(Path.Combine(Root, "shared"));
+        OldDir = Path.Combine(Opt, FixtureDist.RootName(OldVersion));
         NewDir = Path.Combine(Opt, FixtureDist.RootName(NewVersion));
-        Edit(Path.Combine(OldDir, "bin/set-bitbucket-home.sh"), "BITBUCKET_HOME=\n", $"BITBUCKET_HOME={Home}\n");
+    }
+
+    /// <summary>A node whose install dirs are written by the test fixture (a socat /status responder as the webapp).</summary>
+    public static NodeLab Create(SshServer ssh)
+    {
+        var lab = new NodeLab(ssh, simulator: false);
+        FixtureDist.WriteTree(lab.Opt, OldVersion);
+        lab.Customise();
+        return lab;
+    }
+
+    /// <summary>A node running the simulator's distribution ("bbsim dist", extracted with tar): a real simulated Bitbucket node.</summary>
+    public static async Task<NodeLab> CreateSimulatedAsync(SshServer ssh)
+    {
+        var lab = new NodeLab(ssh, simulator: true);
+        var old = await Bbsim.DistAsync(OldVersion, "tar.gz");
+        var (code, output) = await ExternalProcess.RunAsync("tar", new[] { "-xzf", old, "-C", lab.Opt }, TimeSpan.FromSeconds(30));
+        if (code != 0) throw new InvalidOperationException("tar failed: " + output);
+        lab.Customise();
+        return lab;
+    }
+
+    private void Customise()
+    {        Edit(Path.Combine(OldDir, "bin/set-bitbucket-home.sh"), "BITBUCKET_HOME=\n", $"BITBUCKET_HOME={Home}\n");
         Edit(Path.Combine(OldDir, "bin/_start-webapp.sh"), "JVM_MAXIMUM_MEMORY=1g", "JVM_MAXIMUM_MEMORY=3g");
         Edit(Path.Combine(OldDir, "bin/_start-webapp.sh"), "JVM_SUPPORT_RECOMMENDED_ARGS=", "JVM_SUPPORT_RECOMMENDED_ARGS=\"-Dcom.example.flag=true -XX:+UseG1GC\"");
         Edit(Path.Combine(OldDir, "bin/set-jre-home.sh"), "JRE_HOME=\n", "JRE_HOME=/opt/java/jre17\n");
         Edit(Path.Combine(OldDir, "bin/set-bitbucket-user.sh"), "BITBUCKET_USER=\n", $"BITBUCKET_USER={Environment.UserName}\n");
     }
+
+    public bool Simulator { get; }
 
     public SshServer Ssh { get; }
     public string Root { get; }
@@ -58,7 +89,17 @@ public sealed class NodeLab : IAsyncDisposable
 
     public NodeStepOptions Options { get; } = new() { MinimumFreeBytes = 0, CommandTimeout = TimeSpan.FromSeconds(30) };
 
-    public Task<string> ArchiveAsync(bool zip = false, int paddingBytes = 0) => FixtureDist.WriteArchiveAsync(DistDir, NewVersion, zip, paddingBytes);
+    /// <summary>The new version's archive with its .sha256 beside it, on the admin host side.</summary>
+    public async Task<string> ArchiveAsync(bool zip = false, int paddingBytes = 0)
+    {
+        if (!Simulator || paddingBytes > 0) return await FixtureDist.WriteArchiveAsync(DistDir, NewVersion, zip, paddingBytes);
+        var built = await Bbsim.DistAsync(NewVersion, zip ? "zip" : "tar.gz");
+        Directory.CreateDirectory(DistDir);
+        var copy = Path.Combine(DistDir, Path.GetFileName(built));
+        File.Copy(built, copy, true);
+        File.Copy(built + ".sha256", copy + ".sha256", true);
+        return copy;
+    }
 
     public async Task<INodeShell> ShellAsync(Transport transport)
     {
@@ -70,6 +111,13 @@ public sealed class NodeLab : IAsyncDisposable
     }
 
     public NodeSteps Steps(INodeShell shell) => new(shell, Options);
+
+    /// <summary>The simulated node's /rest/zdu client (sysadmin).</summary>
+    public BitbucketZdu.Core.Api.ZduClient ZduClient() =>
+        new(new BitbucketZdu.Core.Api.ZduClientOptions(new Uri($"http://127.0.0.1:{HttpPort}/"), BitbucketZdu.Core.Api.ZduCredential.Basic(Canary.UserName, Canary.Secure(Canary.Password)))
+        {
+            RequestTimeout = TimeSpan.FromSeconds(10),
+        });
 
     /// <summary>New-PSSession over SSH, as a user would open it (host key checked against the pinned known_hosts).</summary>
     public PSSession OpenPSSession()
@@ -94,8 +142,25 @@ public sealed class NodeLab : IAsyncDisposable
     public Dictionary<string, string> Snapshot(string dir) =>
         Directory.GetFiles(dir, "*", SearchOption.AllDirectories).ToDictionary(f => Path.GetRelativePath(dir, f), File.ReadAllText);
 
-    public Dictionary<string, string> StartedWith() =>
-        File.ReadAllLines(Path.Combine(Home, "started-with")).Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+    /// <summary>What the running node was started with: installDir, args, JVM_MAXIMUM_MEMORY, JRE_HOME.</summary>
+    public Dictionary<string, string> StartedWith()
+    {
+        if (!Simulator)
+            return File.ReadAllLines(Path.Combine(Home, "started-with")).Select(l => l.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+        // The simulated node is "dotnet bbsim.dll node --install <dir> --home <home> [--no-search]" with the JVM settings exported.
+        var pid = Pid() ?? throw new InvalidOperationException("no pid file");
+        var argv = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+        var env = File.ReadAllText($"/proc/{pid}/environ").Split('\0', StringSplitOptions.RemoveEmptyEntries).Select(e => e.Split('=', 2)).Where(e => e.Length == 2)
+            .GroupBy(e => e[0]).ToDictionary(g => g.Key, g => g.Last()[1]);
+        var install = Array.IndexOf(argv, "--install");
+        return new Dictionary<string, string>
+        {
+            ["installDir"] = install >= 0 ? argv[install + 1] : "",
+            ["args"] = argv.Contains("--no-search") ? "--no-search" : "",
+            ["JVM_MAXIMUM_MEMORY"] = env.GetValueOrDefault("JVM_MAXIMUM_MEMORY", ""),
+            ["JRE_HOME"] = env.GetValueOrDefault("JRE_HOME", ""),
+        };
+    }
 
     public int? Pid() => File.Exists(Path.Combine(Home, "bitbucket.pid")) && int.TryParse(File.ReadAllText(Path.Combine(Home, "bitbucket.pid")).Trim(), out var p) ? p : null;
 

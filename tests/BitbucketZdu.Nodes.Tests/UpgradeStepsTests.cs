@@ -1,4 +1,5 @@
 using BitbucketZdu.Core;
+using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Nodes;
 using Xunit.Abstractions;
 
@@ -19,9 +20,9 @@ public sealed class UpgradeStepsTests : IClassFixture<SshServer>
     [Theory]
     [InlineData(Transport.Ssh)]
     [InlineData(Transport.PSSession)]
-    public async Task Upgrades_a_node_step_by_step_and_rolls_back(Transport transport)
+    public async Task Upgrades_a_simulated_node_step_by_step_and_rolls_back(Transport transport)
     {
-        await using var lab = new NodeLab(_ssh);
+        await using var lab = await NodeLab.CreateSimulatedAsync(_ssh);
         var archive = await lab.ArchiveAsync();
         var shell = await StepTimings.Time(_output, transport, "open shell", () => lab.ShellAsync(transport));
         var steps = lab.Steps(shell);
@@ -31,6 +32,10 @@ public sealed class UpgradeStepsTests : IClassFixture<SshServer>
         var start0 = await steps.StartAsync(await steps.DiscoverAsync(lab.OldDir), new NodeStartOptions { StartArguments = new[] { "--no-search" }, Timeout = TimeSpan.FromSeconds(20) });
         Assert.True(start0.Changed);
         var oldPid = lab.Pid()!.Value;
+
+        // As in the vendor procedure: upgrade mode first, or the cluster puts a newer node in ERROR.
+        using (var client = lab.ZduClient())
+            Assert.True((await client.StartAsync()).UpgradeModeEnabled);
 
         var inst = await StepTimings.Time(_output, transport, "discover", () => steps.DiscoverAsync(lab.OldDir));
         Assert.Equal(NodeLab.OldVersion, inst.Version);
@@ -62,10 +67,13 @@ public sealed class UpgradeStepsTests : IClassFixture<SshServer>
         Assert.Contains(configured.Carried, c => c.Name == "JRE_HOME" && c.To == "/opt/java/jre17");
         Assert.Contains(configured.Carried, c => c.Name == "BITBUCKET_USER" && c.To == Environment.UserName);
         Assert.Contains("-JVM_MAXIMUM_MEMORY=1g\n+JVM_MAXIMUM_MEMORY=3g", configured.Diff);
+        Assert.Contains($"+BITBUCKET_HOME={lab.Home}", configured.Diff);
         Assert.True(new FileInfo(Path.Combine(lab.NewDir, "bin/set-bitbucket-home.sh")).UnixFileMode.HasFlag(UnixFileMode.UserExecute), "edited scripts stay executable");
 
         var newInst = await steps.DiscoverAsync(lab.NewDir);
-        Assert.Equal(new[] { "--no-search" }, newInst.StartArguments.Count == 0 ? new[] { "--no-search" } : newInst.StartArguments);
+        Assert.True(newInst.IsStaged && newInst.IsConfigured);
+        Assert.Equal(lab.OldDir, newInst.PreviousInstallDir);
+        Assert.Equal(NodeLab.NewVersion, newInst.Version);
         var started = await StepTimings.Time(_output, transport, "start (to RUNNING)", () => steps.StartAsync(newInst, new NodeStartOptions { StartArguments = new[] { "--no-search" }, Timeout = TimeSpan.FromSeconds(20) }));
         Assert.Equal("RUNNING", started.State);
         var with = lab.StartedWith();
