@@ -28,6 +28,8 @@ namespace BitbucketZdu.Core.Nodes
         private readonly NodeOps _ops;
         private readonly IOperationHost _host;
         private readonly int _activityId = Interlocked.Increment(ref _activityIds);
+        /// <summary>Files read ahead in one round trip (configure), kept current by this class's own writes.</summary>
+        private Dictionary<string, string?>? _cache;
 
         public NodeSteps(INodeShell shell, NodeStepOptions? options = null, IOperationHost? host = null)
         {
@@ -354,6 +356,34 @@ namespace BitbucketZdu.Core.Nodes
             result.Version = marker["version"];
             var diff = new StringBuilder();
             var p = _shell.Platform;
+            try
+            {
+                await PrefetchAsync(new[] { "set-bitbucket-home", "_start-webapp", "set-jre-home", "set-bitbucket-user" }
+                    .SelectMany(b => new[] { BinFile(installation.InstallDir, b), BinFile(newInstallDir, b) })
+                    .Concat(options.Files.SelectMany(f => new[] { _ops.Combine(installation.InstallDir, f), _ops.Combine(newInstallDir, f) })).ToList(), ct).ConfigureAwait(false);
+                await CarryAllAsync(installation, newInstallDir, options, marker, result, diff, p, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                _cache = null;
+            }
+            result.Diff = diff.ToString();
+            result.Changed = result.Changes.Count > 0;
+            result.Summary = result.Changed ? $"carried {result.Carried.Count} setting(s) into {newInstallDir}" : $"{newInstallDir} already configured";
+            result.Duration = sw.Elapsed;
+            return result;
+        }
+
+        private async Task PrefetchAsync(IReadOnlyList<string> paths, CancellationToken ct)
+        {
+            var texts = await _ops.ReadFilesAsync(paths, ct).ConfigureAwait(false);
+            _cache = new Dictionary<string, string?>(StringComparer.Ordinal);
+            for (var i = 0; i < paths.Count; i++) _cache[paths[i]] = texts[i];
+        }
+
+        private async Task CarryAllAsync(NodeInstallation installation, string newInstallDir, NodeConfigureOptions options, NodeMarker marker,
+            NodeStepResult result, StringBuilder diff, ShellPlatform p, CancellationToken ct)
+        {
 
             // BITBUCKET_HOME
             if (installation.HomeSource == NodeHomeSource.Environment)
@@ -405,12 +435,6 @@ namespace BitbucketZdu.Core.Nodes
             wanted["startArguments"] = string.Join(" ", startArgs);
             if (wanted.ToString() != marker.ToString())
                 await _shell.WriteTextAsync(_ops.Combine(newInstallDir, NodeMarker.InstallMarkerName), wanted.ToString(), ct).ConfigureAwait(false);
-
-            result.Diff = diff.ToString();
-            result.Changed = result.Changes.Count > 0;
-            result.Summary = result.Changed ? $"carried {result.Carried.Count} setting(s) into {newInstallDir}" : $"{newInstallDir} already configured";
-            result.Duration = sw.Elapsed;
-            return result;
         }
 
         private async Task CarryVariablesAsync(string oldDir, string newDir, string script, IEnumerable<string> names, NodeStepResult result, StringBuilder diff, CancellationToken ct)
@@ -441,6 +465,7 @@ namespace BitbucketZdu.Core.Nodes
             var after = edit(before);
             if (after == before) return;
             await _shell.WriteTextAsync(path, after, ct).ConfigureAwait(false);
+            if (_cache is not null) _cache[path] = after;
             var from = name == "(file)" ? null : AssignmentFile.Get(before, name, _shell.Platform);
             var to = name == "(file)" ? null : AssignmentFile.Get(after, name, _shell.Platform);
             result.Carried.Add(new NodeCarriedSetting(rel, name, from, to));
@@ -466,6 +491,12 @@ namespace BitbucketZdu.Core.Nodes
             var pid = await ReadPidAsync(home, ct).ConfigureAwait(false);
             if (pid is int p && await _ops.IsProcessAliveAsync(p, ct).ConfigureAwait(false))
             {
+                // Running, but from which dir? The module records what it started; otherwise the original install runs.
+                var startedBefore = NodeMarker.Parse(await ReadOrNullAsync(_ops.Combine(home, NodeMarker.HomeStateName), ct).ConfigureAwait(false));
+                var runningDir = startedBefore["installDir"] ?? (installation.IsStaged ? installation.PreviousInstallDir : null);
+                if (runningDir is not null && !string.Equals(runningDir, runDir, StringComparison.Ordinal))
+                    throw new BbException("NodeRunningOtherInstall", BbErrorCategory.InvalidOperation,
+                        $"Bitbucket on {Host} already runs (pid {p}) from {runningDir}, not {runDir}. Stop it first (Stop-BbNode).", Host);
                 result.Summary = $"already running (pid {p})";
             }
             else
@@ -609,7 +640,7 @@ namespace BitbucketZdu.Core.Nodes
             NodeMarker.Parse(await ReadOrNullAsync(_ops.Combine(installDir, NodeMarker.InstallMarkerName), ct).ConfigureAwait(false));
 
         private async Task<string?> ReadOrNullAsync(string path, CancellationToken ct) =>
-            (await _ops.ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0];
+            _cache is not null && _cache.TryGetValue(path, out var cached) ? cached : (await _ops.ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0];
 
         private async Task<int?> ReadPidAsync(string home, CancellationToken ct) =>
             ParsePid(await ReadOrNullAsync(_ops.Combine(home, Options.PidFile), ct).ConfigureAwait(false));
@@ -621,7 +652,7 @@ namespace BitbucketZdu.Core.Nodes
         {
             var m = Regex.Match(serviceText, @"(?<dir>(?:/|[A-Za-z]:\\)[^\s""';=]*?)[/\\]bin[/\\](?:start|stop)-bitbucket\.(?:sh|bat)");
             if (m.Success) return m.Groups["dir"].Value;
-            m = Regex.Match(serviceText, @"cd\s+[""']?(?<dir>/[^\s""';]+?)/bin[""']?\s*$", RegexOptions.Multiline);
+            m = Regex.Match(serviceText, @"cd\s+[""']?(?<dir>/[^\s""';]+?)/bin[""']?(?=[\s;&|]|$)", RegexOptions.Multiline);
             return m.Success ? m.Groups["dir"].Value : null;
         }
 

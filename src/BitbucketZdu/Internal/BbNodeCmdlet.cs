@@ -47,7 +47,7 @@ namespace BitbucketZdu.Internal
         public string ComputerName { get; set; } = "";
 
         /// <summary>An open PSSession to the node (WinRM or SSH transport); it stays open afterwards.</summary>
-        [Parameter(Mandatory = true, ParameterSetName = SessionSet, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
+        [Parameter(Mandatory = true, ParameterSetName = SessionSet, ValueFromPipelineByPropertyName = true)]
         [ValidateNotNull]
         public PSSession? Session { get; set; }
 
@@ -81,7 +81,7 @@ namespace BitbucketZdu.Internal
         public SwitchParameter UseSSL { get; set; }
 
         /// <summary>SSH options (-o Name=Value), e.g. @{ UserKnownHostsFile = '/etc/bbzdu/known_hosts' }. Host keys are checked unless StrictHostKeyChecking says otherwise.</summary>
-        [Parameter(ParameterSetName = HostNameSet)]
+        [Parameter(ParameterSetName = HostNameSet, ValueFromPipelineByPropertyName = true)]
         public Hashtable? SshOption { get; set; }
 
         /// <summary>The node's Bitbucket install dir (default: where its service points).</summary>
@@ -163,6 +163,7 @@ namespace BitbucketZdu.Internal
             if (Port != 0) pipe.Properties.Add(new PSNoteProperty("Port", Port));
             if (!string.IsNullOrEmpty(UserName)) pipe.Properties.Add(new PSNoteProperty("UserName", UserName));
             if (!string.IsNullOrEmpty(KeyFilePath)) pipe.Properties.Add(new PSNoteProperty("KeyFilePath", KeyFilePath));
+            if (SshOption is not null) pipe.Properties.Add(new PSNoteProperty("SshOption", SshOption));
 
             if (transport == BbNodeTransport.Ssh)
             {
