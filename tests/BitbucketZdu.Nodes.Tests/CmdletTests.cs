@@ -66,49 +66,6 @@ public sealed class CmdletTests : IClassFixture<SshServer>, IDisposable
     }
 
     [Fact]
-    public async Task WhatIf_changes_nothing()
-    {
-        await using var lab = NodeLab.Create(_ssh);
-        var archive = await lab.ArchiveAsync();
-        var r = _ps.Run("""
-            Get-BbNodeInstallation @p -InstallDir $old | Start-BbNode -StartArgument '--no-search' -TimeoutSec 20 | Out-Null
-            Get-BbNodeInstallation @p -InstallDir $old | Copy-BbDistribution -Path $archive -MinimumFreeSpace 0 -WhatIf
-            Get-BbNodeInstallation @p -InstallDir $old | Stop-BbNode -WhatIf
-            Undo-BbNodeUpgrade @p -PreviousInstallDir $old -WhatIf
-            """, Vars(lab, "Ssh", archive));
-        Assert.True(r.FirstError is null, r.AllText);
-        Assert.Empty(r.Output);
-        Assert.Equal(new[] { "atlassian-bitbucket-8.19.1" }, lab.OptListing());
-        Assert.True(NodeLab.IsAlive(lab.Pid()!.Value));
-    }
-
-    [Fact]
-    public async Task Failures_are_error_records_with_stable_ids()
-    {
-        await using var lab = NodeLab.Create(_ssh);
-        var archive = await lab.ArchiveAsync();
-        var vars = Vars(lab, "Ssh", archive);
-        vars["missing"] = Path.Combine(lab.Opt, "nope");
-
-        var missing = _ps.Run("Get-BbNodeInstallation @p -InstallDir $missing", vars);
-        Assert.Equal("NodeInstallDirMissing,BitbucketZdu.Cmdlets.GetBbNodeInstallationCommand", missing.FirstError?.FullyQualifiedErrorId);
-        Assert.Equal(ErrorCategory.ObjectNotFound, missing.FirstError!.CategoryInfo.Category);
-
-        var mismatch = _ps.Run($"Copy-BbDistribution @p -InstallDir $old -Path $archive -Sha256 {new string('a', 64)} -MinimumFreeSpace 0", vars);
-        Assert.Equal("NodeChecksumMismatch,BitbucketZdu.Cmdlets.CopyBbDistributionCommand", mismatch.FirstError?.FullyQualifiedErrorId);
-
-        var noFile = _ps.Run("Copy-BbDistribution @p -InstallDir $old -Path ./no-such-archive.tar.gz", vars);
-        Assert.Equal("CopyBbDistributionArchiveNotFound,BitbucketZdu.Cmdlets.CopyBbDistributionCommand", noFile.FirstError?.FullyQualifiedErrorId);
-
-        var lowDisk = _ps.Run("Copy-BbDistribution @p -InstallDir $old -Path $archive -MinimumFreeSpace 1PB", vars);
-        Assert.Equal("NodeDiskSpaceLow,BitbucketZdu.Cmdlets.CopyBbDistributionCommand", lowDisk.FirstError?.FullyQualifiedErrorId);
-        Assert.Equal(new[] { "atlassian-bitbucket-8.19.1" }, lab.OptListing());
-
-        var notStaged = _ps.Run("Install-BbNodeVersion @p -InstallDir $old -NewInstallDir $old", vars);
-        Assert.Equal("NodeNotStaged,BitbucketZdu.Cmdlets.InstallBbNodeVersionCommand", notStaged.FirstError?.FullyQualifiedErrorId);
-    }
-
-    [Fact]
     public async Task Copy_pre_stages_several_nodes_in_parallel_over_sessions_it_opens()
     {
         await using var a = NodeLab.Create(_ssh);
@@ -125,15 +82,4 @@ public sealed class CmdletTests : IClassFixture<SshServer>, IDisposable
         Assert.True(Directory.Exists(a.NewDir) && Directory.Exists(b.NewDir));
     }
 
-    [Fact]
-    public async Task An_existing_session_is_used_and_left_open()
-    {
-        await using var lab = NodeLab.Create(_ssh);
-        var vars = Vars(lab, "PowerShell");
-        vars["s"] = lab.OpenPSSession();
-        var r = _ps.Run("Get-BbNodeInstallation -Session $s -InstallDir $old; $s.State", vars);
-        Assert.True(r.FirstError is null, r.AllText);
-        Assert.Equal(NodeLab.OldVersion, Base<NodeInstallation>(r.Output[0]).Version);
-        Assert.Equal("Opened", r.Output[1].ToString());
-    }
 }

@@ -65,9 +65,12 @@ namespace BitbucketZdu.Core.Nodes
         public abstract Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct);
         public abstract Task KillAsync(int pid, CancellationToken ct);
         public abstract Task MakeDirAsync(string path, CancellationToken ct);
-        public abstract Task RemoveTreeAsync(string path, CancellationToken ct);
+        public Task RemoveTreeAsync(string path, CancellationToken ct) => RemoveTreeAsync(path, null, ct);
+        /// <summary>Removes one or two trees (module-owned temp paths only) in one round trip.</summary>
+        public abstract Task RemoveTreeAsync(string path, string? second, CancellationToken ct);
         /// <summary>Renames; fails (false) when the destination exists. A same-file-system rename is atomic.</summary>
         public abstract Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct);
+        /// <summary>Extracts into <paramref name="destination"/>, which is emptied and created first (a module-owned temp dir).</summary>
         public abstract Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct);
         public abstract Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct);
         /// <summary>Runs bin/start-bitbucket or bin/stop-bitbucket of an install dir, detached from the session.</summary>
@@ -163,8 +166,8 @@ namespace BitbucketZdu.Core.Nodes
         public override Task MakeDirAsync(string path, CancellationToken ct) =>
             RunCheckedAsync("mkdir -p -- " + Q(path), "create " + path, ct);
 
-        public override Task RemoveTreeAsync(string path, CancellationToken ct) =>
-            RunAsync("rm -rf -- " + Q(path), ct, Options.TransferTimeout);
+        public override Task RemoveTreeAsync(string path, string? second, CancellationToken ct) =>
+            RunAsync("rm -rf -- " + Q(path) + (second is null ? "" : " " + Q(second)), ct, Options.TransferTimeout);
 
         public override Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct) =>
             RunAsync($"if [ -e {Q(to)} ]; then echo {Q(to + " exists")} >&2; exit 3; fi; mv -- {Q(from)} {Q(to)}", ct);
@@ -173,9 +176,9 @@ namespace BitbucketZdu.Core.Nodes
         {
             var a = Q(archive);
             var d = Q(destination);
-            var cmd = archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
+            var cmd = $"rm -rf -- {d} && mkdir -p -- {d} || exit 1; " + (archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
                 ? $"command -v unzip >/dev/null 2>&1 || {{ echo 'unzip is not installed on the node (Debian: apt-get install unzip); use the .tar.gz archive instead' >&2; exit 127; }}; unzip -q -o {a} -d {d} && find {d} -path '*/bin/*.sh' -exec chmod +x {{}} +"
-                : $"tar -xzf {a} -C {d}";
+                : $"tar -xzf {a} -C {d}");
             return RunAsync(cmd, ct, Options.TransferTimeout);
         }
 
@@ -312,16 +315,16 @@ namespace BitbucketZdu.Core.Nodes
         public override Task MakeDirAsync(string path, CancellationToken ct) =>
             RunCheckedAsync($"New-Item -ItemType Directory -Force -Path {Q(path)} | Out-Null", "create " + path, ct);
 
-        public override Task RemoveTreeAsync(string path, CancellationToken ct) =>
-            RunAsync($"if (Test-Path -LiteralPath {Q(path)}) {{ Remove-Item -LiteralPath {Q(path)} -Recurse -Force }}", ct, Options.TransferTimeout);
+        public override Task RemoveTreeAsync(string path, string? second, CancellationToken ct) =>
+            RunAsync($"foreach ($p in @({Q(path)}{(second is null ? "" : ", " + Q(second))})) {{ if (Test-Path -LiteralPath $p) {{ Remove-Item -LiteralPath $p -Recurse -Force }} }}", ct, Options.TransferTimeout);
 
         public override Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct) =>
             RunAsync($"if (Test-Path -LiteralPath {Q(to)}) {{ throw {Q(to + " exists")} }}; Move-Item -LiteralPath {Q(from)} -Destination {Q(to)}", ct);
 
         public override Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct) =>
-            RunAsync(archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
+            RunAsync($"if (Test-Path -LiteralPath {Q(destination)}) {{ Remove-Item -LiteralPath {Q(destination)} -Recurse -Force }}; New-Item -ItemType Directory -Force -Path {Q(destination)} | Out-Null; " + (archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
                 ? $"Expand-Archive -LiteralPath {Q(archive)} -DestinationPath {Q(destination)}"
-                : $"tar.exe -xzf {Q(archive)} -C {Q(destination)}; if ($LASTEXITCODE) {{ throw \"tar exited with $LASTEXITCODE\" }}", ct, Options.TransferTimeout);
+                : $"tar.exe -xzf {Q(archive)} -C {Q(destination)}; if ($LASTEXITCODE) {{ throw \"tar exited with $LASTEXITCODE\" }}"), ct, Options.TransferTimeout);
 
         public override Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct) =>
             RunAsync($"[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12; " +

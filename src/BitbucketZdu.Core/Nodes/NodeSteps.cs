@@ -214,34 +214,32 @@ namespace BitbucketZdu.Core.Nodes
             var staging = _ops.Combine(parent, ".bbzdu-staging");
             var staged = _ops.Combine(staging, fileName);
             var extractDir = _ops.Combine(parent, ".bbzdu-extract-" + version);
-            var stagingExisted = await _shell.PathExistsAsync(staging, ct).ConfigureAwait(false);
             try
             {
                 var expected = await ExpectedSha256Async(distribution, staging, ct).ConfigureAwait(false);
                 var size = distribution.LocalPath is null ? 0 : new System.IO.FileInfo(distribution.LocalPath).Length;
 
+                // An archive fully staged before a crash is reused (copies are atomic, so a complete file is whole).
                 var reuse = false;
                 if (await _shell.PathExistsAsync(staged, ct).ConfigureAwait(false))
                 {
                     reuse = await _ops.Sha256Async(staged, ct).ConfigureAwait(false) == expected;
                     if (reuse) result.Changes.Add($"reused {staged} from an earlier run");
-                    else await _ops.RemoveTreeAsync(staged, ct).ConfigureAwait(false);
                 }
                 await EnsureSpaceAsync(parent, reuse ? (long)(size * (Options.SpaceFactor - 1)) : (long)(size * Options.SpaceFactor), ct).ConfigureAwait(false);
 
                 if (!reuse)
                 {
                     await _ops.MakeDirAsync(staging, ct).ConfigureAwait(false);
-                    var part = staged + ".part";
-                    await _ops.RemoveTreeAsync(part, ct).ConfigureAwait(false);
                     Report($"Copying {fileName} to {Host}", 10);
                     if (distribution.LocalPath is not null)
                     {
-                        await _shell.CopyFileToAsync(distribution.LocalPath, part, ct).ConfigureAwait(false);
+                        await _shell.CopyFileToAsync(distribution.LocalPath, staged, ct).ConfigureAwait(false);
                         result.Changes.Add($"copied {fileName} ({size:N0} bytes) to {staging}");
                     }
                     else
                     {
+                        var part = staged + ".part";
                         var fetched = await _ops.FetchAsync(distribution.Uri!, part, ct).ConfigureAwait(false);
                         if (!fetched.Succeeded)
                             throw new BbException("NodeDownloadFailed", BbErrorCategory.ConnectionError,
@@ -249,9 +247,10 @@ namespace BitbucketZdu.Core.Nodes
                         size = await _ops.FileSizeAsync(part, ct).ConfigureAwait(false) ?? 0;
                         result.Changes.Add($"downloaded {distribution.Uri} ({size:N0} bytes) to {staging}");
                         await EnsureSpaceAsync(parent, (long)(size * (Options.SpaceFactor - 1)), ct).ConfigureAwait(false);
+                        await _ops.RemoveTreeAsync(staged, ct).ConfigureAwait(false);
+                        var moved = await _ops.RenameAsync(part, staged, ct).ConfigureAwait(false);
+                        if (!moved.Succeeded) throw Failed("move the archive into place", moved);
                     }
-                    var moved = await _ops.RenameAsync(part, staged, ct).ConfigureAwait(false);
-                    if (!moved.Succeeded) throw Failed("move the archive into place", moved);
                 }
 
                 Report($"Verifying the SHA-256 of {fileName}", 40);
@@ -260,9 +259,8 @@ namespace BitbucketZdu.Core.Nodes
                     throw new BbException("NodeChecksumMismatch", BbErrorCategory.InvalidData,
                         $"The SHA-256 of {fileName} on {Host} is {actual}, expected {expected}. The archive was damaged in transit or is not the published one; nothing was extracted. Download it again.", Host);
 
+                // Extracted under a temp name, renamed when complete: a crash never leaves a dir that looks complete.
                 Report($"Extracting {fileName}", 60);
-                await _ops.RemoveTreeAsync(extractDir, ct).ConfigureAwait(false);
-                await _ops.MakeDirAsync(extractDir, ct).ConfigureAwait(false);
                 var extracted = await _ops.ExtractAsync(staged, extractDir, ct).ConfigureAwait(false);
                 if (!extracted.Succeeded)
                 {
@@ -286,10 +284,9 @@ namespace BitbucketZdu.Core.Nodes
             }
             finally
             {
-                // Nothing half-done stays behind: the temp extraction and the staged archive go either way.
-                await _ops.RemoveTreeAsync(extractDir, CancellationToken.None).ConfigureAwait(false);
-                if (!stagingExisted || await _shell.PathExistsAsync(target, CancellationToken.None).ConfigureAwait(false))
-                    await _ops.RemoveTreeAsync(staging, CancellationToken.None).ConfigureAwait(false);
+                // Nothing half-done stays behind: the temp extraction and the staged archive go either way
+                // (only a crash leaves them, and the next run cleans or reuses them).
+                await _ops.RemoveTreeAsync(extractDir, staging, CancellationToken.None).ConfigureAwait(false);
                 Report("Done", 100, completed: true);
             }
             result.Changed = true;
