@@ -5,55 +5,37 @@ using Xunit.Abstractions;
 namespace BitbucketZdu.Nodes.Tests;
 
 /// <summary>The node cmdlets as admins use them: one pipeline per node, results binding into the next cmdlet by property name.</summary>
-public sealed class CmdletTests : IClassFixture<SshServer>, IDisposable
+public sealed class CmdletTests : NodeCmdletTestBase, IClassFixture<SshServer>
 {
-    private readonly SshServer _ssh;
-    private readonly ITestOutputHelper _output;
-    private readonly PowerShellHost _ps = new();
+    public CmdletTests(SshServer ssh, ITestOutputHelper output) : base(ssh, output) { }
 
-    public CmdletTests(SshServer ssh, ITestOutputHelper output)
-    {
-        _ssh = ssh;
-        _output = output;
-    }
-
-    public void Dispose() => _ps.Dispose();
-
-    private Dictionary<string, object?> Vars(NodeLab lab, string transport, string? archive = null) => new()
-    {
-        ["p"] = new System.Collections.Hashtable
-        {
-            ["HostName"] = _ssh.HostName, ["Port"] = _ssh.Port, ["UserName"] = _ssh.UserName, ["KeyFilePath"] = _ssh.KeyFile, ["Transport"] = transport,
-            ["SshOption"] = new System.Collections.Hashtable { ["UserKnownHostsFile"] = _ssh.KnownHostsFile },
-        },
-        ["old"] = lab.OldDir,
-        ["archive"] = archive,
-    };
-
-    private static T Base<T>(PSObject o) => Assert.IsType<T>(o.BaseObject);
-
+    /// <summary>Over plain SSH (the module's ssh), and over one PSSession the caller opened and passes to each cmdlet.</summary>
     [Theory]
     [InlineData("Ssh")]
-    [InlineData("PowerShell")]
+    [InlineData("Session")]
     public async Task A_node_is_upgraded_and_rolled_back_through_a_pipeline(string transport)
     {
-        await using var lab = NodeLab.Create(_ssh);
+        await using var lab = NodeLab.Create(Ssh);
         var archive = await lab.ArchiveAsync();
-        var r = _ps.Run("""
+        var vars = Vars(lab, transport, archive);
+        // Over plain SSH the connection flows down the pipeline; a caller's session is passed to each cmdlet ($via).
+        vars["via"] = new System.Collections.Hashtable();
+        if (transport == "Session") vars["p"] = vars["via"] = new System.Collections.Hashtable { ["Session"] = lab.OpenPSSession() };
+        var r = Ps.Run("""
             $n = Get-BbNodeInstallation @p -InstallDir $old
-            $n | Start-BbNode -StartArgument '--no-search' -TimeoutSec 20 | Out-Null
-            $staged = $n | Copy-BbDistribution -Path $archive -MinimumFreeSpace 0
-            $stopped = $n | Stop-BbNode -Confirm:$false -TimeoutSec 20
-            $configured = $staged | Install-BbNodeVersion
-            $started = $configured | Start-BbNode -TimeoutSec 20
-            $undone = $configured | Undo-BbNodeUpgrade -Confirm:$false -TimeoutSec 20 -StartArgument '--no-search'
+            $n | Start-BbNode @via -StartArgument '--no-search' -TimeoutSec 20 | Out-Null
+            $staged = $n | Copy-BbDistribution @via -Path $archive -MinimumFreeSpace 0
+            $stopped = $n | Stop-BbNode @via -Confirm:$false -TimeoutSec 20
+            $configured = $staged | Install-BbNodeVersion @via
+            $started = $configured | Start-BbNode @via -TimeoutSec 20
+            $undone = $configured | Undo-BbNodeUpgrade @via -Confirm:$false -TimeoutSec 20 -StartArgument '--no-search'
             $n, $staged, $stopped, $configured, $started, $undone
-            """, Vars(lab, transport, archive));
+            """, vars);
         Assert.True(r.FirstError is null, r.AllText);
         Assert.Equal(6, r.Output.Count);
         var n = Base<NodeInstallation>(r.Output[0]);
         Assert.Equal(NodeLab.OldVersion, n.Version);
-        Assert.Equal(transport, r.Output[0].Properties["Transport"].Value.ToString());
+        if (transport == "Ssh") Assert.Equal("Ssh", r.Output[0].Properties["Transport"].Value.ToString());
         Assert.Equal(lab.NewDir, Base<NodeStepResult>(r.Output[1]).NewInstallDir);
         Assert.True(Base<NodeStepResult>(r.Output[2]).Changed);
         var configured = Base<NodeStepResult>(r.Output[3]);
@@ -68,14 +50,14 @@ public sealed class CmdletTests : IClassFixture<SshServer>, IDisposable
     [Fact]
     public async Task Copy_pre_stages_several_nodes_in_parallel_over_sessions_it_opens()
     {
-        await using var a = NodeLab.Create(_ssh);
-        await using var b = NodeLab.Create(_ssh);
+        await using var a = NodeLab.Create(Ssh);
+        await using var b = NodeLab.Create(Ssh);
         var archive = await a.ArchiveAsync();
         var vars = Vars(a, "PowerShell", archive);
         vars["nodes"] = new[] { a.OldDir, b.OldDir }.Select(d => PSObject.AsPSObject(new { InstallDir = d })).ToArray();
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var r = _ps.Run("$nodes | Copy-BbDistribution @p -Path $archive -MinimumFreeSpace 0 -ThrottleLimit 2", vars);
-        _output.WriteLine($"Copy-BbDistribution to 2 nodes over PSSession: {sw.ElapsedMilliseconds} ms");
+        var r = Ps.Run("$nodes | Copy-BbDistribution @p -Path $archive -MinimumFreeSpace 0 -ThrottleLimit 2", vars);
+        Output.WriteLine($"Copy-BbDistribution to 2 nodes over PSSession: {sw.ElapsedMilliseconds} ms");
         Assert.True(r.FirstError is null, r.AllText);
         Assert.Equal(2, r.Output.Count);
         Assert.All(r.Output, o => Assert.True(Base<NodeStepResult>(o).Changed));

@@ -31,7 +31,12 @@ public sealed class RerunLifecycleTests : IClassFixture<SshServer>
         Assert.Equal(pid, lab.Pid());
         Assert.True(NodeLab.IsAlive(pid));
 
-        Assert.True((await steps.StopAsync(inst, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(20) })).Changed);
+        // The cluster takes a moment to show the node OFFLINE: the stop waits for it.
+        var polls = 0;
+        var stopped = await steps.StopAsync(inst, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(20), WaitUntilOffline = _ => Task.FromResult(++polls >= 3) });
+        Assert.True(stopped.Changed);
+        Assert.Contains("the cluster shows the node OFFLINE", stopped.Changes);
+        Assert.True(polls >= 3);
         var again = await steps.StopAsync(inst, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(20) });
         Assert.False(again.Changed);
         Assert.Equal("already stopped", again.Summary);
@@ -41,5 +46,17 @@ public sealed class RerunLifecycleTests : IClassFixture<SshServer>
         Assert.True(back.Changed);
         Assert.Equal("RUNNING", back.State);
         Assert.Equal(lab.OldDir, lab.StartedWith()["installDir"]);
+    }
+
+    [Fact]
+    public async Task Stop_times_out_when_the_cluster_never_shows_the_node_offline()
+    {
+        await using var lab = NodeLab.Create(_ssh);
+        var steps = lab.Steps(await lab.ShellAsync(Transport.PSSession));
+        var inst = await steps.DiscoverAsync(lab.OldDir);
+        var ex = await Assert.ThrowsAsync<BitbucketZdu.Core.BbException>(() =>
+            steps.StopAsync(inst, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(1), WaitUntilOffline = _ => Task.FromResult(false) }));
+        Assert.Equal("NodeStopTimeout", ex.ErrorId);
+        Assert.Contains("OFFLINE", ex.Message);
     }
 }

@@ -239,26 +239,28 @@ namespace BitbucketZdu.Core.Nodes
             }
         }
 
+        /// <summary>Ends the master connection (ssh -O exit) and removes its control socket dir.</summary>
         public void Dispose()
         {
             var dir = _controlDir;
-            _controlDir = null;
             if (dir is null) return;
             try
             {
-                var saved = dir;
-                _controlDir = saved;
                 var psi = new ProcessStartInfo(_options.SshPath, Argv(BuildArguments(null, "-O", "exit")))
                 {
                     UseShellExecute = false,
                     RedirectStandardOutput = true,
                     RedirectStandardError = true,
                 };
-                _controlDir = null;
                 using var p = Process.Start(psi)!;
                 p.WaitForExit(5000);
             }
             catch (System.ComponentModel.Win32Exception) { }
+            finally
+            {
+                _controlDir = null;
+                _masterGate.Dispose();
+            }
             try { Directory.Delete(dir, true); } catch (IOException) { }
         }
     }

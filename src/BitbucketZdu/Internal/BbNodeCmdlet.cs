@@ -102,12 +102,10 @@ namespace BitbucketZdu.Internal
         /// <summary>The node's connection, opened on the pipeline thread (a PSSession needs the caller's runspace).</summary>
         protected sealed class NodeConnection : IDisposable
         {
-            private readonly BbNodeCmdlet _owner;
             private readonly PSSession? _opened;
 
-            internal NodeConnection(BbNodeCmdlet owner, INodeShell shell, PSSession? opened, PSObject? pipe)
+            internal NodeConnection(INodeShell shell, PSSession? opened, PSObject? pipe)
             {
-                _owner = owner;
                 Shell = shell;
                 _opened = opened;
                 PipeProperties = pipe;
@@ -155,7 +153,7 @@ namespace BitbucketZdu.Internal
         private NodeConnection Connect()
         {
             if (ParameterSetName == SessionSet)
-                return new NodeConnection(this, Wait(PSSessionShell.CreateAsync(Session!, null, StopToken)), null, null);
+                return new NodeConnection(Wait(PSSessionShell.CreateAsync(Session!, null, StopToken)), null, null);
 
             var transport = ParameterSetName == ComputerNameSet ? BbNodeTransport.WinRM : Transport;
             var pipe = new PSObject();
@@ -178,7 +176,7 @@ namespace BitbucketZdu.Internal
                     else if (name.Equals("ConnectTimeout", StringComparison.OrdinalIgnoreCase)) o.ConnectTimeout = TimeSpan.FromSeconds(int.Parse(value, System.Globalization.CultureInfo.InvariantCulture));
                     else o.Options[name] = value;
                 }
-                return new NodeConnection(this, new SshShell(o), null, pipe);
+                return new NodeConnection(new SshShell(o), null, pipe);
             }
 
             var p = new Hashtable { ["ErrorAction"] = "Stop" };
@@ -201,7 +199,7 @@ namespace BitbucketZdu.Internal
                 ?? throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError, $"New-PSSession to {NodeName} returned no session.", NodeName);
             try
             {
-                return new NodeConnection(this, Wait(PSSessionShell.CreateAsync(session, null, StopToken)), session, pipe);
+                return new NodeConnection(Wait(PSSessionShell.CreateAsync(session, null, StopToken)), session, pipe);
             }
             catch
             {
