@@ -15,48 +15,35 @@ public sealed class DiskSpaceTests : IClassFixture<SshServer>
     [Theory]
     [InlineData(Transport.Ssh)]
     [InlineData(Transport.PSSession)]
-    public async Task A_full_disk_is_refused_before_anything_is_written(Transport transport)
-    {
-        await using var lab = NodeLab.Create(_ssh);
-        // A 2 MB archive needs ~6 MB; the install dir sits on a 4 MB tmpfs (or, where mounting is not allowed, the
-        // threshold says the same thing).
-        var archive = await lab.ArchiveAsync(paddingBytes: 2 * 1024 * 1024);
-        var mounted = await TryMountTmpfsAsync(lab.Opt, "4m");
-        try
-        {
-            if (mounted) FixtureDist.WriteTree(lab.Opt, NodeLab.OldVersion); // the tmpfs hides the old dir: write it again on it
-            else lab.Options.MinimumFreeBytes = long.MaxValue / 4;
-            if (mounted) File.WriteAllText(Path.Combine(lab.OldDir, "bin/set-bitbucket-home.sh"), $"BITBUCKET_HOME={lab.Home}\n");
-            var steps = lab.Steps(await lab.ShellAsync(transport));
-            var inst = await steps.DiscoverAsync(lab.OldDir);
-            var ex = await AssertLeavesNodeAsItWas(lab, () => steps.PreStageAsync(inst, new NodeDistribution { LocalPath = archive }));
-            Assert.Equal("NodeDiskSpaceLow", ex.ErrorId);
-            Assert.Contains("free on the disk holding " + lab.Opt, ex.Message);
-        }
-        finally
-        {
-            if (mounted) await ExternalProcess.RunAsync("umount", new[] { "-l", lab.Opt }, TimeSpan.FromSeconds(20));
-        }
-    }
+    public Task A_full_disk_is_refused_before_anything_is_written(Transport transport) =>
+        // A 2 MB archive needs ~6 MB by the estimate; the disk has 4 MB.
+        AssertDiskSpaceLowAsync(transport, paddingBytes: 2 * 1024 * 1024, tmpfsSize: "4m", estimate: true);
 
     [Theory]
     [InlineData(Transport.Ssh)]
     [InlineData(Transport.PSSession)]
-    public async Task A_disk_that_fills_up_during_extraction_gives_NodeDiskSpaceLow(Transport transport)
+    public Task A_disk_that_fills_up_during_extraction_gives_NodeDiskSpaceLow(Transport transport) =>
+        // Random bytes do not compress: the 3 MB archive fits on 5 MB, its extraction does not. The estimate is
+        // turned off so the disk, not the estimate, has the last word.
+        AssertDiskSpaceLowAsync(transport, paddingBytes: 3 * 1024 * 1024, tmpfsSize: "5m", estimate: false);
+
+    /// <summary>
+    /// Puts the node's install parent on a tiny tmpfs (the old install written again on it) and pre-stages a padded
+    /// archive. Where mounting is not allowed (an unprivileged container) the reserve threshold refuses instead:
+    /// same ErrorId, same untouched node.
+    /// </summary>
+    private async Task AssertDiskSpaceLowAsync(Transport transport, int paddingBytes, string tmpfsSize, bool estimate)
     {
         await using var lab = NodeLab.Create(_ssh);
-        // Random bytes do not compress: the archive fits, its extraction does not. The space factor is turned off so
-        // the disk, not the estimate, has the last word.
-        var archive = await lab.ArchiveAsync(paddingBytes: 3 * 1024 * 1024);
-        // Where mounting is not allowed (an unprivileged container) the estimate refuses instead: same ErrorId.
-        var mounted = await TryMountTmpfsAsync(lab.Opt, "5m");
+        var archive = await lab.ArchiveAsync(paddingBytes: paddingBytes);
+        var mounted = await TryMountTmpfsAsync(lab.Opt, tmpfsSize);
         try
         {
             if (mounted)
             {
                 FixtureDist.WriteTree(lab.Opt, NodeLab.OldVersion);
                 File.WriteAllText(Path.Combine(lab.OldDir, "bin/set-bitbucket-home.sh"), $"BITBUCKET_HOME={lab.Home}\n");
-                lab.Options.SpaceFactor = 0;
+                if (!estimate) lab.Options.SpaceFactor = 0;
             }
             else
             {
@@ -66,11 +53,12 @@ public sealed class DiskSpaceTests : IClassFixture<SshServer>
             var inst = await steps.DiscoverAsync(lab.OldDir);
             var ex = await AssertLeavesNodeAsItWas(lab, () => steps.PreStageAsync(inst, new NodeDistribution { LocalPath = archive }));
             Assert.Equal("NodeDiskSpaceLow", ex.ErrorId);
+            Assert.Contains(lab.Opt, ex.Message);
+            if (mounted) Assert.Contains(estimate ? "pre-staging needs" : "filled up while extracting", ex.Message);
         }
         finally
         {
             if (mounted) await ExternalProcess.RunAsync("umount", new[] { "-l", lab.Opt }, TimeSpan.FromSeconds(20));
         }
     }
-
 }
