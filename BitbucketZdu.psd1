@@ -10,7 +10,7 @@
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
-    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'LoadBalancers.Format.ps1xml', 'Upgrade.Format.ps1xml')
+    FormatsToProcess       = @('BitbucketZdu.Format.ps1xml', 'LoadBalancers.Format.ps1xml', 'Nodes.Format.ps1xml', 'Upgrade.Format.ps1xml')
     CmdletsToExport        = @(
         'Connect-BbCluster'
         'Disconnect-BbCluster'
@@ -29,6 +29,12 @@
         'Test-BbClusterProfile'
         'Invoke-BbNodeUpgrade'
         'Invoke-BbRollingUpgrade'
+        'Get-BbNodeInstallation'
+        'Stop-BbNode'
+        'Start-BbNode'
+        'Copy-BbDistribution'
+        'Install-BbNodeVersion'
+        'Undo-BbNodeUpgrade'
     )
     FunctionsToExport      = @()
     AliasesToExport        = @()

@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -15,12 +14,6 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     /// </summary>
     public sealed class FileJournalStore : IJournalStore
     {
-        private static readonly JsonSerializerOptions Json = new JsonSerializerOptions
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        };
-
         private readonly Func<int, bool> _isProcessAlive;
         private readonly SemaphoreSlim _write = new SemaphoreSlim(1, 1);
 
@@ -53,36 +46,16 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         public async Task<IReadOnlyList<JournalEntry>> ReadAsync(string cluster, CancellationToken cancellationToken)
         {
             var path = JournalFile(cluster);
-            var result = new List<JournalEntry>();
-            if (!File.Exists(path)) return result;
+            if (!File.Exists(path)) return new List<JournalEntry>();
             string text;
             using (var reader = new StreamReader(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete), Encoding.UTF8))
                 text = await reader.ReadToEndAsync().ConfigureAwait(false);
-            var lines = text.Split('\n');
-            var lastNonEmpty = Array.FindLastIndex(lines, l => l.Trim().Length > 0);
-            for (var i = 0; i < lines.Length; i++)
-            {
-                var line = lines[i].Trim();
-                if (line.Length == 0) continue;
-                try
-                {
-                    var e = JsonSerializer.Deserialize<JournalEntry>(line, Json);
-                    if (e is not null) result.Add(e);
-                }
-                catch (JsonException ex)
-                {
-                    // A torn last line is what a crash mid-write leaves; anything earlier is damage a human must look at.
-                    if (i == lastNonEmpty) continue;
-                    throw new BbException("JournalCorrupt", BbErrorCategory.InvalidData,
-                        $"The journal {path} is damaged at line {i + 1} ({ex.Message}). Inspect it; move it away to start a fresh run.", path, ex);
-                }
-            }
-            return result;
+            return JournalLines.Parse(text, path, "move it away");
         }
 
         public async Task AppendAsync(string cluster, JournalEntry entry, CancellationToken cancellationToken)
         {
-            var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(entry, Json) + "\n");
+            var bytes = Encoding.UTF8.GetBytes(JournalLines.Format(entry));
             await _write.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
@@ -109,7 +82,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 {
                     using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
                     {
-                        var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new LockFileContent { Host = owner.Host, Pid = owner.Pid, Since = owner.Since }, Json));
+                        var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new LockFileContent { Host = owner.Host, Pid = owner.Pid, Since = owner.Since }, JournalLines.Json));
                         fs.Write(bytes, 0, bytes.Length);
                         fs.Flush(true);
                     }
@@ -137,7 +110,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         {
             try
             {
-                var c = JsonSerializer.Deserialize<LockFileContent>(File.ReadAllText(path), Json);
+                var c = JsonSerializer.Deserialize<LockFileContent>(File.ReadAllText(path), JournalLines.Json);
                 return c?.Host is null ? null : new LockOwner(c.Host, c.Pid) { Since = c.Since };
             }
             catch (Exception ex) when (ex is IOException || ex is JsonException)

@@ -1,0 +1,385 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+
+namespace BitbucketZdu.Core.Nodes
+{
+    /// <summary>
+    /// The primitive operations node steps need, written once per script language: POSIX sh (Linux nodes over plain
+    /// SSH or a PSSession's /bin/sh) and PowerShell (Windows nodes). Steps above this are platform-neutral.
+    /// </summary>
+    internal abstract class NodeOps
+    {
+        protected NodeOps(INodeShell shell, NodeStepOptions options)
+        {
+            Shell = shell;
+            Options = options;
+        }
+
+        public INodeShell Shell { get; }
+        public NodeStepOptions Options { get; }
+        public ShellPlatform Platform => Shell.Platform;
+
+        public static NodeOps For(INodeShell shell, NodeStepOptions options) =>
+            shell.Platform == ShellPlatform.Posix ? new PosixOps(shell, options) : (NodeOps)new WindowsOps(shell, options);
+
+        public abstract string Combine(params string[] parts);
+        public abstract string Parent(string path);
+        public abstract string ScriptExtension { get; }
+
+        public string Q(string value) => ShellQuote.For(Platform, value);
+
+        public Task<ShellResult> RunAsync(string command, CancellationToken ct, TimeSpan? timeout = null,
+            IReadOnlyDictionary<string, string>? environment = null) =>
+            Shell.RunAsync(command, timeout ?? Options.CommandTimeout, ct, environment);
+
+        /// <summary>Runs a command that must succeed; a failure throws NodeCommandFailed naming what was being done.</summary>
+        public async Task<string> RunCheckedAsync(string command, string doing, CancellationToken ct, TimeSpan? timeout = null,
+            string errorId = "NodeCommandFailed", IReadOnlyDictionary<string, string>? environment = null)
+        {
+            var r = await RunAsync(command, ct, timeout, environment).ConfigureAwait(false);
+            if (!r.Succeeded)
+                throw new BbException(errorId, BbErrorCategory.InvalidResult,
+                    $"Could not {doing} on {Shell.HostName} (exit code {r.ExitCode}): {Tail(r.StandardError + r.StandardOutput)}", Shell.HostName);
+            return r.StandardOutput;
+        }
+
+        public static string Tail(string text, int max = 600)
+        {
+            text = text.Trim();
+            return text.Length <= max ? text : "…" + text.Substring(text.Length - max);
+        }
+
+        public abstract Task<string?> GetEnvironmentAsync(string name, CancellationToken ct);
+
+        /// <summary>Reads several files in one round trip; a missing or unreadable file maps to null.</summary>
+        public abstract Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct);
+        public abstract Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct);
+        public abstract Task<long?> FreeBytesAsync(string path, CancellationToken ct);
+        public abstract Task<long?> FileSizeAsync(string path, CancellationToken ct);
+        public abstract Task<string> Sha256Async(string path, CancellationToken ct);
+        public abstract Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct);
+        public abstract Task KillAsync(int pid, CancellationToken ct);
+        public abstract Task MakeDirAsync(string path, CancellationToken ct);
+        public Task RemoveTreeAsync(string path, CancellationToken ct) => RemoveTreeAsync(path, null, ct);
+        /// <summary>Removes one or two trees (module-owned temp paths only) in one round trip.</summary>
+        public abstract Task RemoveTreeAsync(string path, string? second, CancellationToken ct);
+        /// <summary>Renames; fails (false) when the destination exists. A same-file-system rename is atomic.</summary>
+        public abstract Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct);
+        /// <summary>Extracts into <paramref name="destination"/>, which is emptied and created first (a module-owned temp dir).</summary>
+        public abstract Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct);
+        public abstract Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct);
+        /// <summary>Runs bin/start-bitbucket or bin/stop-bitbucket of an install dir, detached from the session.</summary>
+        public abstract Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct);
+        public abstract Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct);
+        /// <summary>Finds a Bitbucket service: (mode, name, definition path, the text to edit when it is a file).</summary>
+        public abstract Task<(NodeRunMode Mode, string? Name, string? Definition)> DetectServiceAsync(CancellationToken ct);
+        /// <summary>Replaces one install dir by another in the service definition; returns a diff ("" when nothing changed).</summary>
+        public abstract Task<string> RepointServiceAsync(NodeInstallation installation, string from, string to, CancellationToken ct);
+        /// <summary>The text of the service definition (for discovery); null when there is none.</summary>
+        public abstract Task<string?> ReadServiceDefinitionAsync(NodeInstallation installation, CancellationToken ct);
+
+        protected static long? ParseLong(string text) =>
+            long.TryParse(text.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : (long?)null;
+    }
+
+    internal sealed class PosixOps : NodeOps
+    {
+        public PosixOps(INodeShell shell, NodeStepOptions options) : base(shell, options) { }
+
+        public override string ScriptExtension => ".sh";
+
+        public override string Combine(params string[] parts) =>
+            string.Join("/", parts.Select((p, i) => i == 0 ? p.TrimEnd('/') : p.Trim('/')).Where(p => p.Length > 0 || parts.Length == 1));
+
+        public override string Parent(string path)
+        {
+            var t = path.TrimEnd('/');
+            var i = t.LastIndexOf('/');
+            return i <= 0 ? "/" : t.Substring(0, i);
+        }
+
+        public override async Task<string?> GetEnvironmentAsync(string name, CancellationToken ct)
+        {
+            var r = await RunAsync("printf '%s' \"${" + name + "-}\"", ct).ConfigureAwait(false);
+            return string.IsNullOrEmpty(r.StandardOutput) ? null : r.StandardOutput;
+        }
+
+        public override async Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct)
+        {
+            // Each file is framed by \x1e<index>:<1 read|0 missing>\x1e.
+            var sb = new System.Text.StringBuilder();
+            for (var i = 0; i < paths.Count; i++)
+                sb.Append($"if [ -f {Q(paths[i])} ] && [ -r {Q(paths[i])} ]; then printf '\\036{i}:1\\036'; cat -- {Q(paths[i])}; else printf '\\036{i}:0\\036'; fi; ");
+            var r = await RunAsync(sb.ToString(), ct).ConfigureAwait(false);
+            var result = new string?[paths.Count];
+            var parts = Regex.Split(r.StandardOutput, "\u001e(\\d+):([01])\u001e");
+            for (var k = 1; k + 1 < parts.Length; k += 3)
+            {
+                var index = int.Parse(parts[k], CultureInfo.InvariantCulture);
+                if (parts[k + 1] == "1" && index < result.Length) result[index] = k + 2 < parts.Length ? parts[k + 2] : "";
+            }
+            return result;
+        }
+
+        public override async Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct)
+        {
+            var r = await RunAsync("ls -1A -- " + Q(dir), ct).ConfigureAwait(false);
+            return r.Succeeded ? r.StandardOutput.Split(new[] { '\n' }, StringSplitOptions.RemoveEmptyEntries) : Array.Empty<string>();
+        }
+
+        public override async Task<long?> FreeBytesAsync(string path, CancellationToken ct)
+        {
+            var r = await RunAsync("df -Pk -- " + Q(path) + " | awk 'NR==2 {print $4}'", ct).ConfigureAwait(false);
+            return ParseLong(r.StandardOutput) * 1024;
+        }
+
+        public override async Task<long?> FileSizeAsync(string path, CancellationToken ct)
+        {
+            var r = await RunAsync("wc -c < " + Q(path), ct).ConfigureAwait(false);
+            return r.Succeeded ? ParseLong(r.StandardOutput) : null;
+        }
+
+        public override async Task<string> Sha256Async(string path, CancellationToken ct)
+        {
+            var p = Q(path);
+            var output = await RunCheckedAsync(
+                $"if command -v sha256sum >/dev/null 2>&1; then sha256sum -- {p}; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 {p}; else openssl dgst -sha256 -r {p}; fi",
+                "compute the SHA-256 of " + path, ct, Options.TransferTimeout).ConfigureAwait(false);
+            return output.Trim().Split(' ')[0].ToLowerInvariant();
+        }
+
+        public override async Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct)
+        {
+            // A zombie (exited, not yet reaped, common in containers without an init) counts as gone.
+            var r = await RunAsync($"if [ -r /proc/{pid}/status ]; then grep -q '^State:[[:space:]]*Z' /proc/{pid}/status && exit 1; exit 0; fi; kill -0 {pid} 2>/dev/null", ct).ConfigureAwait(false);
+            return r.Succeeded;
+        }
+
+        public override Task KillAsync(int pid, CancellationToken ct) =>
+            RunAsync($"kill -9 {pid} 2>/dev/null", ct);
+
+        public override Task MakeDirAsync(string path, CancellationToken ct) =>
+            RunCheckedAsync("mkdir -p -- " + Q(path), "create " + path, ct);
+
+        public override Task RemoveTreeAsync(string path, string? second, CancellationToken ct) =>
+            RunAsync("rm -rf -- " + Q(path) + (second is null ? "" : " " + Q(second)), ct, Options.TransferTimeout);
+
+        public override Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct) =>
+            RunAsync($"if [ -e {Q(to)} ]; then echo {Q(to + " exists")} >&2; exit 3; fi; mv -- {Q(from)} {Q(to)}", ct);
+
+        public override Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct)
+        {
+            var a = Q(archive);
+            var d = Q(destination);
+            var cmd = $"rm -rf -- {d} && mkdir -p -- {d} || exit 1; " + (archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
+                ? $"command -v unzip >/dev/null 2>&1 || {{ echo 'unzip is not installed on the node (Debian: apt-get install unzip); use the .tar.gz archive instead' >&2; exit 127; }}; unzip -q -o {a} -d {d} && find {d} -path '*/bin/*.sh' -exec chmod +x {{}} +"
+                : $"tar -xzf {a} -C {d}");
+            return RunAsync(cmd, ct, Options.TransferTimeout);
+        }
+
+        public override Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct)
+        {
+            var u = Q(uri.AbsoluteUri);
+            var d = Q(destination);
+            return RunAsync($"if command -v curl >/dev/null 2>&1; then curl -fsSL -o {d} {u}; elif command -v wget >/dev/null 2>&1; then wget -q -O {d} {u}; " +
+                            "else echo 'neither curl nor wget is installed on the node' >&2; exit 127; fi", ct, Options.TransferTimeout);
+        }
+
+        public override Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct)
+        {
+            var args = string.Join(" ", arguments.Select(Q));
+            // Output goes to a log in the home dir, never to this session: a started JVM would hold the channel open.
+            var log = home is null ? "/dev/null" : Q(Combine(home, "bbzdu-" + script + ".log"));
+            var env = home is null ? null : new Dictionary<string, string> { ["BITBUCKET_HOME"] = home };
+            return RunAsync($"cd {Q(Combine(installDir, "bin"))} || exit 1; nohup ./{script}.sh {args} > {log} 2>&1 < /dev/null; rc=$?; " +
+                            $"[ $rc -eq 0 ] || {{ [ -r {log} ] && tail -n 20 {log} >&2; }}; exit $rc", ct, null, env);
+        }
+
+        public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct)
+        {
+            var verb = start ? "start" : "stop";
+            var cmd = installation.RunMode == NodeRunMode.Systemd
+                ? $"systemctl {verb} {Q(installation.ServiceName ?? "atlbitbucket")}"
+                : $"{Q(installation.ServiceDefinition ?? Options.InitScriptPath)} {verb} < /dev/null > /dev/null 2>&1";
+            return RunAsync(cmd, ct);
+        }
+
+        public override async Task<(NodeRunMode Mode, string? Name, string? Definition)> DetectServiceAsync(CancellationToken ct)
+        {
+            var candidates = Options.SystemdUnitPaths.Concat(new[] { Options.InitScriptPath }).ToList();
+            var r = await RunAsync(string.Join(" ", candidates.Select(c => $"[ -f {Q(c)} ] && {{ printf '%s' {Q(c)}; exit 0; }};")) + " exit 0", ct).ConfigureAwait(false);
+            var found = r.StandardOutput.Trim();
+            if (found.Length == 0) return (NodeRunMode.BinScripts, null, null);
+            var name = found.Substring(found.LastIndexOf('/') + 1);
+            return found == Options.InitScriptPath
+                ? (NodeRunMode.InitScript, name, found)
+                : (NodeRunMode.Systemd, name.EndsWith(".service", StringComparison.Ordinal) ? name.Substring(0, name.Length - 8) : name, found);
+        }
+
+        public override async Task<string?> ReadServiceDefinitionAsync(NodeInstallation installation, CancellationToken ct) =>
+            installation.ServiceDefinition is null ? null : await Shell.ReadTextAsync(installation.ServiceDefinition, ct).ConfigureAwait(false);
+
+        public override async Task<string> RepointServiceAsync(NodeInstallation installation, string from, string to, CancellationToken ct)
+        {
+            var path = installation.ServiceDefinition!;
+            var before = await Shell.ReadTextAsync(path, ct).ConfigureAwait(false);
+            var after = ReplaceDir(before, from, to);
+            if (after == before) return "";
+            await Shell.WriteTextAsync(path, after, ct).ConfigureAwait(false);
+            if (installation.RunMode == NodeRunMode.Systemd)
+                await RunAsync("if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi", ct).ConfigureAwait(false);
+            return AssignmentFile.Diff(path.TrimStart('/'), before, after);
+        }
+
+        /// <summary>Replaces a directory path only where it stands as a whole path (followed by '/', a quote, space or line end).</summary>
+        internal static string ReplaceDir(string text, string from, string to) =>
+            Regex.Replace(text, Regex.Escape(from.TrimEnd('/')) + @"(?=[/""'\s;:]|$)", to.TrimEnd('/').Replace("$", "$$"), RegexOptions.Multiline);
+    }
+
+    /// <summary>Windows nodes: PowerShell commands (run over a WinRM or SSH PSSession). Not exercised on Linux CI.</summary>
+    internal sealed class WindowsOps : NodeOps
+    {
+        public WindowsOps(INodeShell shell, NodeStepOptions options) : base(shell, options) { }
+
+        public override string ScriptExtension => ".bat";
+
+        public override string Combine(params string[] parts) =>
+            string.Join("\\", parts.Select((p, i) => i == 0 ? p.TrimEnd('\\', '/') : p.Trim('\\', '/').Replace('/', '\\')).Where(p => p.Length > 0));
+
+        public override string Parent(string path)
+        {
+            var t = path.TrimEnd('\\', '/');
+            var i = t.LastIndexOfAny(new[] { '\\', '/' });
+            return i <= 0 ? t : t.Substring(0, i);
+        }
+
+        public override async Task<string?> GetEnvironmentAsync(string name, CancellationToken ct)
+        {
+            var r = await RunAsync($"[Environment]::GetEnvironmentVariable({Q(name)})", ct).ConfigureAwait(false);
+            var v = r.StandardOutput.Trim();
+            return v.Length == 0 ? null : v;
+        }
+
+        public override async Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct)
+        {
+            var list = string.Join(", ", paths.Select(Q));
+            var r = await RunAsync($"$r = @(foreach ($p in @({list})) {{ if (Test-Path -LiteralPath $p -PathType Leaf) {{ [IO.File]::ReadAllText($p) }} else {{ $null }} }}); ConvertTo-Json -InputObject $r -Compress", ct).ConfigureAwait(false);
+            var result = new string?[paths.Count];
+            if (!r.Succeeded) return result;
+            using var doc = System.Text.Json.JsonDocument.Parse(r.StandardOutput);
+            var i = 0;
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                if (i < result.Length && e.ValueKind == System.Text.Json.JsonValueKind.String) result[i] = e.GetString();
+                i++;
+            }
+            return result;
+        }
+
+        public override async Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct)
+        {
+            var r = await RunAsync($"Get-ChildItem -LiteralPath {Q(dir)} -Force -Name", ct).ConfigureAwait(false);
+            return r.Succeeded ? r.StandardOutput.Split(new[] { '\r', '\n' }, StringSplitOptions.RemoveEmptyEntries) : Array.Empty<string>();
+        }
+
+        public override async Task<long?> FreeBytesAsync(string path, CancellationToken ct)
+        {
+            var r = await RunAsync($"$root = [IO.Path]::GetPathRoot((Resolve-Path -LiteralPath {Q(path)}).ProviderPath); (New-Object IO.DriveInfo $root).AvailableFreeSpace", ct).ConfigureAwait(false);
+            return ParseLong(r.StandardOutput);
+        }
+
+        public override async Task<long?> FileSizeAsync(string path, CancellationToken ct)
+        {
+            var r = await RunAsync($"(Get-Item -LiteralPath {Q(path)}).Length", ct).ConfigureAwait(false);
+            return r.Succeeded ? ParseLong(r.StandardOutput) : null;
+        }
+
+        public override async Task<string> Sha256Async(string path, CancellationToken ct) =>
+            (await RunCheckedAsync($"(Get-FileHash -LiteralPath {Q(path)} -Algorithm SHA256).Hash", "compute the SHA-256 of " + path, ct, Options.TransferTimeout).ConfigureAwait(false))
+            .Trim().ToLowerInvariant();
+
+        public override async Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct)
+        {
+            var r = await RunAsync($"if (Get-Process -Id {pid} -ErrorAction SilentlyContinue) {{ 'alive' }}", ct).ConfigureAwait(false);
+            return r.StandardOutput.Contains("alive");
+        }
+
+        public override Task KillAsync(int pid, CancellationToken ct) =>
+            RunAsync($"Stop-Process -Id {pid} -Force -ErrorAction SilentlyContinue", ct);
+
+        public override Task MakeDirAsync(string path, CancellationToken ct) =>
+            RunCheckedAsync($"New-Item -ItemType Directory -Force -Path {Q(path)} | Out-Null", "create " + path, ct);
+
+        public override Task RemoveTreeAsync(string path, string? second, CancellationToken ct) =>
+            RunAsync($"foreach ($p in @({Q(path)}{(second is null ? "" : ", " + Q(second))})) {{ if (Test-Path -LiteralPath $p) {{ Remove-Item -LiteralPath $p -Recurse -Force }} }}", ct, Options.TransferTimeout);
+
+        public override Task<ShellResult> RenameAsync(string from, string to, CancellationToken ct) =>
+            RunAsync($"if (Test-Path -LiteralPath {Q(to)}) {{ throw {Q(to + " exists")} }}; Move-Item -LiteralPath {Q(from)} -Destination {Q(to)}", ct);
+
+        public override Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct) =>
+            RunAsync($"if (Test-Path -LiteralPath {Q(destination)}) {{ Remove-Item -LiteralPath {Q(destination)} -Recurse -Force }}; New-Item -ItemType Directory -Force -Path {Q(destination)} | Out-Null; " + (archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
+                ? $"Expand-Archive -LiteralPath {Q(archive)} -DestinationPath {Q(destination)}"
+                : $"tar.exe -xzf {Q(archive)} -C {Q(destination)}; if ($LASTEXITCODE) {{ throw \"tar exited with $LASTEXITCODE\" }}"), ct, Options.TransferTimeout);
+
+        public override Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct) =>
+            RunAsync($"[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12; " +
+                     $"$ProgressPreference = 'SilentlyContinue'; Invoke-WebRequest -UseBasicParsing -Uri {Q(uri.AbsoluteUri)} -OutFile {Q(destination)}", ct, Options.TransferTimeout);
+
+        public override Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct)
+        {
+            var bin = Combine(installDir, "bin");
+            var args = string.Join(" ", arguments);
+            var env = home is null ? "" : $"$env:BITBUCKET_HOME = {Q(home)}; ";
+            var cmd = script.StartsWith("start", StringComparison.Ordinal)
+                ? $"{env}Start-Process -FilePath {Q(Combine(bin, script + ".bat"))} {(args.Length == 0 ? "" : "-ArgumentList " + Q(args))} -WorkingDirectory {Q(bin)} -WindowStyle Hidden"
+                : $"{env}Push-Location {Q(bin)}; try {{ & cmd.exe /c {Q(script + ".bat")} {args}; if ($LASTEXITCODE) {{ throw \"{script}.bat exited with $LASTEXITCODE\" }} }} finally {{ Pop-Location }}";
+            return RunAsync(cmd, ct);
+        }
+
+        public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct) =>
+            RunAsync($"{(start ? "Start-Service" : "Stop-Service")} -Name {Q(installation.ServiceName ?? Options.WindowsServiceName)}", ct);
+
+        public override async Task<(NodeRunMode Mode, string? Name, string? Definition)> DetectServiceAsync(CancellationToken ct)
+        {
+            var name = Options.WindowsServiceName;
+            var r = await RunAsync($"if (Get-Service -Name {Q(name)} -ErrorAction SilentlyContinue) {{ 'found' }}", ct).ConfigureAwait(false);
+            return r.StandardOutput.Contains("found")
+                ? (NodeRunMode.WindowsService, name, @"HKLM:\SYSTEM\CurrentControlSet\Services\" + name)
+                : (NodeRunMode.BinScripts, null, null);
+        }
+
+        /// <summary>The registry keys of the service and of its Apache procrun parameters (JVM options, classpath).</summary>
+        private string RegistryKeys(NodeInstallation installation)
+        {
+            var name = installation.ServiceName ?? Options.WindowsServiceName;
+            return $"@({Q(@"HKLM:\SYSTEM\CurrentControlSet\Services\" + name)}, {Q(@"HKLM:\SOFTWARE\WOW6432Node\Apache Software Foundation\Procrun 2.0\" + name)}, {Q(@"HKLM:\SOFTWARE\Apache Software Foundation\Procrun 2.0\" + name)})";
+        }
+
+        public override async Task<string?> ReadServiceDefinitionAsync(NodeInstallation installation, CancellationToken ct)
+        {
+            var r = await RunAsync(
+                $"foreach ($k in {RegistryKeys(installation)}) {{ if (Test-Path $k) {{ Get-ChildItem $k -Recurse | ForEach-Object {{ $_ }}; Get-Item $k }} }} | " +
+                "ForEach-Object { $key = $_; foreach ($n in $key.GetValueNames()) { '{0}\\{1}={2}' -f $key.Name, $n, (@($key.GetValue($n)) -join ' ') } }", ct).ConfigureAwait(false);
+            return r.Succeeded ? r.StandardOutput : null;
+        }
+
+        public override async Task<string> RepointServiceAsync(NodeInstallation installation, string from, string to, CancellationToken ct)
+        {
+            var before = await ReadServiceDefinitionAsync(installation, ct).ConfigureAwait(false) ?? "";
+            await RunCheckedAsync(
+                $"$from = {Q(from.TrimEnd('\\'))}; $to = {Q(to.TrimEnd('\\'))}; " +
+                $"foreach ($k in {RegistryKeys(installation)}) {{ if (-not (Test-Path $k)) {{ continue }}; foreach ($key in @(Get-Item $k) + @(Get-ChildItem $k -Recurse)) {{ " +
+                "foreach ($n in $key.GetValueNames()) { $v = $key.GetValue($n, $null, 'DoNotExpandEnvironmentNames'); $kind = $key.GetValueKind($n); " +
+                "if ($kind -eq 'String' -or $kind -eq 'ExpandString') { if ($v.Contains($from)) { Set-ItemProperty -LiteralPath $key.PSPath -Name $n -Value $v.Replace($from, $to) } } " +
+                "elseif ($kind -eq 'MultiString') { if (($v -join \"`n\").Contains($from)) { Set-ItemProperty -LiteralPath $key.PSPath -Name $n -Value ([string[]]($v | ForEach-Object { $_.Replace($from, $to) })) } } } } }",
+                "update the Windows service definition", ct).ConfigureAwait(false);
+            var after = await ReadServiceDefinitionAsync(installation, ct).ConfigureAwait(false) ?? "";
+            return AssignmentFile.Diff("registry/" + (installation.ServiceName ?? Options.WindowsServiceName), before, after);
+        }
+    }
+}

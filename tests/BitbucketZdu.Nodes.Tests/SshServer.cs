@@ -1,0 +1,101 @@
+using System.Net.Sockets;
+using BitbucketZdu.TestSupport;
+
+namespace BitbucketZdu.Nodes.Tests;
+
+/// <summary>
+/// A real OpenSSH server on loopback per test class (classes run in parallel): private config, its own host key (pinned in a
+/// known_hosts file, so host keys are verified as in production), key-only login as the current user, and a
+/// PowerShell subsystem running the repo's pinned pwsh.
+/// </summary>
+public sealed class SshServer : IAsyncLifetime
+{
+    private ExternalProcess? _sshd;
+
+    public string Dir { get; } = Directory.CreateTempSubdirectory("bbzdu-sshd-").FullName;
+    public int Port { get; } = FreePort.Next();
+    public string HostName => "127.0.0.1";
+    public string UserName { get; } = Environment.UserName;
+    public string KeyFile => Path.Combine(Dir, "client_key");
+    public string KnownHostsFile => Path.Combine(Dir, "known_hosts");
+
+    public async Task InitializeAsync()
+    {
+        var sshd = RequiredTool.Find("sshd");
+        var keygen = RequiredTool.Find("ssh-keygen");
+        RequiredTool.Find("ssh");
+        Directory.CreateDirectory("/run/sshd");
+        var hostKey = Path.Combine(Dir, "host_key");
+        await Run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey);
+        await Run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", KeyFile);
+        File.Copy(KeyFile + ".pub", Path.Combine(Dir, "authorized_keys"));
+        var hostPub = File.ReadAllText(hostKey + ".pub").Trim().Split(' ');
+        File.WriteAllText(KnownHostsFile, $"[{HostName}]:{Port} {hostPub[0]} {hostPub[1]}\n");
+
+        var wrapper = Path.Combine(Dir, "pwsh-subsystem.sh");
+        File.WriteAllText(wrapper, $"#!/bin/sh\nexec {Pwsh.DotnetPath} {Pwsh.Home}/pwsh.dll -sshs -NoLogo -NoProfile\n");
+        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var config = Path.Combine(Dir, "sshd_config");
+        File.WriteAllText(config, $"""
+            Port {Port}
+            ListenAddress {HostName}
+            HostKey {hostKey}
+            PidFile {Dir}/sshd.pid
+            AuthorizedKeysFile {Dir}/authorized_keys
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin prohibit-password
+            UsePAM no
+            StrictModes no
+            MaxSessions 50
+            MaxStartups 50:30:100
+            Subsystem powershell {wrapper}
+            """);
+        _sshd = ExternalProcess.Start(sshd, new[] { "-D", "-e", "-f", config });
+        await Eventually.UntilAsync(() =>
+        {
+            if (_sshd.HasExited) throw new InvalidOperationException("sshd exited: " + _sshd.Output);
+            using var c = new TcpClient();
+            try { c.Connect(HostName, Port); return true; } catch (SocketException) { return false; }
+        }, TimeSpan.FromSeconds(10), $"sshd listening on {HostName}:{Port}");
+    }
+
+    private static async Task Run(string file, params string[] args)
+    {
+        var (code, output) = await ExternalProcess.RunAsync(file, args, TimeSpan.FromSeconds(20));
+        if (code != 0) throw new InvalidOperationException($"{file} failed: {output}");
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sshd is not null) await _sshd.DisposeAsync();
+        try { Directory.Delete(Dir, true); } catch (IOException) { }
+    }
+}
+
+/// <summary>The pinned PowerShell (the 'dotnet pwsh' shim works only inside the repo, not in an sshd subsystem).</summary>
+public static class Pwsh
+{
+    private static readonly Lazy<string> HomeDir = new(FindHome);
+
+    public static string Home => HomeDir.Value;
+
+    public static string DotnetPath =>
+        Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } p && File.Exists(p) ? p : RequiredTool.Find("dotnet", "/usr/share/dotnet/dotnet");
+
+    private static string FindHome()
+    {
+        var packages = Environment.GetEnvironmentVariable("NUGET_PACKAGES") is { Length: > 0 } np ? np
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages");
+        var home = Path.Combine(packages, "powershell", "7.6.9", "tools", "net10.0", "any", "unix");
+        if (File.Exists(Path.Combine(home, "pwsh.dll"))) return home;
+        var (code, output) = ExternalProcess.RunAsync("dotnet", new[] { "pwsh", "-NoProfile", "-c", "$PSHOME" }, TimeSpan.FromSeconds(60),
+            workingDirectory: AppContext.BaseDirectory).GetAwaiter().GetResult();
+        var found = output.Trim().Split('\n').LastOrDefault()?.Trim();
+        if (code != 0 || found is null || !File.Exists(Path.Combine(found, "pwsh.dll")))
+            throw new InvalidOperationException($"PowerShell 7.6.9 was not found in {home}. Run 'dotnet tool restore' in the repo first. ({output.Trim()})");
+        return found;
+    }
+}
