@@ -41,13 +41,8 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
-$repo = Split-Path $PSScriptRoot -Parent
-if (-not $ModulePath) {
-    $version = (Import-PowerShellDataFile (Join-Path $repo 'BitbucketZdu.psd1')).ModuleVersion
-    $ModulePath = Join-Path $repo "out/BitbucketZdu/$version/BitbucketZdu.psd1"
-}
-Import-Module (Join-Path $repo 'tools/DemoCluster.psm1') -Force
-Import-Module $ModulePath -Force
+Import-Module (Join-Path $PSScriptRoot '../tools/DemoCluster.psm1') -Force
+Import-Module (Resolve-BuiltModulePath $ModulePath) -Force
 
 function Sec($t) { if ($null -eq $t) { $null } else { [math]::Round(([TimeSpan] $t).TotalSeconds, 2) } }
 

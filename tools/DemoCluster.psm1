@@ -22,6 +22,18 @@ function Get-BbsimPath {
     $dll
 }
 
+function Resolve-BuiltModulePath {
+    <# The built module's manifest: $ModulePath when given, else out/BitbucketZdu/<version>/BitbucketZdu.psd1; fails when missing. #>
+    [OutputType([string])]
+    param([string] $ModulePath)
+    if (-not $ModulePath) {
+        $version = (Import-PowerShellDataFile (Join-Path $script:RepoRoot 'BitbucketZdu.psd1')).ModuleVersion
+        $ModulePath = Join-Path $script:RepoRoot "out/BitbucketZdu/$version/BitbucketZdu.psd1"
+    }
+    if (-not (Test-Path $ModulePath)) { throw "The module is not built at '$ModulePath'. Build it: dotnet pwsh ./build.ps1 Build" }
+    $ModulePath
+}
+
 function Invoke-Bbsim {
     <# Runs 'dotnet bbsim.dll <args>' and fails with its output on a non-zero exit code. Returns its stdout lines. #>
     param([Parameter(Mandatory)] [string] $Bbsim, [Parameter(Mandatory)] [string[]] $Arguments)
@@ -330,5 +342,5 @@ function New-DemoRoot {
     $root
 }
 
-Export-ModuleMember -Function Get-BbsimPath, Invoke-Bbsim, Get-FreeLoopbackPort, New-DemoEnvironment, Start-DemoCluster, Get-DemoCredential,
+Export-ModuleMember -Function Resolve-BuiltModulePath, Get-BbsimPath, Invoke-Bbsim, Get-FreeLoopbackPort, New-DemoEnvironment, Start-DemoCluster, Get-DemoCredential,
     Start-DemoBalancer, New-DemoProfile, Start-DemoTraffic, Get-DemoTrafficCount, Stop-DemoTraffic, Stop-DemoEnvironment, New-DemoRoot

@@ -37,14 +37,8 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'Continue'
 
-$repo = Split-Path $PSScriptRoot -Parent
-if (-not $ModulePath) {
-    $version = (Import-PowerShellDataFile (Join-Path $repo 'BitbucketZdu.psd1')).ModuleVersion
-    $ModulePath = Join-Path $repo "out/BitbucketZdu/$version/BitbucketZdu.psd1"
-}
-if (-not (Test-Path $ModulePath)) { throw "The module is not built at '$ModulePath'. Run: dotnet pwsh ./build.ps1 Demo" }
 Import-Module (Join-Path $PSScriptRoot 'DemoCluster.psm1') -Force
-Import-Module $ModulePath -Force
+Import-Module (Resolve-BuiltModulePath $ModulePath) -Force
 
 function Write-Step([string] $Message) { Write-Host "==> $Message" -ForegroundColor Cyan }
 
