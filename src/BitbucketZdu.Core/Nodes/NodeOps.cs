@@ -59,6 +59,18 @@ namespace BitbucketZdu.Core.Nodes
         /// <summary>Reads several files in one round trip; a missing or unreadable file maps to null.</summary>
         public abstract Task<IReadOnlyList<string?>> ReadFilesAsync(IReadOnlyList<string> paths, CancellationToken ct);
         public abstract Task<IReadOnlyList<string>> ListAsync(string dir, CancellationToken ct);
+
+        /// <summary>In one round trip: BITBUCKET_HOME of the environment, the names in <paramref name="libDir"/>, free bytes at <paramref name="parent"/>.</summary>
+        public abstract Task<(string? Home, IReadOnlyList<string> Lib, long? FreeBytes)> FactsAsync(string libDir, string parent, CancellationToken ct);
+
+        protected static (string? Home, IReadOnlyList<string> Lib, long? FreeBytes) ParseFacts(string output)
+        {
+            var parts = output.Split('\u001e');
+            string Part(int i) => i < parts.Length ? parts[i].Trim() : "";
+            return (Part(0).Length == 0 ? null : Part(0),
+                Part(1).Split(new[] { '\r', '\n' }, StringSplitOptions.RemoveEmptyEntries),
+                ParseLong(Part(2)));
+        }
         public abstract Task<long?> FreeBytesAsync(string path, CancellationToken ct);
         public abstract Task<long?> FileSizeAsync(string path, CancellationToken ct);
         public abstract Task<string> Sha256Async(string path, CancellationToken ct);
@@ -136,6 +148,14 @@ namespace BitbucketZdu.Core.Nodes
         {
             var r = await RunAsync("df -Pk -- " + Q(path) + " | awk 'NR==2 {print $4}'", ct).ConfigureAwait(false);
             return ParseLong(r.StandardOutput) * 1024;
+        }
+
+        public override async Task<(string? Home, IReadOnlyList<string> Lib, long? FreeBytes)> FactsAsync(string libDir, string parent, CancellationToken ct)
+        {
+            var r = await RunAsync("printf '%s\\036' \"${BITBUCKET_HOME-}\"; ls -1A -- " + Q(libDir) + " 2>/dev/null; printf '\\036'; " +
+                                   "df -Pk -- " + Q(parent) + " | awk 'NR==2 {print $4}'", ct).ConfigureAwait(false);
+            var facts = ParseFacts(r.StandardOutput);
+            return (facts.Home, facts.Lib, facts.FreeBytes * 1024);
         }
 
         public override async Task<long?> FileSizeAsync(string path, CancellationToken ct)
@@ -285,6 +305,14 @@ namespace BitbucketZdu.Core.Nodes
         {
             var r = await RunAsync($"Get-ChildItem -LiteralPath {Q(dir)} -Force -Name", ct).ConfigureAwait(false);
             return r.Succeeded ? r.StandardOutput.Split(new[] { '\r', '\n' }, StringSplitOptions.RemoveEmptyEntries) : Array.Empty<string>();
+        }
+
+        public override async Task<(string? Home, IReadOnlyList<string> Lib, long? FreeBytes)> FactsAsync(string libDir, string parent, CancellationToken ct)
+        {
+            var r = await RunAsync($"$s = [string][char]30; $l = @(if (Test-Path -LiteralPath {Q(libDir)}) {{ Get-ChildItem -LiteralPath {Q(libDir)} -Force -Name }}) -join \"`n\"; " +
+                                   $"$root = [IO.Path]::GetPathRoot((Resolve-Path -LiteralPath {Q(parent)}).ProviderPath); " +
+                                   "[string][Environment]::GetEnvironmentVariable('BITBUCKET_HOME') + $s + $l + $s + (New-Object IO.DriveInfo $root).AvailableFreeSpace", ct).ConfigureAwait(false);
+            return ParseFacts(r.StandardOutput);
         }
 
         public override async Task<long?> FreeBytesAsync(string path, CancellationToken ct)

@@ -80,7 +80,9 @@ namespace BitbucketZdu.Core.Nodes
                     $"{installDir} on {Host} is not a Bitbucket install dir: it has no bin/start-bitbucket{Ext}.", Host);
             }
 
-            inst.Version = await VersionOfAsync(installDir, ct).ConfigureAwait(false);
+            var facts = await _ops.FactsAsync(_ops.Combine(installDir, "app", "WEB-INF", "lib"), _ops.Parent(installDir), ct).ConfigureAwait(false);
+            inst.Version = VersionIn(facts.Lib) ?? VersionOfDirName(installDir);
+            inst.FreeBytes = facts.FreeBytes;
 
             var marker = NodeMarker.Parse(files[1]);
             inst.IsStaged = marker["version"] is not null;
@@ -88,7 +90,7 @@ namespace BitbucketZdu.Core.Nodes
             inst.PreviousInstallDir = marker["previous"];
             if (marker["startArguments"] is not null) inst.StartArguments = marker.StartArguments;
 
-            var envHome = await _ops.GetEnvironmentAsync("BITBUCKET_HOME", ct).ConfigureAwait(false);
+            var envHome = facts.Home;
             var serviceHome = serviceText is null ? null : Regex.Match(serviceText, @"BITBUCKET_HOME=(?<h>[^\s""';]+)") is { Success: true } m ? m.Groups["h"].Value : null;
             var scriptHome = AssignmentFile.Get(files[2] ?? "", "BITBUCKET_HOME", _shell.Platform);
             if (!string.IsNullOrEmpty(envHome)) { inst.HomeDir = envHome; inst.HomeSource = NodeHomeSource.Environment; }
@@ -99,7 +101,6 @@ namespace BitbucketZdu.Core.Nodes
             if (inst.RunAsUser is null && serviceText is not null && Regex.Match(serviceText, @"^\s*User=(?<u>\S+)", RegexOptions.Multiline) is { Success: true } um)
                 inst.RunAsUser = um.Groups["u"].Value;
             inst.JreHome = NullIfEmpty(AssignmentFile.Get(files[4] ?? "", "JRE_HOME", _shell.Platform));
-            inst.FreeBytes = await _ops.FreeBytesAsync(_ops.Parent(installDir), ct).ConfigureAwait(false);
 
             if (inst.HomeDir is not null)
             {
@@ -621,14 +622,22 @@ namespace BitbucketZdu.Core.Nodes
             installation.HomeDir ?? throw new BbException("NodeHomeMissing", BbErrorCategory.ObjectNotFound,
                 $"BITBUCKET_HOME of {installation.InstallDir} on {Host} is unknown: it is neither in the environment nor in bin/set-bitbucket-home{Ext}.", Host);
 
-        private async Task<string?> VersionOfAsync(string installDir, CancellationToken ct, bool jarOnly = false)
+        private async Task<string?> VersionOfAsync(string installDir, CancellationToken ct, bool jarOnly = false) =>
+            VersionIn(await _ops.ListAsync(_ops.Combine(installDir, "app", "WEB-INF", "lib"), ct).ConfigureAwait(false)) ?? (jarOnly ? null : VersionOfDirName(installDir));
+
+        /// <summary>The version of the bitbucket-api-X.Y.Z.jar among <paramref name="libFiles"/>.</summary>
+        private static string? VersionIn(IEnumerable<string> libFiles)
         {
-            foreach (var f in await _ops.ListAsync(_ops.Combine(installDir, "app", "WEB-INF", "lib"), ct).ConfigureAwait(false))
+            foreach (var f in libFiles)
             {
-                var m = Regex.Match(f, @"^bitbucket-api-(?<v>\d+\.\d+\.\d+)(?:[.-].*)?\.jar$");
+                var m = Regex.Match(f.Trim(), @"^bitbucket-api-(?<v>\d+\.\d+\.\d+)(?:[.-].*)?\.jar$");
                 if (m.Success) return m.Groups["v"].Value;
             }
-            if (jarOnly) return null;
+            return null;
+        }
+
+        private static string? VersionOfDirName(string installDir)
+        {
             var dir = Regex.Match(installDir, @"atlassian-bitbucket-(?<v>\d+\.\d+\.\d+)[\\/]*$");
             return dir.Success ? dir.Groups["v"].Value : null;
         }

@@ -34,6 +34,11 @@ namespace BitbucketZdu.Internal
         [Parameter]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>The account for PowerShell sessions over WinRM to the nodes (profile Remoting 'winrm://host' or a host name). Default: the current identity.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? RemotingCredential { get; set; }
+
         /// <summary>The journal folder; overrides the profile's JournalPath.</summary>
         [Parameter]
         public string? JournalPath { get; set; }
@@ -80,6 +85,7 @@ namespace BitbucketZdu.Internal
                 Credential = Credential is null ? null : ZduCredential.Basic(Credential.UserName, Credential.Password),
                 SkipCertificateCheck = SkipCertificateCheck || (Credential is null && connection?.SkipCertificateCheck == true),
                 JournalPath = JournalPath is null ? null : GetUnresolvedProviderPathFromPSPath(JournalPath),
+                OpenShell = NodeShellOpener.Create(profile, this, RemotingCredential),
             };
             if (Credential is null && connection is not null)
             {

@@ -27,9 +27,11 @@ namespace BitbucketZdu.Upgrade
         public static Func<ClusterProfile, UpgradeConnectionOptions, IRotation> RotationFactory { get; set; } =
             (p, o) => new LoadBalancerRotation(p);
 
-        /// <summary>Binds <see cref="INodeHost"/> for a profile (adapter over Core/Nodes shells; to be filled in).</summary>
+        /// <summary>Binds <see cref="INodeHost"/> for a profile: the node steps of Core/Nodes over each node's shell.</summary>
         public static Func<ClusterProfile, UpgradeConnectionOptions, INodeHost> NodeHostFactory { get; set; } =
-            (p, o) => new UnwiredNodeHost();
+            (p, o) => new NodeStepsHost(p, o.OpenShell ?? ((node, ct) => Task.FromResult(RemotingTarget.Parse(node).OpenDirect()
+                ?? throw new BbException("UpgradeRemotingUnavailable", BbErrorCategory.NotInstalled,
+                    $"{node.Place}.Remoting '{node.RemotingTarget}' needs a PowerShell session, which only the cmdlets open."))));
     }
 
     internal sealed class DefaultUpgradePortsFactory : IUpgradePortsFactory
@@ -73,40 +75,5 @@ namespace BitbucketZdu.Upgrade
                 foreach (var d in _items) d.Dispose();
             }
         }
-    }
-
-    /// <summary>Placeholder until the load-balancer adapter is wired: probes report it, changes refuse.</summary>
-    internal sealed class UnwiredRotation : IRotation
-    {
-        internal const string Message = "The load-balancer adapter is not wired into the upgrade cmdlets in this build (UpgradePortsFactory.RotationFactory).";
-
-        public Task<RotationProbe> ProbeAsync(NodeProfile node, CancellationToken ct) =>
-            Task.FromResult(new RotationProbe { Reachable = false, Problem = Message });
-
-        public Task TakeOutAsync(NodeProfile node, TimeSpan drainTimeout, CancellationToken ct) => throw Missing();
-        public Task PutBackAsync(NodeProfile node, TimeSpan healthyTimeout, CancellationToken ct) => throw Missing();
-        public Task<RotationState> GetStateAsync(NodeProfile node, CancellationToken ct) => throw Missing();
-
-        private static BbException Missing() => new BbException("UpgradeAdapterMissing", BbErrorCategory.NotInstalled, Message);
-    }
-
-    /// <summary>Placeholder until the node-host adapter is wired: probes report it, changes refuse.</summary>
-    internal sealed class UnwiredNodeHost : INodeHost
-    {
-        internal const string Message = "The node-host adapter (remoting/SSH node steps) is not wired into the upgrade cmdlets in this build (UpgradePortsFactory.NodeHostFactory).";
-
-        public Task<NodeHostProbe> ProbeAsync(NodeProfile node, CancellationToken ct) =>
-            Task.FromResult(new NodeHostProbe { Reachable = false, Problem = Message });
-
-        public Task<NodeHostState> GetStateAsync(NodeProfile node, CancellationToken ct) => throw Missing();
-        public Task PreStageAsync(NodeProfile node, ReleaseArchive archive, string targetVersion, CancellationToken ct) => throw Missing();
-        public Task StopAsync(NodeProfile node, CancellationToken ct) => throw Missing();
-        public Task WaitProcessGoneAsync(NodeProfile node, TimeSpan timeout, CancellationToken ct) => throw Missing();
-        public Task InstallAsync(NodeProfile node, string targetVersion, CancellationToken ct) => throw Missing();
-        public Task StartAsync(NodeProfile node, CancellationToken ct) => throw Missing();
-        public Task WaitStatusRunningAsync(NodeProfile node, TimeSpan timeout, CancellationToken ct) => throw Missing();
-        public Task RollBackAsync(NodeProfile node, string previousVersion, CancellationToken ct) => throw Missing();
-
-        private static BbException Missing() => new BbException("UpgradeAdapterMissing", BbErrorCategory.NotInstalled, Message);
     }
 }

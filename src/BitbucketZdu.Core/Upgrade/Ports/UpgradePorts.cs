@@ -141,6 +141,12 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         public bool SkipCertificateCheck { get; set; }
         /// <summary>Overrides the profile's JournalPath.</summary>
         public string? JournalPath { get; set; }
+
+        /// <summary>
+        /// Opens the shell that reaches a node (its profile's Remoting). The cmdlets set it: PowerShell sessions must be
+        /// opened on the pipeline thread. Null: only 'local' and ssh:// targets can be reached.
+        /// </summary>
+        public Func<NodeProfile, CancellationToken, Task<BitbucketZdu.Core.Nodes.INodeShell>>? OpenShell { get; set; }
     }
 
     /// <summary>

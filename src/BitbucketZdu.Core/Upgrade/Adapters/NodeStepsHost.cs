@@ -1,0 +1,263 @@
+using System;
+using System.Collections.Concurrent;
+using System.Collections.Generic;
+using System.Linq;
+using System.Net.Http;
+using System.Text.RegularExpressions;
+using System.Threading;
+using System.Threading.Tasks;
+using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Profile;
+
+namespace BitbucketZdu.Core.Upgrade.Adapters
+{
+    /// <summary>
+    /// The engine's <see cref="INodeHost"/> over the node steps (Core/Nodes), on whatever shell reaches the node.
+    /// A node's versioned install dirs live side by side under the profile's InstallRoot. Which one is "installed"
+    /// (the one the next start runs) is the service definition's dir for a service, and for bin-script nodes the
+    /// module's record in BITBUCKET_HOME (<see cref="NodeMarker.HomeStateName"/>), defaulting to the original install.
+    /// Pre-staging extracts and verifies only; carrying the configuration and switching happen in
+    /// <see cref="InstallAsync"/>, while the node is stopped, so a node that restarts on its own before its turn
+    /// comes back on the old version.
+    /// </summary>
+    public sealed class NodeStepsHost : INodeHost, IDisposable
+    {
+        private static readonly HttpClient StatusHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        private static readonly Regex InstallDirName = new Regex(@"^atlassian-bitbucket-(?<v>\d+\.\d+\.\d+)$", RegexOptions.IgnoreCase);
+
+        private readonly Func<NodeProfile, CancellationToken, Task<INodeShell>> _openShell;
+        private readonly ConcurrentDictionary<string, Lazy<Task<INodeShell>>> _shells =
+            new ConcurrentDictionary<string, Lazy<Task<INodeShell>>>(StringComparer.OrdinalIgnoreCase);
+        private readonly IOperationHost _host;
+        private readonly UpgradeTimeouts _timeouts;
+        private readonly NodeStepOptions _stepOptions;
+
+        public NodeStepsHost(ClusterProfile profile, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell,
+            IOperationHost? host = null, NodeStepOptions? stepOptions = null)
+        {
+            _openShell = openShell ?? throw new ArgumentNullException(nameof(openShell));
+            _host = host ?? NullOperationHost.Instance;
+            _timeouts = profile.Timeouts;
+            _stepOptions = stepOptions ?? new NodeStepOptions { MinimumFreeBytes = Math.Min(profile.MinFreeDiskBytes, 512L * 1024 * 1024) };
+        }
+
+        public async Task<NodeHostProbe> ProbeAsync(NodeProfile node, CancellationToken cancellationToken)
+        {
+            try
+            {
+                var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+                return new NodeHostProbe { Reachable = true, InstalledVersion = view.Current.Version, FreeDiskBytes = view.Current.FreeBytes };
+            }
+            catch (Exception ex) when (IsNodeFailure(ex))
+            {
+                return new NodeHostProbe { Reachable = false, Problem = $"{node.Name} ({node.Place}.Remoting = {node.RemotingTarget}): {ex.Message}" };
+            }
+        }
+
+        public async Task<NodeHostState> GetStateAsync(NodeProfile node, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            return new NodeHostState
+            {
+                ProcessRunning = view.Current.IsRunning,
+                InstalledVersion = view.Current.Version,
+                StagedVersions = view.All.Where(i => i.IsStaged || ReferenceEquals(i, view.Current)).Select(i => i.Version).OfType<string>().Distinct().ToArray(),
+                StatusRunning = await StatusRunningAsync(node, cancellationToken).ConfigureAwait(false),
+            };
+        }
+
+        public async Task PreStageAsync(NodeProfile node, ReleaseArchive archive, string targetVersion, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            var distribution = new NodeDistribution { Sha256 = archive.Sha256 };
+            if (archive.IsUrl) distribution.Uri = new Uri(archive.Location);
+            else distribution.LocalPath = archive.Location;
+            var result = await view.Steps.PreStageAsync(view.Current, distribution, cancellationToken).ConfigureAwait(false);
+            if (result.Version != targetVersion)
+                throw new BbException("UpgradeArchiveVersionMismatch", BbErrorCategory.InvalidData,
+                    $"The archive {archive.Location} holds Bitbucket {result.Version}, but the profile's TargetVersion is {targetVersion}.", node.Name);
+            _host.Verbose($"{node.Name}: {result.Summary}");
+        }
+
+        public async Task StopAsync(NodeProfile node, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop }, cancellationToken).ConfigureAwait(false);
+            _host.Verbose($"{node.Name}: {result.Summary}");
+        }
+
+        public async Task WaitProcessGoneAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            var delay = _timeouts.FirstPollInterval;
+            while (true)
+            {
+                var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+                if (!view.Current.IsRunning) return;
+                if (DateTime.UtcNow > deadline)
+                    throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
+                        $"Bitbucket on {node.Name} (pid {view.Current.ProcessId}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
+            }
+        }
+
+        public async Task InstallAsync(NodeProfile node, string targetVersion, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            if (view.Current.Version == targetVersion) return; // already switched (a re-run after a crash)
+            RequireStopped(node, view, "switch it to " + targetVersion);
+            var target = view.All.FirstOrDefault(i => i.Version == targetVersion)
+                ?? throw new BbException("UpgradeNotStaged", BbErrorCategory.ObjectNotFound,
+                    $"{node.Name} has no install dir of {targetVersion} under {node.InstallRoot}: pre-stage it first.", node.Name);
+            var configured = await view.Steps.ConfigureAsync(view.Current, target.InstallDir, null, cancellationToken).ConfigureAwait(false);
+            foreach (var c in configured.Carried) _host.Verbose($"{node.Name}: carried {c}");
+            if (view.Current.RunMode == NodeRunMode.BinScripts)
+                await PointAtAsync(view, target.InstallDir, cancellationToken).ConfigureAwait(false);
+        }
+
+        public async Task StartAsync(NodeProfile node, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            var result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
+            {
+                Timeout = _timeouts.Start,
+                StatusUri = new Uri(node.Url, "status"),
+            }, cancellationToken).ConfigureAwait(false);
+            _host.Verbose($"{node.Name}: {result.Summary}");
+        }
+
+        public async Task WaitStatusRunningAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            var delay = _timeouts.FirstPollInterval;
+            while (!await StatusRunningAsync(node, cancellationToken).ConfigureAwait(false))
+            {
+                if (DateTime.UtcNow > deadline)
+                    throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
+                        $"{new Uri(node.Url, "status")} did not answer RUNNING within {timeout.TotalSeconds:0.#} s.", node.Name);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
+            }
+        }
+
+        public async Task RollBackAsync(NodeProfile node, string previousVersion, CancellationToken cancellationToken)
+        {
+            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            if (view.Current.Version == previousVersion) return;
+            RequireStopped(node, view, "switch it back to " + previousVersion);
+            var old = view.All.FirstOrDefault(i => i.Version == previousVersion)
+                ?? throw new BbException("UpgradeRollbackDirMissing", BbErrorCategory.ObjectNotFound,
+                    $"{node.Name} has no install dir of {previousVersion} under {node.InstallRoot} to go back to.", node.Name);
+            if (view.Current.RunMode == NodeRunMode.BinScripts)
+                await PointAtAsync(view, old.InstallDir, cancellationToken).ConfigureAwait(false);
+            else
+                await view.Ops.RepointServiceAsync(view.Current, view.Current.ServiceInstallDir ?? view.Current.InstallDir, old.InstallDir, cancellationToken).ConfigureAwait(false);
+            _host.Verbose($"{node.Name}: pointed back at {old.InstallDir}");
+        }
+
+        // ------------------------------------------------------------------ the node as it is now
+
+        private sealed class NodeView
+        {
+            public NodeView(INodeShell shell, NodeSteps steps, NodeOps ops, NodeInstallation current, IReadOnlyList<NodeInstallation> all)
+            {
+                Shell = shell;
+                Steps = steps;
+                Ops = ops;
+                Current = current;
+                All = all;
+            }
+
+            public INodeShell Shell { get; }
+            public NodeSteps Steps { get; }
+            public NodeOps Ops { get; }
+            public NodeInstallation Current { get; }
+            public IReadOnlyList<NodeInstallation> All { get; }
+        }
+
+        /// <summary>Reads every install dir under InstallRoot and decides which is current; always from the node itself (resume re-checks reality).</summary>
+        private async Task<NodeView> ReadAsync(NodeProfile node, CancellationToken ct)
+        {
+            var shell = await ShellAsync(node, ct).ConfigureAwait(false);
+            var steps = new NodeSteps(shell, _stepOptions, _host);
+            var ops = NodeOps.For(shell, _stepOptions);
+            var names = await ops.ListAsync(node.InstallRoot, ct).ConfigureAwait(false);
+            var dirs = names.Select(n => n.TrimEnd('/', '\\')).Where(n => InstallDirName.IsMatch(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
+            if (dirs.Count == 0)
+                throw new BbException("NodeInstallDirMissing", BbErrorCategory.ObjectNotFound,
+                    $"{node.InstallRoot} on {shell.HostName} holds no atlassian-bitbucket-X.Y.Z install dir ({node.Place}.InstallRoot).", node.Name);
+            var all = new List<NodeInstallation>();
+            foreach (var d in dirs)
+                all.Add(await steps.DiscoverAsync(ops.Combine(node.InstallRoot, d), ct).ConfigureAwait(false));
+
+            NodeInstallation? current = null;
+            var service = all.FirstOrDefault(i => i.RunMode != NodeRunMode.BinScripts && i.ServiceInstallDir is not null);
+            if (service is not null)
+                current = all.FirstOrDefault(i => SamePath(i.InstallDir, service.ServiceInstallDir!));
+            else
+            {
+                var home = all.Select(i => i.HomeDir).FirstOrDefault(h => h is not null);
+                var recorded = home is null ? null : NodeMarker.Parse((await ops.ReadFilesAsync(new[] { ops.Combine(home, NodeMarker.HomeStateName) }, ct).ConfigureAwait(false))[0])["installDir"];
+                current = recorded is null ? null : all.FirstOrDefault(i => SamePath(i.InstallDir, recorded));
+                // Never switched by the module: the original install is the one the module did not stage.
+                current ??= all.Where(i => !i.IsStaged).OrderBy(i => i.Version, VersionOrder).FirstOrDefault();
+            }
+            if (current is null)
+                throw new BbException("NodeInstallAmbiguous", BbErrorCategory.InvalidData,
+                    $"Cannot tell which install dir under {node.InstallRoot} on {shell.HostName} is in use ({string.Join(", ", dirs)}).", node.Name);
+            return new NodeView(shell, steps, ops, current, all);
+        }
+
+        /// <summary>Records (bin-script nodes) which install dir the next start runs, in the module's state file in BITBUCKET_HOME.</summary>
+        private static async Task PointAtAsync(NodeView view, string installDir, CancellationToken ct)
+        {
+            var home = view.Current.HomeDir ?? throw new BbException("NodeHomeMissing", BbErrorCategory.ObjectNotFound,
+                $"BITBUCKET_HOME of {view.Current.InstallDir} on {view.Shell.HostName} is unknown.", view.Shell.HostName);
+            var path = view.Ops.Combine(home, NodeMarker.HomeStateName);
+            var state = NodeMarker.Parse((await view.Ops.ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0]);
+            state["installDir"] = installDir;
+            await view.Shell.WriteTextAsync(path, state.ToString(), ct).ConfigureAwait(false);
+        }
+
+        private static void RequireStopped(NodeProfile node, NodeView view, string doing)
+        {
+            if (view.Current.IsRunning)
+                throw new BbException("NodeStillRunning", BbErrorCategory.InvalidOperation,
+                    $"Bitbucket on {node.Name} still runs (pid {view.Current.ProcessId}); stop it before you {doing}.", node.Name);
+        }
+
+        private static async Task<bool> StatusRunningAsync(NodeProfile node, CancellationToken ct)
+        {
+            try
+            {
+                using var response = await StatusHttp.GetAsync(new Uri(node.Url, "status"), ct).ConfigureAwait(false);
+                var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+                return (int)response.StatusCode == 200 && body.IndexOf("\"RUNNING\"", StringComparison.Ordinal) >= 0;
+            }
+            catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                return false;
+            }
+        }
+
+        private Task<INodeShell> ShellAsync(NodeProfile node, CancellationToken ct) =>
+            _shells.GetOrAdd(node.Name, _ => new Lazy<Task<INodeShell>>(() => _openShell(node, ct))).Value;
+
+        private static bool SamePath(string a, string b) => string.Equals(a.TrimEnd('/', '\\'), b.TrimEnd('/', '\\'), StringComparison.Ordinal);
+
+        private static readonly IComparer<string?> VersionOrder = Comparer<string?>.Create((x, y) =>
+            Rules.BitbucketVersion.TryParse(x, out var a) && Rules.BitbucketVersion.TryParse(y, out var b) ? a!.CompareTo(b) : string.CompareOrdinal(x, y));
+
+        private static bool IsNodeFailure(Exception ex) =>
+            ex is BbException || ex is TimeoutException || ex is System.IO.IOException || ex is InvalidOperationException || ex is ArgumentException;
+
+        public void Dispose()
+        {
+            foreach (var lazy in _shells.Values)
+                if (lazy.IsValueCreated && lazy.Value.Status == TaskStatus.RanToCompletion) lazy.Value.Result.Dispose();
+        }
+    }
+}

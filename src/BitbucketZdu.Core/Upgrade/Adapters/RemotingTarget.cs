@@ -1,0 +1,78 @@
+using System;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Core.Upgrade.Profile;
+
+namespace BitbucketZdu.Core.Upgrade.Adapters
+{
+    /// <summary>How the profile's <c>Remoting</c> of a node reaches it.</summary>
+    public enum RemotingKind
+    {
+        /// <summary><c>local</c>: this machine.</summary>
+        Local,
+        /// <summary><c>ssh://[user@]host[:port]</c>: the plain OpenSSH client and POSIX sh (Linux nodes without PowerShell).</summary>
+        Ssh,
+        /// <summary><c>pwsh+ssh://[user@]host[:port]</c>: a PowerShell session over SSH (New-PSSession -HostName).</summary>
+        PowerShellSsh,
+        /// <summary><c>winrm://host[:port]</c> or a bare host name: a PowerShell session over WinRM (New-PSSession -ComputerName).</summary>
+        WinRM,
+    }
+
+    /// <summary>A parsed <c>Remoting</c> value.</summary>
+    public sealed class RemotingTarget
+    {
+        private static readonly Regex Url = new Regex(@"^(?<scheme>ssh|pwsh\+ssh|winrm)://(?:(?<user>[^@/:]+)@)?(?<host>[^:/@]+)(?::(?<port>\d{1,5}))?/?$", RegexOptions.IgnoreCase);
+        private static readonly Regex BareHost = new Regex(@"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$");
+
+        private RemotingTarget(RemotingKind kind, string host, string? user, int? port)
+        {
+            Kind = kind;
+            Host = host;
+            UserName = user;
+            Port = port;
+        }
+
+        public RemotingKind Kind { get; }
+        public string Host { get; }
+        public string? UserName { get; }
+        public int? Port { get; }
+
+        public static RemotingTarget Parse(NodeProfile node)
+        {
+            var text = node.RemotingTarget.Trim();
+            if (string.Equals(text, "local", StringComparison.OrdinalIgnoreCase) || string.Equals(text, "localhost", StringComparison.OrdinalIgnoreCase))
+                return new RemotingTarget(RemotingKind.Local, "localhost", null, null);
+            var m = Url.Match(text);
+            if (m.Success)
+            {
+                var kind = m.Groups["scheme"].Value.ToLowerInvariant() switch
+                {
+                    "ssh" => RemotingKind.Ssh,
+                    "pwsh+ssh" => RemotingKind.PowerShellSsh,
+                    _ => RemotingKind.WinRM,
+                };
+                int? port = m.Groups["port"].Success ? int.Parse(m.Groups["port"].Value, CultureInfo.InvariantCulture) : null;
+                if (port is < 1 or > 65535) throw Invalid(node, text);
+                return new RemotingTarget(kind, m.Groups["host"].Value, m.Groups["user"].Success ? m.Groups["user"].Value : null, port);
+            }
+            if (BareHost.IsMatch(text)) return new RemotingTarget(RemotingKind.WinRM, text, null, null);
+            throw Invalid(node, text);
+        }
+
+        /// <summary>A shell for the targets that need no PowerShell session (local and plain SSH).</summary>
+        public INodeShell? OpenDirect() => Kind switch
+        {
+            RemotingKind.Local => new LocalShell(),
+            RemotingKind.Ssh => new SshShell(new SshShellOptions(Host) { UserName = UserName, Port = Port ?? 22 }),
+            _ => null,
+        };
+
+        private static BbException Invalid(NodeProfile node, string text) =>
+            new BbException("ProfileInvalidRemoting", BbErrorCategory.InvalidData,
+                $"{node.Place}.Remoting: '{text}' is not a node target. Use 'local', 'ssh://user@host[:port]' (plain OpenSSH), 'pwsh+ssh://user@host[:port]' (PowerShell over SSH) or 'winrm://host' / a host name (PowerShell over WinRM).",
+                node.Place);
+
+        public override string ToString() => $"{Kind} {(UserName is null ? "" : UserName + "@")}{Host}{(Port is null ? "" : ":" + Port)}";
+    }
+}
