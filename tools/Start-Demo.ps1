@@ -88,8 +88,14 @@ try {
 
     Write-Step 'Report'
     if ($report) {
-        $report | Format-List Cluster, RunId, FromVersion, TargetVersion, Succeeded, FinalState, Duration, PreflightDuration, PreStageDuration, Error, NextStep | Out-Host
-        $report.Nodes | Format-Table Order, Name, Outcome, FromVersion, ToVersion, DrainTime, StopTime, StartTime, OutOfRotation, Overhead -AutoSize | Out-Host
+        $s = { param($t) if ($null -eq $t) { '' } else { '{0:0.00}' -f ([TimeSpan] $t).TotalSeconds } }
+        $report | Format-List Cluster, RunId, FromVersion, TargetVersion, Succeeded, FinalState,
+        @{ n = 'Total s'; e = { & $s $_.Duration } }, @{ n = 'Preflight s'; e = { & $s $_.PreflightDuration } },
+        @{ n = 'Pre-staging s'; e = { & $s $_.PreStageDuration } }, Error, NextStep | Out-Host
+        Write-Host 'Per node, in seconds (Out = out of rotation, from drained until back in and healthy; Overhead = the tool''s own cost):'
+        $report.Nodes | Format-Table @{ n = '#'; e = 'Order' }, Name, Outcome, @{ n = 'From'; e = 'FromVersion' }, @{ n = 'To'; e = 'ToVersion' },
+        @{ n = 'Drain'; e = { & $s $_.DrainTime } }, @{ n = 'Stop'; e = { & $s $_.StopTime } }, @{ n = 'Start'; e = { & $s $_.StartTime } },
+        @{ n = 'Out'; e = { & $s $_.OutOfRotation } }, @{ n = 'Overhead'; e = { & $s $_.Overhead } } -AutoSize | Out-Host
         Write-Host $report.Summary
     }
     if ($upgradeError) { Write-Host "Invoke-BbRollingUpgrade failed: [$($upgradeError.FullyQualifiedErrorId)] $($upgradeError.Exception.Message)" -ForegroundColor Red }
