@@ -159,7 +159,8 @@ frontend fe
 backend bitbucket
   balance roundrobin
   option httpchk GET /status
-  default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 2
+  timeout check 2s
+  default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 3
 $servers
 "@
         $process = Start-Process -FilePath $haproxy.Source -ArgumentList @('-db', '-f', $config) -PassThru `
@@ -174,19 +175,48 @@ $servers
     $Environment.Balancer = [pscustomobject]@{
         Kind = $Kind; Process = $process; FrontUrl = "http://127.0.0.1:$front"; Endpoint = "tcp://127.0.0.1:$admin"; Backend = 'bitbucket'
     }
-    # Ready when the front end serves a user request (a health-checked node is up behind it).
-    $deadline = [DateTime]::UtcNow.AddSeconds(30)
+    # Ready when every server is UP by the balancer's own health checks and the front end serves a user request.
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    $last = 'nothing yet'
     while ($true) {
         if ($process.HasExited) { throw "The $Kind load balancer exited (code $($process.ExitCode)): $((Get-Content $stderr, $stdout -Raw -ErrorAction SilentlyContinue) -join ' ')" }
         try {
-            $r = Invoke-WebRequest -Uri "$($Environment.Balancer.FrontUrl)/" -TimeoutSec 2 -SkipHttpErrorCheck
-            if ($r.StatusCode -eq 200) { break }
+            $status = Get-DemoBalancerStatus -Port $admin
+            $last = ($status.GetEnumerator() | Sort-Object Name | ForEach-Object { "$($_.Name) $($_.Value)" }) -join ', '
+            $up = @($status.Values | Where-Object { $_ -eq 'UP' }).Count
+            if ($up -eq $Environment.Nodes.Count) {
+                $r = Invoke-WebRequest -Uri "$($Environment.Balancer.FrontUrl)/" -TimeoutSec 5 -SkipHttpErrorCheck
+                if ($r.StatusCode -eq 200) { break }
+                $last = "front end answered $($r.StatusCode)"
+            }
         }
-        catch { }
-        if ([DateTime]::UtcNow -gt $deadline) { throw "The $Kind load balancer at $($Environment.Balancer.FrontUrl) did not serve within 30 s." }
+        catch { $last = $_.Exception.Message }
+        if ([DateTime]::UtcNow -gt $deadline) { throw "The $Kind load balancer at $($Environment.Balancer.FrontUrl) did not have every node UP within 60 s; last: $last" }
         Start-Sleep -Milliseconds 100
     }
     $Environment.Balancer
+}
+
+function Get-DemoBalancerStatus {
+    <# The balancer's view of its servers: @{ <server> = <status> } from 'show stat' on its TCP runtime API (HAProxy's CSV). #>
+    param([Parameter(Mandatory)] [int] $Port, [string] $Backend = 'bitbucket')
+    $client = [System.Net.Sockets.TcpClient]::new()
+    try {
+        $client.ReceiveTimeout = 5000
+        $client.Connect([System.Net.IPAddress]::Loopback, $Port)
+        $stream = $client.GetStream()
+        $bytes = [Text.Encoding]::ASCII.GetBytes("show stat`n")
+        $stream.Write($bytes, 0, $bytes.Length)
+        $client.Client.Shutdown([System.Net.Sockets.SocketShutdown]::Send)
+        $csv = [IO.StreamReader]::new($stream).ReadToEnd()
+    }
+    finally { $client.Dispose() }
+    $rows = ($csv -split "`n" | Where-Object { $_.Trim() }) -replace '^# ', '' | ConvertFrom-Csv
+    $status = @{}
+    foreach ($row in $rows) {
+        if ($row.pxname -eq $Backend -and $row.svname -notin 'FRONTEND', 'BACKEND') { $status[$row.svname] = $row.status }
+    }
+    $status
 }
 
 function ConvertTo-Psd1String([string] $Value) { "'" + $Value.Replace("'", "''") + "'" }
