@@ -25,6 +25,9 @@
 .PARAMETER StartDelay
     The simulated nodes' start time (bbsim --start-delay). Real nodes take minutes; the default keeps a run short.
 
+.PARAMETER MaxPollMilliseconds
+    The profile's Timeouts.MaxPollMilliseconds: the longest interval between the engine's polls (engine default 1000).
+
 .PARAMETER LoadBalancer
     Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
 #>
@@ -34,6 +37,7 @@ param(
     [ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release',
     [int[]] $Sizes = @(3, 12),
     [string] $StartDelay = '2s',
+    [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 1000,
     [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto'
 )
 
@@ -64,9 +68,9 @@ function Measure-RollingUpgrade {
         $setup = [Diagnostics.Stopwatch]::StartNew()
         Start-DemoCluster -Environment $demo -Nodes $Nodes -StartDelay $StartDelay | Out-Null
         $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
-        $profilePath = New-DemoProfile -Environment $demo -Name $name
+        $profilePath = New-DemoProfile -Environment $demo -Name $name -MaxPollMilliseconds $MaxPollMilliseconds
         Start-DemoTraffic -Environment $demo -Workers 2 -DelayMs 100 | Out-Null
-        Write-Host ("    set-up {0:0.0} s ({1}); upgrading {2} -> {3}" -f $setup.Elapsed.TotalSeconds, $lb.Kind, $demo.Version, $demo.TargetVersion)
+        Write-Host ("    set-up {0:0.0} s ({1}); upgrading {2} -> {3}; node start delay {4}, engine polls 100 ms -> {5} ms" -f $setup.Elapsed.TotalSeconds, $lb.Kind, $demo.Version, $demo.TargetVersion, $StartDelay, $MaxPollMilliseconds)
 
         $run = [Diagnostics.Stopwatch]::StartNew()
         $report = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential (Get-DemoCredential $demo) -Confirm:$false
@@ -75,8 +79,13 @@ function Measure-RollingUpgrade {
 
         $journalFile = Join-Path (Join-Path $demo.Root 'journal') "$name.journal.jsonl"
         $journal = @(Get-Content -LiteralPath $journalFile | Where-Object { $_.Trim() } | ForEach-Object { $_ | ConvertFrom-Json -DateKind String })
-        $doneAt = @{}
-        foreach ($j in $journal) { if ($j.Kind -eq 'step-done' -and $j.Step) { $doneAt[$j.Step] = [DateTimeOffset]::Parse($j.Time, [Globalization.CultureInfo]::InvariantCulture) } }
+        $doneAt = @{}; $tookMs = @{}
+        foreach ($j in $journal) {
+            if ($j.Kind -eq 'step-done' -and $j.Step) {
+                $doneAt[$j.Step] = [DateTimeOffset]::Parse($j.Time, [Globalization.CultureInfo]::InvariantCulture)
+                $tookMs[$j.Step] = $j.DurationMs
+            }
+        }
 
         $perNode = foreach ($n in $report.Nodes) {
             $log = Join-Path ($demo.Nodes | Where-Object Name -eq $n.Name).Home 'log/atlassian-bitbucket.log'
@@ -89,8 +98,12 @@ function Measure-RollingUpgrade {
                 Nodes              = $Nodes
                 Node               = $n.Name
                 Outcome            = $n.Outcome
+                'PreStage s'       = if ($null -ne $tookMs["$($n.Name)/pre-stage"]) { [math]::Round($tookMs["$($n.Name)/pre-stage"] / 1000, 2) } else { $null }
+                'Drain s'          = Sec $n.DrainTime
                 'Stop s'           = Sec $n.StopTime
                 'Start s'          = Sec $n.StartTime
+                'Install s'        = Sec $n.InstallTime
+                'PutBack s'        = Sec $n.PutBackTime
                 'OutOfRotation s'  = Sec $n.OutOfRotation
                 'Ratio'            = if ($stopStart -gt 0) { [math]::Round((Sec $n.OutOfRotation) / $stopStart, 3) } else { $null }
                 'Overhead s'       = Sec $n.Overhead
@@ -121,10 +134,10 @@ $results = foreach ($size in $Sizes) { Measure-RollingUpgrade -Nodes $size }
 
 Write-Host ''
 Write-Host '== Per node: out-of-rotation window vs the node''s own stop + start (target ratio <= 1.05), overhead (target < 1 s), state change noticed (target <= 1 s)' -ForegroundColor Cyan
-$results.PerNode | Format-Table -AutoSize | Out-Host
+$results.PerNode | Format-Table -Property * -AutoSize | Out-String -Width 250 | Write-Host
 
 Write-Host '== Per cluster size: preflight, pre-staging, total' -ForegroundColor Cyan
-$results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed | Format-Table -AutoSize | Out-Host
+$results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 
 if (@($results).Count -ge 2) {
     $a = @($results)[0]; $b = @($results)[-1]

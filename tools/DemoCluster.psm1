@@ -231,7 +231,8 @@ function New-DemoProfile {
     param(
         [Parameter(Mandatory)] $Environment,
         [string] $Path = (Join-Path $Environment.Root 'cluster.psd1'),
-        [string] $Name = 'demo'
+        [string] $Name = 'demo',
+        [int] $MaxPollMilliseconds = 1000
     )
     $q = { param($v) ConvertTo-Psd1String $v }
     $nodes = ($Environment.Nodes | ForEach-Object {
@@ -254,7 +255,7 @@ $nodes
     MinFreeDiskGB = 0.1
     JournalPath   = $(& $q (Join-Path $Environment.Root 'journal'))
     # Short waits: the simulator stops in ~1 s and starts in ~1 s.
-    Timeouts      = @{ DrainSeconds = 15; StopSeconds = 30; OfflineSeconds = 20; StartSeconds = 60; HealthySeconds = 30; StableSeconds = 60; FirstPollMilliseconds = 100; MaxPollMilliseconds = 1000 }
+    Timeouts      = @{ DrainSeconds = 15; StopSeconds = 30; OfflineSeconds = 20; StartSeconds = 60; HealthySeconds = 30; StableSeconds = 60; FirstPollMilliseconds = 100; MaxPollMilliseconds = $MaxPollMilliseconds }
 }
 "@
     Set-Content -Path $Path -Value $text -Encoding utf8
