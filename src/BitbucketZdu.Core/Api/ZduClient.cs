@@ -363,6 +363,8 @@ namespace BitbucketZdu.Core.Api
             using (response)
             {
                 var body = response.Content is null ? string.Empty : await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+                // A proxy or server that echoes our request (error pages often do) must not carry the secret into a message.
+                body = _options.Credential.Redact(body);
                 var status = (int)response.StatusCode;
                 if (status >= 300 && status < 400)
                     throw ZduErrorTranslator.Redirect(method, uri, response);
