@@ -100,7 +100,7 @@ public sealed class BadInputTests : IClassFixture<BadInputReport>, IClassFixture
         ["Connect: empty URL"] = new("Connect-BbCluster", "Connect-BbCluster -Uri '' -Credential $cred", "ConnectBbClusterInvalidUri", ErrorCategory.InvalidArgument),
         ["Connect: timeout 0 s"] = new("Connect-BbCluster", "Connect-BbCluster -Uri $uri -Credential $cred -TimeoutSec 0", "ParameterArgumentValidationError", ErrorCategory.InvalidData),
         ["Connect: timeout of 2 days"] = new("Connect-BbCluster", "Connect-BbCluster -Uri $uri -Credential $cred -TimeoutSec 172800", "ParameterArgumentValidationError", ErrorCategory.InvalidData),
-        ["Connect: missing CA file"] = new("Connect-BbCluster", "Connect-BbCluster -Uri $uri -Credential $cred -TrustedCertificatePath ./no-such-ca.pem", "ConnectBbClusterInvalidCertificate", ErrorCategory.InvalidArgument, Says: "does not exist"),
+        ["Connect: missing CA file"] = new("Connect-BbCluster", "Connect-BbCluster -Uri $uri -Credential $cred -TrustedCertificatePath (Join-Path (Split-Path $garbage) no-such-ca.pem)", "ConnectBbClusterInvalidCertificate", ErrorCategory.InvalidArgument, Says: "does not exist"),
         ["Connect: CA file that is no certificate"] = new("Connect-BbCluster", "Set-Content -LiteralPath $garbage -Value \"-----BEGIN CERTIFICATE-----`nnot base64!`n-----END CERTIFICATE-----\"; Connect-BbCluster -Uri $uri -Credential $cred -TrustedCertificatePath $garbage", "ConnectBbClusterInvalidCertificate", ErrorCategory.InvalidArgument, Says: "not a certificate file"),
         ["Connect: nothing listens"] = new("Connect-BbCluster", "Connect-BbCluster -Uri \"http://127.0.0.1:$closed\" -Credential $cred -TimeoutSec 2", "ZduUnreachable", ErrorCategory.ConnectionError),
 
