@@ -140,6 +140,8 @@ function Invoke-Test {
     $results = Join-Path $Out 'TestResults'
     if (Test-Path $results) { Remove-Item $results -Recurse -Force }
     New-Item -ItemType Directory $results -Force | Out-Null
+    $reliability = Join-Path $Out 'reliability'   # suite files of this run only (tools/New-ReliabilityReport.ps1)
+    if (Test-Path $reliability) { Remove-Item $reliability -Recurse -Force }
 
     Write-Step 'xUnit'
     $testArgs = @('test', (Join-Path $Root 'BitbucketZdu.sln'), '-c', $Configuration, '--no-build', '--nologo',
@@ -165,6 +167,19 @@ function Invoke-Test {
     $failed = $xunit.Failed + $pester.Failed
     if ($xunitExit -ne 0 -and $xunit.Failed -eq 0) { $failed++ }   # a crashed test host counts as a failure
     if ($pesterExit -ne 0 -and $pester.Failed -eq 0) { $failed++ }
+
+    # ---- Reliability evidence: no canary secret in any test output; docs/reliability.md from the suite files.
+    try {
+        & (Join-Path $Root 'tools/Test-CanarySecret.ps1') -Path $Out -ResultPath (Join-Path $reliability 'secret-scan.json')
+    }
+    catch {
+        Write-Host $_.Exception.Message -ForegroundColor Red
+        $failed++
+    }
+    if (-not $Filter -and (Test-Path (Join-Path $reliability 'bad-input.json'))) {
+        & (Join-Path $Root 'tools/New-ReliabilityReport.ps1') -InputPath $reliability -OutputPath (Join-Path $Root 'docs/reliability.md')
+    }
+    # ---- end of reliability evidence
     Write-Host ''
     Write-Host ("xUnit: {0} passed, {1} failed, {2} skipped; Pester: {3} passed, {4} failed, {5} skipped" -f `
             $xunit.Passed, $xunit.Failed, $xunit.Skipped, $pester.Passed, $pester.Failed, $pester.Skipped)

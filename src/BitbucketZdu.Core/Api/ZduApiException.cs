@@ -32,6 +32,8 @@ namespace BitbucketZdu.Core.Api
         OutcomeUnknown,
         /// <summary>The server's TLS certificate failed verification.</summary>
         CertificateUntrusted,
+        /// <summary>The answer is larger than <see cref="ZduClientOptions.MaxResponseBytes"/>: not read further.</summary>
+        ResponseTooLarge,
     }
 
     /// <summary>A failed rolling-upgrade API call. The message carries the URL and the server's own messages, never a credential.</summary>
@@ -76,6 +78,7 @@ namespace BitbucketZdu.Core.Api
             ZduErrorKind.Redirected => BbErrorCategory.InvalidResult,
             ZduErrorKind.OutcomeUnknown => BbErrorCategory.InvalidResult,
             ZduErrorKind.CertificateUntrusted => BbErrorCategory.SecurityError,
+            ZduErrorKind.ResponseTooLarge => BbErrorCategory.InvalidResult,
             _ => BbErrorCategory.ProtocolError,
         };
     }

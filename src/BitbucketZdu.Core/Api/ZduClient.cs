@@ -92,7 +92,9 @@ namespace BitbucketZdu.Core.Api
                 {
                     attempts++;
                     using var request = BuildRequest(HttpMethod.Get, uri);
-                    return await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, token).ConfigureAwait(false);
+                    var answer = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
+                    await BufferBoundedAsync(HttpMethod.Get, uri, answer, token).ConfigureAwait(false);
+                    return answer;
                 }, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when ((ex is TimeoutRejectedException || ex is OperationCanceledException) && !cancellationToken.IsCancellationRequested)
@@ -224,7 +226,8 @@ namespace BitbucketZdu.Core.Api
             HttpResponseMessage response;
             try
             {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseContentRead, timeout.Token).ConfigureAwait(false);
+                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
+                await BufferBoundedAsync(HttpMethod.Post, uri, response, timeout.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
@@ -306,11 +309,62 @@ namespace BitbucketZdu.Core.Api
 
         // ---------------------------------------------------------------- common
 
+        /// <summary>
+        /// Reads the body into memory, at most <see cref="ZduClientOptions.MaxResponseBytes"/>: a larger answer (a
+        /// misrouted download, a runaway proxy page) is refused before it fills memory. A connection that breaks while
+        /// reading becomes an <see cref="HttpRequestException"/> like one that breaks before the headers.
+        /// </summary>
+        private async Task BufferBoundedAsync(HttpMethod method, Uri uri, HttpResponseMessage response, CancellationToken cancellationToken)
+        {
+            var content = response.Content;
+            if (content is null) return;
+            var max = _options.MaxResponseBytes;
+            if (content.Headers.ContentLength is long declared && declared > max)
+            {
+                response.Dispose();
+                throw TooLarge(method, uri, (int)response.StatusCode, $"it declares {declared} bytes");
+            }
+            var buffer = new System.IO.MemoryStream();
+            try
+            {
+                using var stream = await content.ReadAsStreamAsync().ConfigureAwait(false);
+                var chunk = new byte[16 * 1024];
+                int read;
+                while ((read = await stream.ReadAsync(chunk, 0, chunk.Length, cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    if (buffer.Length + read > max)
+                    {
+                        response.Dispose();
+                        throw TooLarge(method, uri, (int)response.StatusCode, "it goes on past that");
+                    }
+                    buffer.Write(chunk, 0, read);
+                }
+            }
+            catch (System.IO.IOException ex)
+            {
+                response.Dispose();
+                throw new HttpRequestException($"The connection broke while reading the answer: {Innermost(ex).Message}", ex);
+            }
+            var copy = new ByteArrayContent(buffer.ToArray());
+            foreach (var header in content.Headers) copy.Headers.TryAddWithoutValidation(header.Key, header.Value);
+            copy.Headers.ContentLength = buffer.Length;
+            response.Content = copy;
+            content.Dispose();
+        }
+
+        private ZduApiException TooLarge(HttpMethod method, Uri uri, int status, string why) =>
+            new ZduApiException(ZduErrorKind.ResponseTooLarge,
+                $"{method} {uri} answered {status} with more than {_options.MaxResponseBytes} bytes ({why}); the client reads at most that much. "
+                + "That is not a rolling-upgrade answer: check that -Uri points at Bitbucket and not at a download, a proxy or another product.",
+                uri, status);
+
         private async Task<T> ReadAsync<T>(HttpMethod method, Uri uri, HttpResponseMessage response, Func<string, T> parse, string? notFoundHint, int attempts)
         {
             using (response)
             {
                 var body = response.Content is null ? string.Empty : await response.Content.ReadAsStringAsync().ConfigureAwait(false);
+                // A proxy or server that echoes our request (error pages often do) must not carry the secret into a message.
+                body = _options.Credential.Redact(body);
                 var status = (int)response.StatusCode;
                 if (status >= 300 && status < 400)
                     throw ZduErrorTranslator.Redirect(method, uri, response);
@@ -331,13 +385,7 @@ namespace BitbucketZdu.Core.Api
             }
         }
 
-        private static ZduCluster ParseClusterStrict(string body)
-        {
-            var cluster = ZduJson.ParseCluster(body);
-            if (cluster.StateText is null && cluster.Nodes.Count == 0 && cluster.Links.Count == 0)
-                throw new FormatException("The JSON has no 'state', 'nodes' or 'links': it is not a rolling-upgrade cluster.");
-            return cluster;
-        }
+        private static ZduCluster ParseClusterStrict(string body) => ZduJson.ParseClusterStrict(body);
 
         private ZduApiException TransportFailure(HttpMethod method, Uri uri, HttpRequestException ex, int attempts)
         {

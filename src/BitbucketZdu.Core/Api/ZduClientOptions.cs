@@ -34,6 +34,12 @@ namespace BitbucketZdu.Core.Api
         public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(10);
 
         /// <summary>
+        /// The most bytes of one answer the client reads (4 MiB by default; a cluster of dozens of nodes answers in a
+        /// few KiB). A larger answer is refused with ZduResponseTooLarge instead of filling memory.
+        /// </summary>
+        public long MaxResponseBytes { get; set; } = 4 * 1024 * 1024;
+
+        /// <summary>
         /// A CA certificate file (PEM or DER, a PEM file may hold several) to trust for this server in addition to
         /// the system's store: the server's chain must end at one of them. For internal CAs the machine does not trust.
         /// </summary>

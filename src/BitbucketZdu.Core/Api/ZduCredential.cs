@@ -42,6 +42,23 @@ namespace BitbucketZdu.Core.Api
                 : "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes(UserName + ":" + secret));
         }
 
+        /// <summary>
+        /// <paramref name="text"/> with this credential's secret and its Authorization header forms replaced by
+        /// '***': for server text (error bodies, proxy pages) that echoes what we sent, before it reaches a message.
+        /// </summary>
+        internal string Redact(string text)
+        {
+            if (string.IsNullOrEmpty(text)) return text;
+            var secret = Reveal(_secret);
+            if (secret.Length == 0) return text;
+            var header = CreateAuthorizationHeader();
+            var encoded = header.Substring(header.IndexOf(' ') + 1);
+            foreach (var form in new[] { encoded, secret, Uri.EscapeDataString(secret) })
+                if (form.Length > 0 && text.IndexOf(form, StringComparison.Ordinal) >= 0)
+                    text = text.Replace(form, "***");
+            return text;
+        }
+
         internal static string Reveal(SecureString value)
         {
             var ptr = IntPtr.Zero;

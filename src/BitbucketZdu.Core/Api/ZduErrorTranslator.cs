@@ -80,7 +80,7 @@ namespace BitbucketZdu.Core.Api
             var type = response.Content?.Headers.ContentType?.MediaType ?? "no content type";
             var hint = LooksLikeHtml(body)
                 ? " It looks like an HTML page: a single sign-on login page, a proxy error page, or not Bitbucket at this URL."
-                : string.Empty;
+                : " (" + parseError.Message.TrimEnd('.') + ")";
             return new ZduApiException(ZduErrorKind.UnexpectedResponse,
                 $"{method} {uri} answered {(int)response.StatusCode} with {type} that is not the rolling-upgrade JSON expected.{hint}",
                 uri, (int)response.StatusCode, Array.Empty<string>(), parseError);

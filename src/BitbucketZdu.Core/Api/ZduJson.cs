@@ -18,6 +18,52 @@ namespace BitbucketZdu.Core.Api
             return ReadCluster(RequireObject(doc.RootElement, "cluster"));
         }
 
+        /// <summary>
+        /// The cluster as an answer of /rest/zdu/cluster must be: tolerant of unknown fields, but the fields we act on
+        /// must have their documented types, and node ids must be unique (two nodes with one id would make every
+        /// per-node step ambiguous). A <see cref="FormatException"/> says what is wrong.
+        /// </summary>
+        public static ZduCluster ParseClusterStrict(string json)
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = RequireObject(doc.RootElement, "cluster");
+            RequireKind(root, "state", "cluster", JsonValueKind.String);
+            RequireKind(root, "upgradeModeEnabled", "cluster", JsonValueKind.True, JsonValueKind.False);
+            RequireKind(root, "nodes", "cluster", JsonValueKind.Array);
+            RequireKind(root, "links", "cluster", JsonValueKind.Array);
+            var ids = new HashSet<string>(StringComparer.Ordinal);
+            if (root.TryGetProperty("nodes", out var nodes))
+            {
+                var i = 0;
+                foreach (var n in nodes.EnumerateArray())
+                {
+                    var where = $"node {i++}";
+                    if (n.ValueKind != JsonValueKind.Object)
+                        throw new FormatException($"Expected a JSON object for {where} of 'nodes', got {n.ValueKind}.");
+                    RequireKind(n, "id", where, JsonValueKind.String);
+                    RequireKind(n, "name", where, JsonValueKind.String);
+                    RequireKind(n, "state", where, JsonValueKind.String);
+                    RequireKind(n, "version", where, JsonValueKind.String);
+                    RequireKind(n, "portNumber", where, JsonValueKind.Number);
+                    var id = GetString(n, "id");
+                    if (string.IsNullOrEmpty(id))
+                        throw new FormatException($"{where} of 'nodes' has no 'id'.");
+                    if (!ids.Add(id!))
+                        throw new FormatException($"The node id '{id}' appears more than once in 'nodes': the answer does not describe one cluster consistently.");
+                }
+            }
+            var cluster = ReadCluster(root);
+            if (cluster.StateText is null && cluster.Nodes.Count == 0 && cluster.Links.Count == 0)
+                throw new FormatException("The JSON has no 'state', 'nodes' or 'links': it is not a rolling-upgrade cluster.");
+            return cluster;
+        }
+
+        private static void RequireKind(JsonElement e, string name, string what, params JsonValueKind[] kinds)
+        {
+            if (!e.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null || Array.IndexOf(kinds, v.ValueKind) >= 0) return;
+            throw new FormatException($"The {what}'s '{name}' is {v.ValueKind}, expected {string.Join(" or ", kinds)}.");
+        }
+
         public static ZduNode ParseNode(string json)
         {
             using var doc = JsonDocument.Parse(json);

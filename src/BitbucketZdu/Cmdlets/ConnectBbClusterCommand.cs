@@ -68,7 +68,8 @@ namespace BitbucketZdu.Cmdlets
             }
             catch (ArgumentException ex)
             {
-                ThrowTerminatingError(new ErrorRecord(ex, "ConnectBbClusterInvalidUri", ErrorCategory.InvalidArgument, Uri));
+                // The target is the URL without user info: a password typed into the URL must not reach the error record.
+                ThrowTerminatingError(new ErrorRecord(ex, "ConnectBbClusterInvalidUri", ErrorCategory.InvalidArgument, WithoutUserInfo(Uri)));
                 return;
             }
 
@@ -105,6 +106,12 @@ namespace BitbucketZdu.Cmdlets
 
             ConnectionStore.Set(connection);
             if (PassThru) WriteObject(connection);
+        }
+
+        private static string WithoutUserInfo(Uri uri)
+        {
+            if (!uri.IsAbsoluteUri || string.IsNullOrEmpty(uri.UserInfo)) return uri.OriginalString;
+            return new UriBuilder(uri) { UserName = string.Empty, Password = string.Empty }.Uri.ToString();
         }
     }
 }

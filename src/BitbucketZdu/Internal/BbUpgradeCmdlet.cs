@@ -17,8 +17,13 @@ namespace BitbucketZdu.Internal
     /// Base of the cmdlets that work from a cluster profile: -ProfilePath, credentials, journal folder; reads the
     /// profile (Import-PowerShellDataFile) and builds the ports through <see cref="UpgradePortsFactory"/>.
     /// </summary>
-    public abstract class BbUpgradeCmdlet : BbClusterCmdlet
+    public abstract class BbUpgradeCmdlet : BbClusterCmdlet, IDisposable
     {
+        private NodeShellOpener? _shellOpener;
+
+        /// <summary>Closes the PowerShell sessions this run opened to the nodes.</summary>
+        public void Dispose() => _shellOpener?.Dispose();
+
         /// <summary>The cluster profile (.psd1) written by New-BbClusterProfile.</summary>
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
         [Alias("Path", "FullName")]
@@ -66,7 +71,7 @@ namespace BitbucketZdu.Internal
         {
             try
             {
-                var result = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
+                var result = InvokeCommand.InvokeScript(true, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
                 if (result.Count == 1 && result[0]?.BaseObject is IDictionary d) return d;
             }
             catch (RuntimeException ex)
@@ -85,7 +90,7 @@ namespace BitbucketZdu.Internal
                 Credential = Credential is null ? null : ZduCredential.Basic(Credential.UserName, Credential.Password),
                 SkipCertificateCheck = SkipCertificateCheck || (Credential is null && connection?.SkipCertificateCheck == true),
                 JournalPath = JournalPath is null ? null : GetUnresolvedProviderPathFromPSPath(JournalPath),
-                OpenShell = NodeShellOpener.Create(profile, this, RemotingCredential),
+                OpenShell = (_shellOpener ??= new NodeShellOpener(RemotingCredential)).OpenAsync,
             };
             if (Credential is null && connection is not null)
             {

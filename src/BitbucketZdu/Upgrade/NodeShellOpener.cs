@@ -1,6 +1,6 @@
 using System;
 using System.Collections;
-using System.Collections.Generic;
+using System.Collections.Concurrent;
 using System.Linq;
 using System.Management.Automation;
 using System.Management.Automation.Runspaces;
@@ -15,42 +15,40 @@ using BitbucketZdu.Nodes;
 namespace BitbucketZdu.Upgrade
 {
     /// <summary>
-    /// Opens the shells that reach a profile's nodes. PowerShell sessions (SSH or WinRM) are opened here, up front, on
-    /// the pipeline thread (New-PSSession cannot run from the engine's background work); a node whose session cannot
-    /// be opened gets a failed shell, which preflight reports as "remoting unreachable" before anything changes.
+    /// Opens the shells that reach a profile's nodes, on first use: this machine, plain SSH, or a PowerShell session
+    /// (SSH or WinRM). Sessions are opened from a private local runspace on the engine's background thread, so nothing
+    /// runs in (or changes variables of) the caller's session, and a run that never needs a node opens nothing. A node
+    /// whose session cannot be opened gets a failed shell, which preflight reports before anything changes.
     /// </summary>
-    internal static class NodeShellOpener
+    internal sealed class NodeShellOpener : IDisposable
     {
-        public static Func<NodeProfile, CancellationToken, Task<INodeShell>> Create(ClusterProfile profile, PSCmdlet cmdlet, PSCredential? remotingCredential)
+        private readonly PSCredential? _credential;
+        private readonly Lazy<Runspace> _local = new Lazy<Runspace>(() =>
         {
-            var sessions = new Dictionary<string, Task<INodeShell>>(StringComparer.OrdinalIgnoreCase);
-            foreach (var node in profile.Nodes)
-            {
-                RemotingTarget target;
-                try
-                {
-                    target = RemotingTarget.Parse(node);
-                }
-                catch (BbException ex)
-                {
-                    sessions[node.Name] = Task.FromException<INodeShell>(ex);
-                    continue;
-                }
-                if (target.Kind is RemotingKind.Local or RemotingKind.Ssh) continue;
-                sessions[node.Name] = OpenSession(target, node, cmdlet, remotingCredential);
-            }
-            return (node, ct) => sessions.TryGetValue(node.Name, out var opened)
-                ? opened
-                : Task.FromResult(RemotingTarget.Parse(node).OpenDirect()!);
+            var rs = RunspaceFactory.CreateRunspace(InitialSessionState.CreateDefault2());
+            rs.Open();
+            return rs;
+        });
+        private readonly SemaphoreSlim _gate = new SemaphoreSlim(1, 1);
+        private readonly ConcurrentDictionary<string, Task<INodeShell>> _opened = new ConcurrentDictionary<string, Task<INodeShell>>(StringComparer.OrdinalIgnoreCase);
+
+        public NodeShellOpener(PSCredential? remotingCredential) => _credential = remotingCredential;
+
+        public Task<INodeShell> OpenAsync(NodeProfile node, CancellationToken cancellationToken)
+        {
+            var target = RemotingTarget.Parse(node);
+            var direct = target.OpenDirect();
+            if (direct is not null) return Task.FromResult(direct);
+            return _opened.GetOrAdd(node.Name, _ => Task.Run(() => OpenSessionAsync(target, node), cancellationToken));
         }
 
-        private static Task<INodeShell> OpenSession(RemotingTarget target, NodeProfile node, PSCmdlet cmdlet, PSCredential? credential)
+        private async Task<INodeShell> OpenSessionAsync(RemotingTarget target, NodeProfile node)
         {
             var p = new Hashtable { ["ErrorAction"] = "Stop" };
             if (target.Kind == RemotingKind.WinRM)
             {
                 p["ComputerName"] = target.Host;
-                if (credential is not null) p["Credential"] = credential;
+                if (_credential is not null) p["Credential"] = _credential;
             }
             else
             {
@@ -58,22 +56,32 @@ namespace BitbucketZdu.Upgrade
                 if (target.UserName is not null) p["UserName"] = target.UserName;
             }
             if (target.Port is int port) p["Port"] = port;
-            cmdlet.WriteVerbose($"{node.Name}: opening a PowerShell session ({target}).");
+            PSSession? session;
+            await _gate.WaitAsync().ConfigureAwait(false); // one pipeline at a time in the private runspace
             try
             {
-                var session = cmdlet.InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) New-PSSession @p"), null, p)
-                    .Select(o => o.BaseObject).OfType<PSSession>().FirstOrDefault()
-                    ?? throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError, $"New-PSSession to {target} returned no session.", node.Name);
-                return OpenShellAsync(session);
+                using var ps = PowerShell.Create();
+                ps.Runspace = _local.Value;
+                session = ps.AddCommand("New-PSSession").AddParameters(p).Invoke<PSSession>().FirstOrDefault();
             }
             catch (RuntimeException ex)
             {
-                return Task.FromException<INodeShell>(new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError,
-                    $"Cannot open a PowerShell session to {node.Name} ({target}) named by {node.Place}.Remoting: {ex.Message}", node.Name, ex));
+                throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError,
+                    $"Cannot open a PowerShell session to {node.Name} ({target}) named by {node.Place}.Remoting: {ex.Message}", node.Name, ex);
             }
+            finally
+            {
+                _gate.Release();
+            }
+            if (session is null)
+                throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError, $"New-PSSession to {target} returned no session.", node.Name);
+            return await PSSessionShell.CreateAsync(session, s => s.Runspace.Dispose(), CancellationToken.None).ConfigureAwait(false);
         }
 
-        private static async Task<INodeShell> OpenShellAsync(PSSession session) =>
-            await PSSessionShell.CreateAsync(session, s => s.Runspace.Dispose(), CancellationToken.None).ConfigureAwait(false);
+        public void Dispose()
+        {
+            if (_local.IsValueCreated) _local.Value.Dispose();
+            _gate.Dispose();
+        }
     }
 }

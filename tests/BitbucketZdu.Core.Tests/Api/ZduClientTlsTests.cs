@@ -38,22 +38,8 @@ public sealed class ZduClientTlsTests : IDisposable
     /// <summary>A CA and a server certificate for localhost/127.0.0.1 signed by it.</summary>
     private static (X509Certificate2 Ca, X509Certificate2 Leaf) NewCaAndLeaf(string caName)
     {
-        using var caKey = RSA.Create(2048);
-        var caRequest = new CertificateRequest($"CN={caName}", caKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
-
-        using var leafKey = RSA.Create(2048);
-        var leafRequest = new CertificateRequest("CN=localhost", leafKey, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var san = new SubjectAlternativeNameBuilder();
-        san.AddDnsName("localhost");
-        san.AddIpAddress(System.Net.IPAddress.Loopback);
-        leafRequest.CertificateExtensions.Add(san.Build());
-        leafRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(new OidCollection { new Oid("1.3.6.1.5.5.7.3.1") }, false));
-        using var signed = leafRequest.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29), new byte[] { 1, 2, 3, 4, 5, 6, 7, 8 });
-        using var withKey = signed.CopyWithPrivateKey(leafKey);
-        var leaf = X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pfx), null);
+        using var ca = TestSupport.TestCertificates.NewCa(caName);
+        var leaf = TestSupport.TestCertificates.NewServer(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29));
         return (X509CertificateLoader.LoadCertificate(ca.Export(X509ContentType.Cert)), leaf);
     }
 

@@ -23,6 +23,10 @@ namespace BitbucketZdu.Core.LoadBalancers.NginxPlus
 
         public NginxPlusLoadBalancer(LoadBalancerDescription description) : base(description)
         {
+            // Like Apache's: refuse a non-URL now (e.g. 'lb:8080' parses as scheme 'lb'), not at the first change.
+            if (!Uri.TryCreate(description.Endpoints[0], UriKind.Absolute, out var url) || (url.Scheme != "http" && url.Scheme != "https"))
+                throw new BbException("NginxPlusInvalidEndpoint", BbErrorCategory.InvalidArgument,
+                    $"'{description.Endpoints[0]}' is not an NGINX Plus API URL (e.g. https://lb.example.com:8080/api).", description.Endpoints[0]);
             _base = description.Endpoints[0].TrimEnd('/');
             _http = LoadBalancerHttp.CreateClient(description);
         }
