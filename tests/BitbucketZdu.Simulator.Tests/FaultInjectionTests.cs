@@ -78,7 +78,8 @@ public sealed class FaultInjectionTests
     public async Task Api_error_bursts_latency_and_refused_connections()
     {
         await using var c = await SimCluster.StartAsync(2);
-        using var client = c.Client();
+        // Without retries, so each 503 of the burst is seen (the module's client retries them; proven below).
+        using var client = c.Client(retries: 0);
 
         c.SetFaults("cluster", """{"apiErrorCount": 2, "apiErrorStatus": 503}""");
         await Eventually.UntilAsync(async () =>
@@ -94,6 +95,11 @@ public sealed class FaultInjectionTests
         }
         Assert.Equal(2, failures);
 
+        // The module's client rides out the same burst with its retries.
+        c.SetFaults("cluster", """{"apiErrorCount": 2, "apiErrorStatus": 503}""");
+        using (var retrying = c.Client())
+            Assert.Equal(ClusterState.STABLE, (await retrying.GetStateAsync()).State);
+
         c.SetFaults("cluster", """{"apiLatencyMs": 700}""");
         await Eventually.UntilAsync(async () =>
         {
@@ -104,7 +110,7 @@ public sealed class FaultInjectionTests
 
         c.SetFaults("cluster", "{}");
         c.SetFaults("node-2", """{"refuseConnections": true}""");
-        using var client2 = c.Client(1);
+        using var client2 = c.Client(1, retries: 0);
         await Eventually.UntilAsync(async () =>
         {
             try { await client2.GetClusterAsync(); return false; }

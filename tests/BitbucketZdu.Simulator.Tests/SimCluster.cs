@@ -149,11 +149,16 @@ public sealed class SimCluster : IAsyncDisposable
         Assert.True(await ProcessControl.WaitForExitAsync(pid, TimeSpan.FromSeconds(10)), $"{node.Name} (pid {pid}) survived SIGKILL");
     }
 
-    public ZduClient Client(int node = 0, ZduCredential? credential = null) =>
-        new(new ZduClientOptions(Nodes[node].Url, credential ?? ZduCredential.Basic(User, Canary.Secure(Password)))
+    /// <param name="retries">The client's retries of failed GETs: 0 to see each answer of the simulator as it is.</param>
+    public ZduClient Client(int node = 0, ZduCredential? credential = null, int? retries = null)
+    {
+        var options = new ZduClientOptions(Nodes[node].Url, credential ?? ZduCredential.Basic(User, Canary.Secure(Password)))
         {
             RequestTimeout = TimeSpan.FromSeconds(10),
-        });
+        };
+        if (retries is int r) options.MaxRetries = r;
+        return new ZduClient(options);
+    }
 
     public static HttpClient Http(bool admin = true)
     {
