@@ -18,9 +18,9 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
     /// A node's versioned install dirs live side by side under the profile's InstallRoot. Which one is "installed"
     /// (the one the next start runs) is the service definition's dir for a service, and for bin-script nodes the
     /// module's record in BITBUCKET_HOME (<see cref="NodeMarker.HomeStateName"/>), defaulting to the original install.
-    /// Pre-staging extracts and verifies only; carrying the configuration and switching happen in
-    /// <see cref="InstallAsync"/>, while the node is stopped, so a node that restarts on its own before its turn
-    /// comes back on the old version.
+    /// Pre-staging extracts and verifies (and, for bin-script nodes, carries the configuration into the new dir, which
+    /// nothing runs yet); repointing a service and switching happen in <see cref="InstallAsync"/>, while the node is
+    /// stopped, so a node that restarts on its own before its turn comes back on the old version.
     /// </summary>
     public sealed class NodeStepsHost : INodeHost, IDisposable
     {
@@ -79,6 +79,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 throw new BbException("UpgradeArchiveVersionMismatch", BbErrorCategory.InvalidData,
                     $"The archive {archive.Location} holds Bitbucket {result.Version}, but the profile's TargetVersion is {targetVersion}.", node.Name);
             _host.Verbose($"{node.Name}: {result.Summary}");
+            // Bin-script nodes: carrying the configuration only writes into the new dir, which nothing runs yet, so it
+            // is done now rather than while the node is out of rotation. A service is repointed only in InstallAsync.
+            if (view.Current.RunMode == NodeRunMode.BinScripts && result.NewInstallDir is not null && view.Current.Version != targetVersion)
+                await CarryAsync(node, view, result.NewInstallDir, cancellationToken).ConfigureAwait(false);
         }
 
         public async Task StopAsync(NodeProfile node, CancellationToken cancellationToken)
@@ -112,10 +116,17 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             var target = view.All.FirstOrDefault(i => i.Version == targetVersion)
                 ?? throw new BbException("UpgradeNotStaged", BbErrorCategory.ObjectNotFound,
                     $"{node.Name} has no install dir of {targetVersion} under {node.InstallRoot}: pre-stage it first.", node.Name);
-            var configured = await view.Steps.ConfigureAsync(view.Current, target.InstallDir, null, cancellationToken).ConfigureAwait(false);
-            foreach (var c in configured.Carried) _host.Verbose($"{node.Name}: carried {c}");
+            if (view.Current.RunMode != NodeRunMode.BinScripts || !target.IsConfigured)
+                await CarryAsync(node, view, target.InstallDir, cancellationToken).ConfigureAwait(false);
             if (view.Current.RunMode == NodeRunMode.BinScripts)
                 await PointAtAsync(view, target.InstallDir, cancellationToken).ConfigureAwait(false);
+        }
+
+        /// <summary>Same home, carried JVM/JRE/user settings and start flags into the new dir; for a service also repoints it.</summary>
+        private async Task CarryAsync(NodeProfile node, NodeView view, string newInstallDir, CancellationToken cancellationToken)
+        {
+            var configured = await view.Steps.ConfigureAsync(view.Current, newInstallDir, null, cancellationToken).ConfigureAwait(false);
+            foreach (var c in configured.Carried) _host.Verbose($"{node.Name}: carried {c}");
         }
 
         public async Task StartAsync(NodeProfile node, CancellationToken cancellationToken)

@@ -101,8 +101,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public TimeSpan Stable { get; set; } = TimeSpan.FromMinutes(10);
         /// <summary>First poll interval; doubles up to <see cref="MaxPollInterval"/>.</summary>
         public TimeSpan FirstPollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
-        /// <summary>Longest poll interval: a state change is noticed within this time.</summary>
-        public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(1);
+        /// <summary>Longest poll interval: a state change is noticed within this time plus one request (target: 1 s).</summary>
+        public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromMilliseconds(500);
     }
 
     /// <summary>The release to install: a local path or URL and its SHA-256.</summary>
