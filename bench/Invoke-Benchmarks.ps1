@@ -26,7 +26,7 @@
     The simulated nodes' start time (bbsim --start-delay). Real nodes take minutes; the default keeps a run short.
 
 .PARAMETER MaxPollMilliseconds
-    The profile's Timeouts.MaxPollMilliseconds: the longest interval between the engine's polls (engine default 1000).
+    The profile's Timeouts.MaxPollMilliseconds: the longest interval between the engine's polls (engine default 500).
 
 .PARAMETER LoadBalancer
     Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
@@ -37,7 +37,7 @@ param(
     [ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release',
     [int[]] $Sizes = @(3, 12),
     [string] $StartDelay = '2s',
-    [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 1000,
+    [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 500,
     [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto'
 )
 

@@ -232,7 +232,7 @@ function New-DemoProfile {
         [Parameter(Mandatory)] $Environment,
         [string] $Path = (Join-Path $Environment.Root 'cluster.psd1'),
         [string] $Name = 'demo',
-        [int] $MaxPollMilliseconds = 1000
+        [int] $MaxPollMilliseconds = 500
     )
     $q = { param($v) ConvertTo-Psd1String $v }
     $nodes = ($Environment.Nodes | ForEach-Object {
