@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Management.Automation;
+using System.Runtime.CompilerServices;
 using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
 using BitbucketZdu.Core.Nodes;
@@ -30,12 +31,11 @@ public sealed class LabOptions
 /// </summary>
 public sealed class E2eLab : IAsyncDisposable
 {
-    private readonly ITestOutputHelper _output;
     private ModuleSession? _module;
 
-    private E2eLab(ITestOutputHelper output, LabOptions options, string dir, SimulatedCluster cluster, IFront front, string archive, string sha)
+    private E2eLab(ITestOutputHelper? output, LabOptions options, string dir, SimulatedCluster cluster, IFront front, string archive, string sha)
     {
-        _output = output;
+        Output = output;
         Options = options;
         Dir = dir;
         Cluster = cluster;
@@ -45,6 +45,8 @@ public sealed class E2eLab : IAsyncDisposable
         Load = new UserLoad(front.Frontend);
     }
 
+    /// <summary>Where figures are printed: the current test's output (a class-fixture lab is shared by several tests).</summary>
+    public ITestOutputHelper? Output { get; set; }
     public LabOptions Options { get; }
     public string Dir { get; }
     public SimulatedCluster Cluster { get; }
@@ -57,7 +59,7 @@ public sealed class E2eLab : IAsyncDisposable
     public const string ClusterName = "e2e";
     public IEnumerable<string> NodeNames => Cluster.Nodes.Select(n => n.Name);
 
-    public static async Task<E2eLab> StartAsync(ITestOutputHelper output, LabOptions? options = null)
+    public static async Task<E2eLab> StartAsync(ITestOutputHelper? output, LabOptions? options = null)
     {
         options ??= new LabOptions();
         var dir = Directory.CreateTempSubdirectory("bbzdu-e2e-").FullName;
@@ -118,13 +120,24 @@ public sealed class E2eLab : IAsyncDisposable
     public static ZduCredential ApiCredential => ZduCredential.Basic(Canary.UserName, Canary.Secure(Canary.Password));
 
     /// <summary>Invoke-BbRollingUpgrade in this process, as an admin runs it: -ProfilePath, -Credential, -Confirm:$false.</summary>
-    public Task<UpgradeRun> InvokeRollingUpgradeAsync(string extraParameters = "", Hashtable? profile = null)
+    /// <param name="hook">Called on the pipeline thread at every phase (phase, node) through -Hook @{ '*' = ... }: where a test strikes.</param>
+    public Task<UpgradeRun> InvokeRollingUpgradeAsync(string extraParameters = "", Hashtable? profile = null, Action<string, string?>? hook = null,
+        ModuleSession? session = null)
     {
         var path = WriteProfile(profile);
-        _module ??= new ModuleSession();
-        return _module.RunAsync($"Invoke-BbRollingUpgrade -ProfilePath $bbProfile -Credential $bbCredential -Confirm:$false -Verbose {extraParameters}",
-            new Dictionary<string, object?> { ["bbProfile"] = path, ["bbCredential"] = Credential });
+        session ??= _module ??= new ModuleSession();
+        var hookParameter = hook is null ? "" : "-Hook @{ '*' = { $bbHook.Invoke([string]$_.Phase, [string]$_.Node) } }";
+        return session.RunAsync($"Invoke-BbRollingUpgrade -ProfilePath $bbProfile -Credential $bbCredential -Confirm:$false -Verbose {hookParameter} {extraParameters}",
+            new Dictionary<string, object?> { ["bbProfile"] = path, ["bbCredential"] = Credential, ["bbHook"] = hook });
     }
+
+    /// <summary>A hook that acts once, at the first node to reach <paramref name="phase"/>; returns that node's name through <paramref name="struck"/>.</summary>
+    public static Action<string, string?> Once(string phase, Action<string> action, StrongBox<string?> struck) => (p, node) =>
+    {
+        if (p != phase || node is null || struck.Value is not null) return;
+        struck.Value = node;
+        action(node);
+    };
 
     /// <summary>The engine with its real adapters (cluster API, load-balancer rotation, node steps over <paramref name="openShell"/>, file journal).</summary>
     public async Task<UpgradeRun> RunEngineAsync(Hashtable profileData, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell, bool resume = false)
@@ -197,15 +210,15 @@ public sealed class E2eLab : IAsyncDisposable
     /// <summary>Prints the run's figures: requests, failures, and each node's out-of-rotation window against its stop + start.</summary>
     public void Print(string title, UpgradeRun run)
     {
-        _output.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}");
-        _output.WriteLine("  served: " + string.Join(", ", Load.PerNode.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + kv.Value)));
+        Output?.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}");
+        Output?.WriteLine("  served: " + string.Join(", ", Load.PerNode.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + kv.Value)));
         if (run.Report is UpgradeReport r)
         {
-            _output.WriteLine("  " + r.Summary);
+            Output?.WriteLine("  " + r.Summary);
             foreach (var n in r.Nodes)
-                _output.WriteLine($"  {n.Order}. {n.Name} {n.Outcome} {n.FromVersion}->{n.ToVersion}: out of rotation {Sec(n.OutOfRotation)} (drain {Sec(n.DrainTime)}, stop {Sec(n.StopTime)}, install {Sec(n.InstallTime)}, start {Sec(n.StartTime)}, put back {Sec(n.PutBackTime)}, overhead {Sec(n.Overhead)}){(n.Error is null ? "" : " error: " + n.Error)}");
+                Output?.WriteLine($"  {n.Order}. {n.Name} {n.Outcome} {n.FromVersion}->{n.ToVersion}: out of rotation {Sec(n.OutOfRotation)} (drain {Sec(n.DrainTime)}, stop {Sec(n.StopTime)}, install {Sec(n.InstallTime)}, start {Sec(n.StartTime)}, put back {Sec(n.PutBackTime)}, overhead {Sec(n.Overhead)}){(n.Error is null ? "" : " error: " + n.Error)}");
         }
-        if (run.ErrorMessage is not null) _output.WriteLine("  error: " + run.ErrorMessage);
+        if (run.ErrorMessage is not null) Output?.WriteLine("  error: " + run.ErrorMessage);
         Canary.AssertAbsent(run.AllText, title + " output");
     }
 
