@@ -93,7 +93,24 @@ public sealed class FaultDuringRunTests
         Assert.False(run.Succeeded);
         Assert.NotNull(run.ErrorId);
         Assert.Contains(struck.Value!, run.ErrorMessage);
+        Assert.Contains("still running", run.ErrorMessage);
+        Assert.Matches("(?i)-Resume", run.ErrorMessage);
+        // The hung node (TERMINATING: it takes no new connections) stays out of rotation; the other two keep serving.
+        await lab.Load.AssertEveryNodeServesAsync(lab.NodeNames.Where(n => n != struck.Value));
+        Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");
+        lab.Record("node hangs on stop", $"run halted after the stop timeout; {struck.Value} left out of rotation (hung in TERMINATING, cannot serve); the error names the next step",
+            run.ErrorId, run.ErrorMessage);
+
+        // The way forward the error names: end the hung process by hand, then -Resume completes the upgrade.
+        var pid = int.Parse(File.ReadAllText(Path.Combine(lab.Node(struck.Value!).Home, "bitbucket.pid")).Trim());
+        System.Diagnostics.Process.GetProcessById(pid).Kill();
+        var resumed = await lab.InvokeRollingUpgradeAsync("-Resume", profile);
+        await lab.AssertAllInRotationAsync();
         await lab.Load.StopAsync();
-        lab.Record("node hangs on stop", $"run halted; {struck.Value} {run.Report?.Nodes.FirstOrDefault(n => n.Name == struck.Value)?.Outcome}", run.ErrorId, run.ErrorMessage);
+        lab.Print("resume after killing the hung node", resumed);
+        Assert.True(resumed.Succeeded, resumed.ErrorMessage);
+        await lab.AssertClusterOnAsync("8.19.4");
+        Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");
+        lab.Record("node hangs on stop, killed by hand, then -Resume", "upgraded 3/3, STABLE", null);
     }
 }
