@@ -73,6 +73,9 @@ public sealed class ExternalProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>SIGKILL (TerminateProcess on Windows) at once, without spawning 'kill': a crash at a precise moment.</summary>
+    public void KillNow() => _process.Kill();
+
     public void Signal(string signal) => Process.Start("kill", new[] { "-" + signal, _process.Id.ToString() })?.WaitForExit();
 
     public async ValueTask DisposeAsync()

@@ -255,7 +255,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             ZduCluster after;
             try
             {
-                after = await _ports.Cluster.StartAsync(ct).ConfigureAwait(false);
+                after = await PostWhileNotAppliedAsync(c => _ports.Cluster.StartAsync(c), ct).ConfigureAwait(false);
             }
             catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.InvalidState)
             {
@@ -274,7 +274,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 Describe, timeouts.Healthy, timeouts, "the cluster to be READY_TO_RUN_UPGRADE_TASKS", "UpgradeFinalizeTimeout", ct).ConfigureAwait(false);
             try
             {
-                await _ports.Cluster.ApproveAsync(ct).ConfigureAwait(false);
+                await PostWhileNotAppliedAsync(c => _ports.Cluster.ApproveAsync(c), ct).ConfigureAwait(false);
             }
             catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.InvalidState)
             {
@@ -282,6 +282,30 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 if (now.UpgradeModeEnabled)
                     throw new BbException("UpgradeFinalizeFailed", BbErrorCategory.InvalidOperation,
                         $"Bitbucket refused to finalize (409) in state {now.StateText ?? now.State.ToString()}: {Describe(now)}.", null, ex);
+            }
+        }
+
+        /// <summary>
+        /// A cluster action (start, approve) that failed with a 5xx, a reset or a timeout, where re-reading the cluster proved it
+        /// did NOT take effect (ZduClient attaches that reading), is safe to send again: a short burst of server errors must not
+        /// halt a run. Tried up to 4 times with a growing pause; any other failure, or a still-failing action, goes up as before.
+        /// </summary>
+        private async Task<ZduCluster> PostWhileNotAppliedAsync(Func<CancellationToken, Task<ZduCluster>> post, CancellationToken ct)
+        {
+            var pause = TimeSpan.FromMilliseconds(500);
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return await post(ct).ConfigureAwait(false);
+                }
+                catch (ZduApiException ex) when (attempt < 4 && ex.Cluster is not null
+                    && (ex.Kind == ZduErrorKind.ServerError || ex.Kind == ZduErrorKind.Unreachable || ex.Kind == ZduErrorKind.Timeout))
+                {
+                    _host.Warning($"{ex.Message} Trying again in {pause.TotalSeconds:0.#} s (attempt {attempt + 1} of 4).");
+                    await _ports.Clock.Delay(pause, ct).ConfigureAwait(false);
+                    pause += pause;
+                }
             }
         }
 

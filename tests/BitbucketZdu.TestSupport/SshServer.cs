@@ -1,13 +1,14 @@
 using System.Net.Sockets;
-using BitbucketZdu.TestSupport;
+using Xunit;
 
-namespace BitbucketZdu.Nodes.Tests;
+namespace BitbucketZdu.TestSupport;
 
 /// <summary>
 /// A real OpenSSH server on loopback per test class (classes run in parallel): private config, its own host key (pinned in a
 /// known_hosts file, so host keys are verified as in production), key-only login as the current user, and a
 /// PowerShell subsystem running the repo's pinned pwsh.
 /// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class SshServer : IAsyncLifetime
 {
     private ExternalProcess? _sshd;

@@ -1,0 +1,239 @@
+using System.Collections;
+using System.Management.Automation;
+using System.Runtime.CompilerServices;
+using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Core.Rules;
+using BitbucketZdu.Core.Upgrade.Adapters;
+using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Ports;
+using BitbucketZdu.Core.Upgrade.Profile;
+using BitbucketZdu.Core.Upgrade.Report;
+using BitbucketZdu.Core.Upgrade.Runner;
+using BitbucketZdu.TestSupport;
+using Xunit.Abstractions;
+
+namespace BitbucketZdu.EndToEnd.Tests.Lab;
+
+public sealed class LabOptions
+{
+    public FrontKind Front { get; init; } = FrontKind.HAProxy;
+    public int Nodes { get; init; } = 3;
+    public string From { get; init; } = "8.19.3";
+    public string To { get; init; } = "8.19.4";
+}
+
+/// <summary>
+/// THE end-to-end fixture: a simulated cluster (real node processes) on free ports in a temp folder, a real load balancer
+/// in front, steady user traffic through it, the cluster profile and its journal folder, the module (in-process or in
+/// a child pwsh) and the engine with its real adapters. Every process it started is stopped on dispose.
+/// </summary>
+public sealed class E2eLab : IAsyncDisposable
+{
+    private ModuleSession? _module;
+
+    private E2eLab(ITestOutputHelper? output, LabOptions options, string dir, SimulatedCluster cluster, IFront front, string archive, string sha)
+    {
+        Output = output;
+        Options = options;
+        Dir = dir;
+        Cluster = cluster;
+        Front = front;
+        ArchivePath = archive;
+        ArchiveSha256 = sha;
+        Load = new UserLoad(front.Frontend);
+    }
+
+    /// <summary>Where figures are printed: the current test's output (a class-fixture lab is shared by several tests).</summary>
+    public ITestOutputHelper? Output { get; set; }
+    public LabOptions Options { get; }
+    public string Dir { get; }
+    public SimulatedCluster Cluster { get; }
+    public IFront Front { get; }
+    public UserLoad Load { get; }
+    public string ArchivePath { get; }
+    public string ArchiveSha256 { get; }
+    public string JournalDir => Path.Combine(Dir, "journal");
+    public string ProfilePath => Path.Combine(Dir, "profile.psd1");
+    public const string ClusterName = "e2e";
+    public IEnumerable<string> NodeNames => Cluster.Nodes.Select(n => n.Name);
+
+    public static async Task<E2eLab> StartAsync(ITestOutputHelper? output, LabOptions? options = null)
+    {
+        options ??= new LabOptions();
+        var dir = Directory.CreateTempSubdirectory("bbzdu-e2e-").FullName;
+        var dist = SimulatedCluster.DistAsync(options.To);
+        SimulatedCluster? cluster = null;
+        IFront? front = null;
+        try
+        {
+            cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From);
+            var (archive, sha) = await dist;
+            front = await Lab.Front.StartAsync(options.Front, dir, cluster.Nodes);
+            using (var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(5) })
+                await Eventually.UntilAsync(async () => (await probe.GetAsync(new Uri(front.Frontend, "/"))).IsSuccessStatusCode,
+                    TimeSpan.FromSeconds(20), $"{options.Front} serving users at {front.Frontend}");
+            var lab = new E2eLab(output, options, dir, cluster, front, archive, sha);
+            await lab.Load.AssertEveryNodeServesAsync(lab.NodeNames);
+            return lab;
+        }
+        catch
+        {
+            if (front is not null) await front.DisposeAsync();
+            if (cluster is not null) await cluster.DisposeAsync();
+            throw;
+        }
+    }
+
+    public SimNode Node(string name) => Cluster.Nodes.Single(n => n.Name == name);
+
+    /// <summary>The cluster profile as a user writes it (Remoting 'local' unless <paramref name="remoting"/> says otherwise).</summary>
+    public Hashtable Profile(Func<SimNode, string>? remoting = null) => new()
+    {
+        ["Name"] = ClusterName,
+        ["BaseUrl"] = Front.Frontend.ToString(),
+        ["TargetVersion"] = Options.To,
+        ["Archive"] = new Hashtable { ["Path"] = ArchivePath, ["Sha256"] = ArchiveSha256 },
+        ["MinFreeDiskGB"] = 0.05,
+        ["JournalPath"] = JournalDir,
+        ["LoadBalancers"] = new object[] { Front.ProfileEntry() },
+        ["Nodes"] = Cluster.Nodes.Select(n => (object)new Hashtable
+        {
+            ["Name"] = n.Name, ["Url"] = n.Url.ToString(), ["Remoting"] = remoting?.Invoke(n) ?? "local",
+            ["InstallRoot"] = n.InstallRoot, ["Service"] = "Script", ["Member"] = Front.MemberOf(n),
+        }).ToArray(),
+        ["Timeouts"] = new Hashtable
+        {
+            ["DrainSeconds"] = 10, ["StopSeconds"] = 15, ["OfflineSeconds"] = 15, ["StartSeconds"] = 30, ["HealthySeconds"] = 20,
+            ["StableSeconds"] = 30, ["MaxPollMilliseconds"] = 250,
+        },
+    };
+
+    public string WriteProfile(Hashtable? profile = null)
+    {
+        File.WriteAllText(ProfilePath, Psd1.Write(profile ?? Profile()));
+        return ProfilePath;
+    }
+
+    public static PSCredential Credential => new(Canary.UserName, Canary.Secure(Canary.Password));
+    public static ZduCredential ApiCredential => ZduCredential.Basic(Canary.UserName, Canary.Secure(Canary.Password));
+
+    /// <summary>Invoke-BbRollingUpgrade in this process, as an admin runs it: -ProfilePath, -Credential, -Confirm:$false.</summary>
+    /// <param name="hook">Called on the pipeline thread at every phase (phase, node) through -Hook @{ '*' = ... }: where a test strikes.</param>
+    public Task<UpgradeRun> InvokeRollingUpgradeAsync(string extraParameters = "", Hashtable? profile = null, Action<string, string?>? hook = null,
+        ModuleSession? session = null)
+    {
+        var path = WriteProfile(profile);
+        session ??= _module ??= new ModuleSession();
+        var hookParameter = hook is null ? "" : "-Hook @{ '*' = { $bbHook.Invoke([string]$_.Phase, [string]$_.Node) } }";
+        return session.RunAsync($"Invoke-BbRollingUpgrade -ProfilePath $bbProfile -Credential $bbCredential -Confirm:$false -Verbose {hookParameter} {extraParameters}",
+            new Dictionary<string, object?> { ["bbProfile"] = path, ["bbCredential"] = Credential, ["bbHook"] = hook });
+    }
+
+    /// <summary>A hook that acts once, at the first node to reach <paramref name="phase"/>; returns that node's name through <paramref name="struck"/>.</summary>
+    public static Action<string, string?> Once(string phase, Action<string> action, StrongBox<string?> struck) => (p, node) =>
+    {
+        if (p != phase || node is null || struck.Value is not null) return;
+        struck.Value = node;
+        action(node);
+    };
+
+    /// <summary>The engine with its real adapters (cluster API, load-balancer rotation, node steps over <paramref name="openShell"/>, file journal).</summary>
+    public async Task<UpgradeRun> RunEngineAsync(Hashtable profileData, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell, bool resume = false)
+    {
+        var profile = ClusterProfileReader.Read(profileData, WriteProfile(profileData));
+        var clients = new List<ZduClient>();
+        ZduClient Client(Uri url)
+        {
+            lock (clients)
+            {
+                var c = new ZduClient(new ZduClientOptions(url, ApiCredential));
+                clients.Add(c);
+                return c;
+            }
+        }
+        var perNode = new System.Collections.Concurrent.ConcurrentDictionary<string, IZduClient>();
+        using var rotation = new LoadBalancerRotation(profile);
+        using var nodes = new NodeStepsHost(profile, openShell);
+        using var ports = new UpgradePorts(Client(profile.BaseUrl), n => perNode.GetOrAdd(n.Name, _ => Client(n.Url)), rotation, nodes,
+            new FileJournalStore(JournalDir), UpgradeClock.System);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        try
+        {
+            var result = await new RollingUpgradeRunner(ports, NullOperationHost.Instance).RunAsync(profile, new RollingUpgradeOptions { Resume = resume }, CancellationToken.None);
+            return new UpgradeRun(result.Report, null, null, result.Report?.Summary ?? "", sw.Elapsed);
+        }
+        catch (UpgradeHaltedException halted)
+        {
+            return new UpgradeRun(halted.Report, halted.ErrorId, halted.Message, halted.ToString(), sw.Elapsed);
+        }
+        catch (BitbucketZdu.Core.BbException ex)
+        {
+            return new UpgradeRun(null, ex.ErrorId, ex.Message, ex.ToString(), sw.Elapsed);
+        }
+        finally
+        {
+            foreach (var c in clients) c.Dispose();
+        }
+    }
+
+    public async Task<ZduCluster> ClusterStateAsync()
+    {
+        using var api = new ZduClient(new ZduClientOptions(Cluster.Nodes[0].Url, ApiCredential));
+        return await api.GetClusterAsync();
+    }
+
+    /// <summary>Upgrade mode off, STABLE, every node ACTIVE on <paramref name="version"/>.</summary>
+    public async Task AssertClusterOnAsync(string version)
+    {
+        var cluster = await Eventually.ValueAsync(ClusterStateAsync, c => c.State == ClusterState.STABLE && c.Nodes.Count == Options.Nodes
+            && c.Nodes.All(n => n.State == NodeState.ACTIVE && n.Version == version), TimeSpan.FromSeconds(20), $"cluster STABLE with every node ACTIVE on {version}");
+        Assert.False(cluster.UpgradeModeEnabled);
+    }
+
+    /// <summary>No node left out of rotation: the load balancer says every member is in, and users reach every node.</summary>
+    public async Task AssertAllInRotationAsync()
+    {
+        var profile = ClusterProfileReader.Read(Profile(), ProfilePath);
+        using var rotation = new LoadBalancerRotation(profile);
+        foreach (var node in profile.Nodes)
+            Assert.Equal(RotationState.InRotation, await rotation.GetStateAsync(node, CancellationToken.None));
+        await Load.AssertEveryNodeServesAsync(NodeNames);
+    }
+
+    public async Task<IReadOnlyList<JournalEntry>> JournalAsync() =>
+        await new FileJournalStore(JournalDir).ReadAsync(ClusterName, CancellationToken.None);
+
+    public string JournalFile => new FileJournalStore(JournalDir).JournalFile(ClusterName);
+
+    /// <summary>Prints the run's figures: requests, failures, and each node's out-of-rotation window against its stop + start.</summary>
+    public void Print(string title, UpgradeRun run)
+    {
+        Output?.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}");
+        Output?.WriteLine("  served: " + string.Join(", ", Load.PerNode.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + kv.Value)));
+        if (run.Report is UpgradeReport r)
+        {
+            Output?.WriteLine("  " + r.Summary);
+            foreach (var n in r.Nodes)
+                Output?.WriteLine($"  {n.Order}. {n.Name} {n.Outcome} {n.FromVersion}->{n.ToVersion}: out of rotation {Sec(n.OutOfRotation)} (drain {Sec(n.DrainTime)}, stop {Sec(n.StopTime)}, install {Sec(n.InstallTime)}, start {Sec(n.StartTime)}, put back {Sec(n.PutBackTime)}, overhead {Sec(n.Overhead)}){(n.Error is null ? "" : " error: " + n.Error)}");
+        }
+        if (run.ErrorMessage is not null) Output?.WriteLine("  error: " + run.ErrorMessage);
+        Canary.AssertAbsent(run.AllText, title + " output");
+    }
+
+    private static string Sec(TimeSpan? t) => t is null ? "-" : $"{t.Value.TotalSeconds:0.00} s";
+
+    /// <summary>Records this case in out/reliability/fault-matrix.json with the traffic figures so far.</summary>
+    public void Record(string @case, string outcome, string? errorId, string? note = null) =>
+        FaultMatrix.Record(new FaultOutcome(@case, outcome, errorId, Load.Total, Load.Failed, note));
+
+    public async ValueTask DisposeAsync()
+    {
+        await Load.DisposeAsync();
+        _module?.Dispose();
+        await Front.DisposeAsync();
+        await Cluster.DisposeAsync();
+        try { Directory.Delete(Dir, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
