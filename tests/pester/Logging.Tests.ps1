@@ -66,6 +66,11 @@ Describe '-LogPath' {
         Assert-NoCanary $log
     }
 
+    It 'says each API call in plain words under -Debug' {
+        $debug = @(Get-BbClusterStatus -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] })
+        ($debug.Message -join "`n") | Should -Match 'GET http://127\.0\.0\.1:\d+/rest/zdu/cluster -> 200 in \d+ ms'
+    }
+
     It 'refuses an unwritable log path with BbLogPathUnwritable' {
         $file = Join-Path $Dir 'a-file'
         Set-Content -Path $file -Value 'x'

@@ -116,6 +116,10 @@ namespace BitbucketZdu.Internal
             base.ThrowTerminatingError(errorRecord);
         }
 
+        internal static string DescribeRequest(ZduRequestRecord r) =>
+            $"{r.Method} {r.Host}{r.Path} -> " + (r.Status is int status ? status.ToString(System.Globalization.CultureInfo.InvariantCulture) : "no answer (" + r.Failure + ")")
+            + $" in {(long)r.Elapsed.TotalMilliseconds} ms";
+
         internal void LogOutput(object? value)
         {
             if (value is null || Log is null) return;
@@ -130,7 +134,12 @@ namespace BitbucketZdu.Internal
             var log = bridge.Log;
             var task = Task.Run(async () =>
             {
-                using (log is null ? null : ZduDiagnostics.ReportRequestsTo(log.Http))
+                // Every /rest/zdu call: a JSON line in the -LogPath log and a plain line for -Debug.
+                using (ZduDiagnostics.ReportRequestsTo(r =>
+                       {
+                           log?.Http(r);
+                           bridge.DebugUnlogged(DescribeRequest(r));
+                       }))
                     return await work(bridge, StopToken).ConfigureAwait(false);
             });
             task.ContinueWith(_ => bridge.Queue.CompleteAdding(), TaskScheduler.Default);

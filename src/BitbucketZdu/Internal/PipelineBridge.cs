@@ -52,6 +52,9 @@ namespace BitbucketZdu.Internal
             Post(() => _cmdlet.WriteDebug(message));
         }
 
+        /// <summary>A debug line that is not logged (its structured twin is already in the log).</summary>
+        internal void DebugUnlogged(string message) => Post(() => _cmdlet.WriteDebug(message));
+
         public void Warning(string message)
         {
             Log?.Message("warning", message);
