@@ -66,7 +66,9 @@ Describe '-LogPath' {
         Assert-NoCanary $log
     }
 
-    It 'says each API call in plain words under -Debug' {
+    It 'says what it does in plain words under -Verbose, and each API call under -Debug' {
+        $verbose = @(Get-BbClusterStatus -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] })
+        ($verbose.Message -join "`n") | Should -Match "Reading the cluster's rolling-upgrade state from http://127\.0\.0\.1:\d+/rest/zdu/cluster"
         $debug = @(Get-BbClusterStatus -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] })
         ($debug.Message -join "`n") | Should -Match 'GET http://127\.0\.0\.1:\d+/rest/zdu/cluster -> 200 in \d+ ms'
     }

@@ -124,7 +124,7 @@ namespace BitbucketZdu.Internal
             new Regex(@"(?i)(authorization\s*[:=]\s*)(basic|bearer|negotiate|ntlm)?\s*[^\s,;""']+", RegexOptions.Compiled),
             new Regex(@"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*", RegexOptions.Compiled),
             new Regex(@"(?i)([a-z][a-z0-9+.\-]*://)[^/@\s]+@", RegexOptions.Compiled),
-            new Regex(@"(?i)\b(password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|apikey|api_key|sig|signature|sas|code|key)(\s*[=:]\s*)(""[^""]*""|'[^']*'|[^&\s;,""']+)", RegexOptions.Compiled),
+            new Regex(@"(?i)\b(password|passwd|pwd|pass|token|access_token|refresh_token|id_token|secret|client_secret|apikey|api_key|accountkey|sig|signature|sas|key)(\s*[=:]\s*)(""[^""]*""|'[^']*'|[^&\s;,""']+)", RegexOptions.Compiled),
         };
 
         private readonly string[] _secrets;
