@@ -68,7 +68,7 @@ namespace BitbucketZdu.Internal
         {
             try
             {
-                var result = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
+                var result = InvokeCommand.InvokeScript(true, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
                 if (result.Count == 1 && result[0]?.BaseObject is IDictionary d) return d;
             }
             catch (RuntimeException ex)

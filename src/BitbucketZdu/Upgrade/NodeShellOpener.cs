@@ -61,7 +61,7 @@ namespace BitbucketZdu.Upgrade
             cmdlet.WriteVerbose($"{node.Name}: opening a PowerShell session ({target}).");
             try
             {
-                var session = cmdlet.InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($p) New-PSSession @p"), null, p)
+                var session = cmdlet.InvokeCommand.InvokeScript(true, ScriptBlock.Create("param($p) New-PSSession @p"), null, p)
                     .Select(o => o.BaseObject).OfType<PSSession>().FirstOrDefault()
                     ?? throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError, $"New-PSSession to {target} returned no session.", node.Name);
                 return OpenShellAsync(session);
