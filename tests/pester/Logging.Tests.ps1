@@ -50,7 +50,7 @@ Describe '-LogPath' {
         $post.Count | Should -Be 1
         $post[0].path | Should -BeLike '/rest/zdu/*'
         $post[0].status | Should -BeIn 200, 201, 204
-        ($entries | Where-Object { $_.kind -eq 'verbose' -and $_.command -eq 'Enable-BbUpgradeMode' }).message | Should -Match 'upgrade mode'
+        (@($entries | Where-Object { $_.kind -eq 'verbose' -and $_.command -eq 'Enable-BbUpgradeMode' }).message -join "`n") | Should -Match 'upgrade mode'
         ($entries | Where-Object kind -eq 'end').Count | Should -BeGreaterOrEqual 2
         (Get-BbClusterStatus).UpgradeModeEnabled | Should -BeFalse
         Assert-NoCanary $log
@@ -69,7 +69,8 @@ Describe '-LogPath' {
     It 'says what it does in plain words under -Verbose, and each API call under -Debug' {
         $verbose = @(Get-BbClusterStatus -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] })
         ($verbose.Message -join "`n") | Should -Match "Reading the cluster's rolling-upgrade state from http://127\.0\.0\.1:\d+/rest/zdu/cluster"
-        $debug = @(Get-BbClusterStatus -Debug 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] })
+        # As -Debug does in PowerShell 7 (without the prompt Windows PowerShell adds, which a non-interactive test cannot answer).
+        $debug = @(& { $DebugPreference = 'Continue'; Get-BbClusterStatus } 5>&1 | Where-Object { $_ -is [System.Management.Automation.DebugRecord] })
         ($debug.Message -join "`n") | Should -Match 'GET http://127\.0\.0\.1:\d+/rest/zdu/cluster -> 200 in \d+ ms'
     }
 

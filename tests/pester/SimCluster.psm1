@@ -56,11 +56,18 @@ function Start-SimBalancer {
     $listen = Get-FreeTcpPort
     $arguments = @((Get-BbsimPath), 'balancer', '--listen', $listen, '--admin-port', $admin, '--backend', 'bitbucket', '--check-interval-ms', '200')
     foreach ($node in $Manifest.nodes) { $arguments += @('--server', "$($node.name)=127.0.0.1:$($node.port)") }
-    $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput ([IO.Path]::GetTempFileName()) -RedirectStandardError ([IO.Path]::GetTempFileName())
-    $deadline = [DateTime]::UtcNow.AddSeconds(20)
+    $stderr = [IO.Path]::GetTempFileName()
+    $process = Start-Process -FilePath 'dotnet' -ArgumentList $arguments -PassThru -RedirectStandardOutput ([IO.Path]::GetTempFileName()) -RedirectStandardError $stderr
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)   # dotnet start-up on a loaded 2-core CI machine
     while ($true) {
         $client = [System.Net.Sockets.TcpClient]::new()
-        try { $client.Connect('127.0.0.1', $admin); break } catch { if ([DateTime]::UtcNow -gt $deadline -or $process.HasExited) { throw "bbsim balancer did not open its runtime API on port $admin." } } finally { $client.Dispose() }
+        try { $client.Connect('127.0.0.1', $admin); break }
+        catch {
+            if ([DateTime]::UtcNow -gt $deadline -or $process.HasExited) {
+                throw "bbsim balancer did not open its runtime API on port $admin (exited: $($process.HasExited)): $(Get-Content $stderr -Raw)"
+            }
+        }
+        finally { $client.Dispose() }
         Start-Sleep -Milliseconds 100   # polling with a deadline, not synchronisation by sleep
     }
     $process | Add-Member -NotePropertyName AdminPort -NotePropertyValue $admin -PassThru | Add-Member -NotePropertyName ListenPort -NotePropertyValue $listen -PassThru
