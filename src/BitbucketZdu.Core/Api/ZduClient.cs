@@ -92,9 +92,7 @@ namespace BitbucketZdu.Core.Api
                 {
                     attempts++;
                     using var request = BuildRequest(HttpMethod.Get, uri);
-                    var answer = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
-                    await BufferBoundedAsync(HttpMethod.Get, uri, answer, token).ConfigureAwait(false);
-                    return answer;
+                    return await SendTimedAsync(request, token).ConfigureAwait(false);
                 }, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when ((ex is TimeoutRejectedException || ex is OperationCanceledException) && !cancellationToken.IsCancellationRequested)
@@ -218,6 +216,25 @@ namespace BitbucketZdu.Core.Api
             }
         }
 
+        /// <summary>One HTTP exchange, reported to <see cref="ZduDiagnostics"/> (method, path, status, elapsed) whatever its outcome.</summary>
+        private async Task<HttpResponseMessage> SendTimedAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var clock = Stopwatch.StartNew();
+            try
+            {
+                var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+                await BufferBoundedAsync(request.Method, request.RequestUri!, response, cancellationToken).ConfigureAwait(false);
+                ZduDiagnostics.Completed(_options, new ZduRequestRecord(request.Method.Method, request.RequestUri!, (int)response.StatusCode, clock.Elapsed, null));
+                return response;
+            }
+            catch (Exception ex)
+            {
+                var failure = ex is OperationCanceledException ? (cancellationToken.IsCancellationRequested ? "cancelled or timed out" : "timed out") : ex.GetType().Name;
+                ZduDiagnostics.Completed(_options, new ZduRequestRecord(request.Method.Method, request.RequestUri!, null, clock.Elapsed, failure));
+                throw;
+            }
+        }
+
         private async Task<ZduCluster> PostOnceAsync(Uri uri, CancellationToken cancellationToken)
         {
             using var request = BuildRequest(HttpMethod.Post, uri);
@@ -226,8 +243,7 @@ namespace BitbucketZdu.Core.Api
             HttpResponseMessage response;
             try
             {
-                response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, timeout.Token).ConfigureAwait(false);
-                await BufferBoundedAsync(HttpMethod.Post, uri, response, timeout.Token).ConfigureAwait(false);
+                response = await SendTimedAsync(request, timeout.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {

@@ -53,6 +53,9 @@ namespace BitbucketZdu.Core.Api
         /// <summary>Where the client says what it retries and reconciles (verbose-level text, never a secret). Optional.</summary>
         public Action<string>? Diagnostic { get; set; }
 
+        /// <summary>Called after every HTTP exchange with the API (method, path, status, elapsed; never headers or bodies). Optional.</summary>
+        public Action<ZduRequestRecord>? RequestCompleted { get; set; }
+
         /// <summary>The module name and version for the User-Agent (never a browser's).</summary>
         public string UserAgent { get; set; } = DefaultUserAgent;
 

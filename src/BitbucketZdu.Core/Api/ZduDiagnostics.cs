@@ -4,19 +4,29 @@ using System.Threading;
 namespace BitbucketZdu.Core.Api
 {
     /// <summary>
-    /// An ambient place for the client's verbose messages (retries, reconciliation) for the current async flow, so a
-    /// cmdlet can send one call's messages to its own verbose stream while the connection (and its client) is shared:
+    /// An ambient place for the client's verbose messages (retries, reconciliation) and its completed HTTP exchanges
+    /// for the current async flow, so a cmdlet can send one call's messages to its own verbose stream (and its log)
+    /// while the connection (and its client) is shared:
     /// <c>using (ZduDiagnostics.ReportTo(host.Verbose)) { await client.GetClusterAsync(ct); }</c>.
     /// </summary>
     public static class ZduDiagnostics
     {
         private static readonly AsyncLocal<Action<string>?> Current = new AsyncLocal<Action<string>?>();
+        private static readonly AsyncLocal<Action<ZduRequestRecord>?> CurrentRequests = new AsyncLocal<Action<ZduRequestRecord>?>();
 
         public static IDisposable ReportTo(Action<string> sink)
         {
             var previous = Current.Value;
             Current.Value = sink;
-            return new Restore(previous);
+            return new Restore(() => Current.Value = previous);
+        }
+
+        /// <summary>Sends every HTTP exchange of the clients used in the current async flow to <paramref name="sink"/>.</summary>
+        public static IDisposable ReportRequestsTo(Action<ZduRequestRecord> sink)
+        {
+            var previous = CurrentRequests.Value;
+            CurrentRequests.Value = sink;
+            return new Restore(() => CurrentRequests.Value = previous);
         }
 
         internal static void Write(ZduClientOptions options, string message)
@@ -25,11 +35,49 @@ namespace BitbucketZdu.Core.Api
             Current.Value?.Invoke(message);
         }
 
+        internal static void Completed(ZduClientOptions options, ZduRequestRecord record)
+        {
+            try
+            {
+                options.RequestCompleted?.Invoke(record);
+                CurrentRequests.Value?.Invoke(record);
+            }
+            catch (Exception)
+            {
+                // A broken log sink must not fail the request it reports on.
+            }
+        }
+
         private sealed class Restore : IDisposable
         {
-            private readonly Action<string>? _previous;
-            public Restore(Action<string>? previous) => _previous = previous;
-            public void Dispose() => Current.Value = _previous;
+            private readonly Action _restore;
+            public Restore(Action restore) => _restore = restore;
+            public void Dispose() => _restore();
         }
+    }
+
+    /// <summary>
+    /// One HTTP exchange with the rolling-upgrade API as logs see it: method, path (no user info, no query), status
+    /// (null when no answer came) and elapsed time. Never headers or bodies.
+    /// </summary>
+    public sealed class ZduRequestRecord
+    {
+        public ZduRequestRecord(string method, Uri uri, int? status, TimeSpan elapsed, string? failure)
+        {
+            Method = method;
+            Path = uri.IsAbsoluteUri ? uri.AbsolutePath : uri.OriginalString.Split('?')[0];
+            Host = uri.IsAbsoluteUri ? uri.GetComponents(UriComponents.SchemeAndServer, UriFormat.UriEscaped) : null;
+            Status = status;
+            Elapsed = elapsed;
+            Failure = failure;
+        }
+
+        public string Method { get; }
+        public string Path { get; }
+        /// <summary>scheme://host:port, without user info.</summary>
+        public string? Host { get; }
+        public int? Status { get; }
+        public TimeSpan Elapsed { get; }
+        public string? Failure { get; }
     }
 }

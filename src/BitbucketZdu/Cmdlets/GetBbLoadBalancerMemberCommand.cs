@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System.Linq;
 using System.Management.Automation;
 using BitbucketZdu.Core.LoadBalancers;
@@ -20,6 +21,7 @@ namespace BitbucketZdu.Cmdlets
         /// <summary>Only members whose name matches (wildcards allowed).</summary>
         [Parameter(Position = 1)]
         [SupportsWildcards]
+        [ArgumentCompleter(typeof(LoadBalancerMemberCompleter))]
         public string[]? Name { get; set; }
 
         protected override void ProcessRecord()

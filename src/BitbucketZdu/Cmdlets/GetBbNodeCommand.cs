@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Linq;
 using System.Management.Automation;
@@ -21,16 +22,19 @@ namespace BitbucketZdu.Cmdlets
         [Parameter(Position = 0, ParameterSetName = FilterSet)]
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string[]? Name { get; set; }
 
         /// <summary>Only nodes in one of these states.</summary>
         [Parameter(ParameterSetName = FilterSet)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(StateCompleter))]
         public NodeState[]? State { get; set; }
 
         /// <summary>Node ids (GET /rest/zdu/nodes/{id}). Ids may change when a node restarts.</summary>
         [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string[] Id { get; set; } = Array.Empty<string>();
 
         protected override void ProcessRecord()

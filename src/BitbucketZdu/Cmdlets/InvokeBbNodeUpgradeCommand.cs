@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Collections;
 using System.Management.Automation;
@@ -18,6 +19,7 @@ namespace BitbucketZdu.Cmdlets
         [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
         [Alias("NodeName", "Node")]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string Name { get; set; } = null!;
 
         /// <summary>Script blocks per phase (@{ NodeHealthy = { ... } }); each gets the event as $_. A throw restores the node.</summary>

@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Linq;
 using System.Management.Automation;
@@ -30,6 +31,7 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>The cluster node id to watch with -WaitForOffline (default: the node whose address is -HostName).</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string? NodeId { get; set; }
 
         /// <summary>The cluster connection for -WaitForOffline (default: the one from Connect-BbCluster).</summary>

@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Management.Automation;
 using BitbucketZdu.Core.Api;
@@ -15,6 +16,7 @@ namespace BitbucketZdu.Cmdlets
         /// <summary>The states to wait for (any one of them ends the wait).</summary>
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(StateCompleter))]
         public ClusterState[] State { get; set; } = Array.Empty<ClusterState>();
 
         protected override void ProcessRecord()

@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Collections.Generic;
 using System.Management.Automation;
@@ -18,10 +19,12 @@ namespace BitbucketZdu.Cmdlets
         /// <summary>The states to wait for (any one of them ends the wait for a node). A node absent from the cluster counts as OFFLINE.</summary>
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(StateCompleter))]
         public NodeState[] State { get; set; } = Array.Empty<NodeState>();
 
         /// <summary>The node's name.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string? Name { get; set; }
 
         /// <summary>The node's IP address (the most stable way to follow a node across restarts).</summary>
@@ -34,6 +37,7 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>The node's id; used only when neither -IpAddress nor -Name is given.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string? Id { get; set; }
 
         protected override void ProcessRecord()

@@ -45,6 +45,12 @@ namespace BitbucketZdu.Internal
         }
 
         /// <summary>GET /rest/zdu/cluster.</summary>
-        protected ZduCluster ReadCluster() => RunApi((client, _, ct) => client.GetClusterAsync(ct));
+        protected ZduCluster ReadCluster()
+        {
+            WriteVerbose($"Reading the cluster's rolling-upgrade state from {Client.BaseUri}rest/zdu/cluster.");
+            var cluster = RunApi((client, _, ct) => client.GetClusterAsync(ct));
+            WriteVerbose(Core.Rules.ZduStateRules.DescribeCluster(cluster));
+            return cluster;
+        }
     }
 }

@@ -3,6 +3,7 @@ using System.Management.Automation;
 using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core;
+using BitbucketZdu.Core.Api;
 
 namespace BitbucketZdu.Internal
 {
@@ -18,18 +19,129 @@ namespace BitbucketZdu.Internal
         /// <summary>Cancelled when the user presses Ctrl+C or the pipeline is stopped.</summary>
         protected CancellationToken StopToken => _stopping.Token;
 
-        protected override void StopProcessing() => _stopping.Cancel();
+        private StructuredLog? _log;
+        private bool _logFailed;
+
+        /// <summary>
+        /// Appends a JSON-lines log of this run: every step (verbose, warning, progress), every HTTP call to
+        /// /rest/zdu (method, path, status, milliseconds), outputs and errors. Secrets are redacted.
+        /// </summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? LogPath { get; set; }
+
+        protected override void StopProcessing()
+        {
+            Log?.Message("end", "Stopped (Ctrl+C or pipeline stopped).");
+            _stopping.Cancel();
+        }
 
         protected override void EndProcessing()
         {
+            _log?.TryWrite("end", ("message", "Done."));
             base.EndProcessing();
+        }
+
+        /// <summary>
+        /// The -LogPath log, opened on first use (on the pipeline thread) with a "start" entry naming the command
+        /// and its parameters; null without -LogPath. An unwritable path is a terminating error (BbLogPathUnwritable).
+        /// </summary>
+        internal StructuredLog? Log
+        {
+            get
+            {
+                if (_log is not null || LogPath is null || _logFailed) return _log;
+                var path = GetUnresolvedProviderPathFromPSPath(LogPath);
+                var log = new StructuredLog(path, MyInvocation.MyCommand?.Name ?? GetType().Name, Redactor.ForParameters(MyInvocation.BoundParameters));
+                try
+                {
+                    var dir = System.IO.Path.GetDirectoryName(path);
+                    if (!string.IsNullOrEmpty(dir)) System.IO.Directory.CreateDirectory(dir);
+                    log.Write("start", new[]
+                    {
+                        new System.Collections.Generic.KeyValuePair<string, object?>("message", $"{log.Path}: {MyInvocation.MyCommand?.Name} started."),
+                        new System.Collections.Generic.KeyValuePair<string, object?>("parameters", DescribeParameters()),
+                        new System.Collections.Generic.KeyValuePair<string, object?>("module", ZduClientOptions.DefaultUserAgent),
+                    });
+                }
+                catch (Exception ex) when (ex is System.IO.IOException || ex is UnauthorizedAccessException || ex is NotSupportedException || ex is ArgumentException)
+                {
+                    _logFailed = true;
+                    ThrowError("BbLogPathUnwritable", ErrorCategory.WriteError, $"Cannot write the log '{path}': {ex.Message} Choose a -LogPath in a folder you can write to.", path);
+                }
+                return _log = log;
+            }
+        }
+
+        /// <summary>Bound parameters as "Name=value" (secrets and objects only by type; the log scrubs the rest).</summary>
+        private string[] DescribeParameters()
+        {
+            var list = new System.Collections.Generic.List<string>();
+            foreach (var p in MyInvocation.BoundParameters)
+            {
+                var value = (p.Value as PSObject)?.BaseObject ?? p.Value;
+                var text = value switch
+                {
+                    null => "null",
+                    string str => str,
+                    SwitchParameter sw => sw.IsPresent.ToString(),
+                    System.Security.SecureString _ => "<secure string>",
+                    PSCredential c => $"<credential {c.UserName}>",
+                    Enum or int or long or bool or Uri => value.ToString(),
+                    string[] arr => string.Join(",", arr),
+                    _ => "<" + value.GetType().Name + ">",
+                };
+                list.Add(p.Key + "=" + text);
+            }
+            return list.ToArray();
+        }
+
+        // The Write* methods of Cmdlet are not virtual: these hide them for every BbCmdlet so that what a cmdlet
+        // writes on the pipeline thread reaches the -LogPath log too (the PipelineBridge logs what the engine writes).
+        public new void WriteVerbose(string text) { Log?.Message("verbose", text); base.WriteVerbose(text); }
+        public new void WriteDebug(string text) { Log?.Message("debug", text); base.WriteDebug(text); }
+        public new void WriteWarning(string text) { Log?.Message("warning", text); base.WriteWarning(text); }
+        public new void WriteError(ErrorRecord errorRecord) { Log?.Error(errorRecord); base.WriteError(errorRecord); }
+        public new void WriteObject(object? sendToPipeline) { LogOutput(sendToPipeline); base.WriteObject(sendToPipeline); }
+        public new void WriteObject(object? sendToPipeline, bool enumerateCollection) { LogOutput(sendToPipeline); base.WriteObject(sendToPipeline, enumerateCollection); }
+        public new void WriteProgress(ProgressRecord progressRecord)
+        {
+            Log?.Progress(progressRecord.Activity, progressRecord.StatusDescription, progressRecord.CurrentOperation, progressRecord.PercentComplete, progressRecord.RecordType == ProgressRecordType.Completed);
+            base.WriteProgress(progressRecord);
+        }
+
+        public new void ThrowTerminatingError(ErrorRecord errorRecord)
+        {
+            if (!_logFailed) Log?.Error(errorRecord);
+            base.ThrowTerminatingError(errorRecord);
+        }
+
+        internal static string DescribeRequest(ZduRequestRecord r) =>
+            $"{r.Method} {r.Host}{r.Path} -> " + (r.Status is int status ? status.ToString(System.Globalization.CultureInfo.InvariantCulture) : "no answer (" + r.Failure + ")")
+            + $" in {(long)r.Elapsed.TotalMilliseconds} ms";
+
+        internal void LogOutput(object? value)
+        {
+            if (value is null || Log is null) return;
+            var inner = (value as PSObject)?.BaseObject ?? value;
+            Log.TryWrite("output", ("type", inner.GetType().FullName), ("text", inner.ToString()));
         }
 
         /// <summary>Runs <paramref name="work"/> in the background and pumps its Write*/ShouldProcess calls here.</summary>
         protected T Run<T>(Func<PipelineBridge, CancellationToken, Task<T>> work)
         {
-            var bridge = new PipelineBridge(this);
-            var task = Task.Run(() => work(bridge, StopToken));
+            var bridge = new PipelineBridge(this) { Log = Log };
+            var log = bridge.Log;
+            var task = Task.Run(async () =>
+            {
+                // Every /rest/zdu call: a JSON line in the -LogPath log and a plain line for -Debug.
+                using (ZduDiagnostics.ReportRequestsTo(r =>
+                       {
+                           log?.Http(r);
+                           bridge.DebugUnlogged(DescribeRequest(r));
+                       }))
+                    return await work(bridge, StopToken).ConfigureAwait(false);
+            });
             task.ContinueWith(_ => bridge.Queue.CompleteAdding(), TaskScheduler.Default);
             foreach (var action in bridge.Queue.GetConsumingEnumerable())
                 action();
@@ -90,8 +202,12 @@ namespace BitbucketZdu.Internal
             }
         }
 
-        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null) =>
-            ThrowTerminatingError(new ErrorRecord(new BbException(errorId, (BbErrorCategory)Enum.Parse(typeof(BbErrorCategory), category.ToString()), message, target), errorId, category, target));
+        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null)
+        {
+            // Categories the engine has no twin of (WriteError, ...) map to NotSpecified there; the record keeps the real one.
+            var engineCategory = Enum.TryParse<BbErrorCategory>(category.ToString(), out var c) ? c : BbErrorCategory.NotSpecified;
+            ThrowTerminatingError(new ErrorRecord(new BbException(errorId, engineCategory, message, target), errorId, category, target));
+        }
 
         private static bool IsEngineFailure(Exception ex) =>
             ex is BbException || ex is TimeoutException || ex is ArgumentException || ex is System.IO.IOException

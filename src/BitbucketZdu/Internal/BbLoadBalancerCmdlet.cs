@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Management.Automation;
 using System.Threading;
@@ -26,6 +27,7 @@ namespace BitbucketZdu.Internal
         [Parameter(Mandatory = true, Position = 0, ParameterSetName = NodeSet, ValueFromPipelineByPropertyName = true)]
         [Alias("NodeName")]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(NodeCompleter))]
         public string Name { get; set; } = null!;
 
         /// <summary>The node's IP address, used to match members by address.</summary>
@@ -39,6 +41,7 @@ namespace BitbucketZdu.Internal
         /// <summary>Load-balancer member names, used as they are (no node mapping).</summary>
         [Parameter(Mandatory = true, ParameterSetName = MemberSet, ValueFromPipeline = true)]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(LoadBalancerMemberCompleter))]
         public string[] Member { get; set; } = null!;
 
         protected ILoadBalancer Provider => _provider ??= LoadBalancerFactory.Create(LoadBalancer);

@@ -1,3 +1,4 @@
+using BitbucketZdu.Completion;
 using System;
 using System.Collections;
 using System.IO;
@@ -28,6 +29,7 @@ namespace BitbucketZdu.Internal
         [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
         [Alias("Path", "FullName")]
         [ValidateNotNullOrEmpty]
+        [ArgumentCompleter(typeof(ProfilePathCompleter))]
         public string ProfilePath { get; set; } = null!;
 
         /// <summary>A Bitbucket system administrator (Basic authentication). Default: the current connection's.</summary>

@@ -24,13 +24,48 @@ namespace BitbucketZdu.Internal
 
         internal BlockingCollection<Action> Queue => _queue;
 
-        public void WriteObject(object? value) => Post(() => _cmdlet.WriteObject(value));
-        public void WriteError(ErrorRecord record) => Post(() => _cmdlet.WriteError(record));
-        public void Verbose(string message) => Post(() => _cmdlet.WriteVerbose(message));
-        public void Debug(string message) => Post(() => _cmdlet.WriteDebug(message));
-        public void Warning(string message) => Post(() => _cmdlet.WriteWarning(message));
-        public void Information(string message, string[]? tags = null) =>
+        /// <summary>The cmdlet's -LogPath log; everything the engine writes through this bridge is logged at once (from any thread).</summary>
+        internal StructuredLog? Log { get; set; }
+
+        public void WriteObject(object? value)
+        {
+            if (Log is not null && value is not null)
+                Log.TryWrite("output", ("type", ((value as PSObject)?.BaseObject ?? value).GetType().FullName), ("text", value.ToString()));
+            Post(() => _cmdlet.WriteObject(value));
+        }
+
+        public void WriteError(ErrorRecord record)
+        {
+            Log?.Error(record);
+            Post(() => _cmdlet.WriteError(record));
+        }
+
+        public void Verbose(string message)
+        {
+            Log?.Message("verbose", message);
+            Post(() => _cmdlet.WriteVerbose(message));
+        }
+
+        public void Debug(string message)
+        {
+            Log?.Message("debug", message);
+            Post(() => _cmdlet.WriteDebug(message));
+        }
+
+        /// <summary>A debug line that is not logged (its structured twin is already in the log).</summary>
+        internal void DebugUnlogged(string message) => Post(() => _cmdlet.WriteDebug(message));
+
+        public void Warning(string message)
+        {
+            Log?.Message("warning", message);
+            Post(() => _cmdlet.WriteWarning(message));
+        }
+
+        public void Information(string message, string[]? tags = null)
+        {
+            Log?.Message("information", message);
             Post(() => _cmdlet.WriteInformation(new InformationRecord(message, _cmdlet.MyInvocation.MyCommand?.Name ?? "BitbucketZdu")));
+        }
 
         public void Progress(OperationProgress progress)
         {
@@ -42,6 +77,7 @@ namespace BitbucketZdu.Internal
                 CurrentOperation = progress.CurrentOperation,
                 RecordType = progress.Completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
             };
+            Log?.Progress(record.Activity, record.StatusDescription, record.CurrentOperation, record.PercentComplete, progress.Completed);
             Post(() => _cmdlet.WriteProgress(record));
         }
 

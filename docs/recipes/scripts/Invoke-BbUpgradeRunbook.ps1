@@ -1,0 +1,55 @@
+<#
+.SYNOPSIS
+    Azure Automation runbook (PowerShell 7.2 runtime): a rolling upgrade of Bitbucket Data Center with output that
+    reads well in the job log.
+
+.DESCRIPTION
+    - The Bitbucket system administrator comes from an Automation credential asset (Get-AutomationPSCredential).
+    - The cluster profile is the text of an Automation variable (a .psd1 as text): the job's disk is temporary, so the
+      runbook writes it to the sandbox's temp folder. Its Application Gateway load balancer uses the Automation
+      account's managed identity (Kind = 'AzureAppGateway'; Settings.Authentication = 'ManagedIdentity'): no secret
+      for Azure Resource Manager anywhere.
+    - Output: one line per node and the summary (Write-Output), no progress records; the job fails (throw) when the
+      upgrade did not complete, so alerts on failed jobs fire.
+    - Run it again after a failure or an unload: -Resume continues from the journal.
+#>
+param(
+    [string] $CredentialName = 'BitbucketSysadmin',
+    [string] $ProfileVariableName = 'BitbucketZduProfile',
+    [bool] $PlanOnly = $false
+)
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'   # progress records are noise in the job log
+$VerbosePreference = 'SilentlyContinue'
+
+$credential = Get-AutomationPSCredential -Name $CredentialName
+$profileText = Get-AutomationVariable -Name $ProfileVariableName
+$profilePath = Join-Path ([IO.Path]::GetTempPath()) 'bitbucket-zdu-profile.psd1'
+Set-Content -LiteralPath $profilePath -Value $profileText -Encoding utf8
+$logPath = Join-Path ([IO.Path]::GetTempPath()) 'bitbucket-zdu-upgrade.jsonl'
+
+Write-Output "BitbucketZdu $((Get-Module BitbucketZdu -ListAvailable | Select-Object -First 1).Version): rolling upgrade as $($credential.UserName)$(if ($PlanOnly) { ' (plan only)' })."
+try {
+    $result = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential $credential -Resume -Confirm:$false `
+        -LogPath $logPath -WhatIf:$PlanOnly
+}
+catch {
+    Write-Output "FAILED ($($_.FullyQualifiedErrorId)): $($_.Exception.Message)"
+    throw
+}
+finally {
+    Remove-Item -LiteralPath $profilePath -ErrorAction SilentlyContinue
+}
+
+if ($PlanOnly) {
+    Write-Output ($result | Out-String -Width 160).TrimEnd()
+    return
+}
+foreach ($node in $result.Nodes) {
+    $took = if ($node.Total) { ' in {0:0.0} s' -f $node.Total.TotalSeconds } else { '' }
+    Write-Output ("  {0}. {1}: {2} {3} -> {4}{5}{6}" -f $node.Order, $node.Name, $node.Outcome, $node.FromVersion, $node.ToVersion, $took,
+        $(if ($node.Error) { " ($($node.Error))" }))
+}
+Write-Output $result.Summary
+if (-not $result.Succeeded) { throw "The upgrade did not complete: $($result.NextStep)" }
