@@ -1,26 +1,23 @@
 using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace BitbucketZdu.EndToEnd.Tests.Lab;
 
-/// <summary>One row of out/reliability/fault-matrix.json.</summary>
-public sealed record FaultOutcome(
-    [property: JsonPropertyName("case")] string Case,
-    [property: JsonPropertyName("outcome")] string Outcome,
-    [property: JsonPropertyName("errorId")] string? ErrorId,
-    [property: JsonPropertyName("requests")] int Requests,
-    [property: JsonPropertyName("failed")] int Failed,
-    [property: JsonPropertyName("note")] string? Note);
+/// <summary>One end-to-end case as the lab reports it.</summary>
+public sealed record FaultOutcome(string Case, string Outcome, string? ErrorId, int Requests, int Failed, string? Note);
 
 /// <summary>
-/// Collects each end-to-end case's outcome into <c>out/reliability/fault-matrix.json</c> (an array of {case, outcome,
-/// errorId, requests, failed, note}); tools/New-ReliabilityReport.ps1 turns out/reliability/*.json into docs/reliability.md.
-/// Rows are merged by case, so one test run (or a filtered one) updates only its own rows.
+/// Collects each end-to-end case into <c>out/reliability/fault-matrix.json</c>, a suite file in the shape
+/// tools/New-ReliabilityReport.ps1 reads: <c>{ "Suite": "Fault matrix", "Cases": [ { Case, Area, Outcome, ErrorId,
+/// Message, Requests, RequestsFailed } ] }</c>. A case is recorded only after its assertions passed, so its outcome is
+/// "survived"; what happened is the message. Rows are merged by case, so a filtered run updates only its own rows.
 /// </summary>
 public static class FaultMatrix
 {
+    private const string SuiteName = "Fault matrix";
     private static readonly object Gate = new();
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    private sealed record Row(string Case, string Area, string Outcome, string? ErrorId, string? Message, int Requests, int RequestsFailed);
 
     public static string FilePath
     {
@@ -38,18 +35,24 @@ public static class FaultMatrix
         {
             var file = FilePath;
             Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-            var rows = new List<FaultOutcome>();
+            var rows = new List<Row>();
             try
             {
-                if (File.Exists(file)) rows = JsonSerializer.Deserialize<List<FaultOutcome>>(File.ReadAllText(file)) ?? rows;
+                if (File.Exists(file))
+                {
+                    using var doc = JsonDocument.Parse(File.ReadAllText(file));
+                    if (doc.RootElement.TryGetProperty("Cases", out var cases))
+                        rows = cases.Deserialize<List<Row>>() ?? rows;
+                }
             }
             catch (JsonException)
             {
             }
             rows.RemoveAll(r => r.Case == outcome.Case);
-            rows.Add(outcome);
+            var message = outcome.Note is null ? outcome.Outcome : outcome.Outcome + " (" + outcome.Note + ")";
+            rows.Add(new Row(outcome.Case, "end-to-end", "survived", outcome.ErrorId, message, outcome.Requests, outcome.Failed));
             var tmp = file + ".tmp";
-            File.WriteAllText(tmp, JsonSerializer.Serialize(rows.OrderBy(r => r.Case, StringComparer.Ordinal), Json));
+            File.WriteAllText(tmp, JsonSerializer.Serialize(new { Suite = SuiteName, Cases = rows.OrderBy(r => r.Case, StringComparer.Ordinal) }, Json));
             File.Move(tmp, file, overwrite: true);
         }
     }
