@@ -214,6 +214,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 throw new BbException("UpgradeModeOff", BbErrorCategory.InvalidOperation,
                     $"Cluster {profile.BaseUrl} is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off: a node on another version could not join. "
                     + "Enable upgrade mode first (POST /rest/zdu/start), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
+            // Invoke-BbNodeUpgrade runs no preflight: the version rule is checked here, before anything changes.
+            if (Rules.BitbucketVersion.TryParse(cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version, out var original)
+                && original!.WhyNotUpgradableTo(profile.TargetVersion) is string why)
+                throw new BbException(PreflightCheck.VersionErrorId(original, profile.TargetVersion), BbErrorCategory.InvalidOperation,
+                    $"Node {node.Name} cannot be upgraded from {original} to {profile.TargetVersion} (TargetVersion in {profile.Source ?? "the profile"}): {why} Nothing was changed.", node.Name);
 
             using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
             var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
