@@ -295,7 +295,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 return new DiagnosedFailure("UpgradeNodeStopTimeout", BbErrorCategory.OperationTimeout,
                     $"Node {node.Name} did not stop within {seconds} s (Timeouts.StopSeconds): Bitbucket is still running ({pid}{(cluster is null ? "" : ", the API shows it " + DescribeApi(api))}).",
                     node.Name,
-                    $"end the Bitbucket process on {node.Name} by hand ({pid} on {node.RemotingTarget}), or raise Timeouts.StopSeconds in the profile if it only needs longer to stop",
+                    $"end the Bitbucket process on {node.Name} by hand ({pid} on {(string.Equals(node.RemotingTarget, "local", StringComparison.OrdinalIgnoreCase) ? "this machine" : node.RemotingTarget)}), or raise Timeouts.StopSeconds in the profile if it only needs longer to stop",
                     ex);
             }
             if (cluster is not null && !cluster.UpgradeModeEnabled)
@@ -303,12 +303,19 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 var joining = failedStep.Kind == StepKind.Start || failedStep.Kind == StepKind.HealthGate;
                 return new DiagnosedFailure("UpgradeModeCancelled", BbErrorCategory.InvalidOperation,
                     $"Upgrade mode was cancelled by someone else during the run: the cluster is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off"
-                    + (joining ? $", so node {node.Name} on {Target} could not join it (step '{failedStep.Key}': {ex.Message})." : $" (step '{failedStep.Key}' failed: {ex.Message})."),
+                    + (joining ? $", so node {node.Name} on {Target} could not join it (step '{failedStep.Key}': {FirstSentence(ex.Message)})." : $" (step '{failedStep.Key}' failed: {FirstSentence(ex.Message)})."),
                     node.Name,
                     "find out who cancelled upgrade mode and why",
                     ex);
             }
             return ex;
+        }
+
+        /// <summary>The evidence without the step's own advice (which the diagnosis replaces).</summary>
+        private static string FirstSentence(string message)
+        {
+            var end = message.IndexOf(". ", StringComparison.Ordinal);
+            return (end < 0 ? message : message.Substring(0, end)).TrimEnd('.');
         }
 
         /// <summary>
