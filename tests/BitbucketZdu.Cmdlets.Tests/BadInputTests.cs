@@ -27,6 +27,30 @@ public sealed class BadInputReport : IDisposable
     public void Record(string name, string area, string outcome, string? errorId, string? category, string? message) =>
         _results[name] = new Row(name, area, outcome, errorId, category, message);
 
+    /// <summary>
+    /// Records a case and asserts the refusal every bad-input suite shares: an error record with the expected ErrorId
+    /// and category, a bounded message (containing <paramref name="says"/>), no output, no canary secret anywhere.
+    /// <paramref name="unchanged"/> is the suite's own proof that nothing changed; the suite asserts its details.
+    /// </summary>
+    public void AssertRefused(string name, string area, PowerShellHost.Result r, string errorId, ErrorCategory category, string? says, bool unchanged)
+    {
+        var error = r.FirstError;
+        var id = error?.FullyQualifiedErrorId.Split(',')[0];
+        var message = error?.Exception?.Message.Split('\n')[0].Trim();
+        var refused = error is not null && id == errorId && error.CategoryInfo.Category == category && !string.IsNullOrWhiteSpace(message)
+            && unchanged && r.Output.Count == 0;
+        Record(name, area, refused ? "refused" : "NOT refused", id, error?.CategoryInfo.Category.ToString(), BadInputTests.Redact(message));
+
+        Canary.AssertAbsent(r.AllText + error?.TargetObject + error?.CategoryInfo.TargetName + error?.ErrorDetails, "the PowerShell streams and error records");
+        Assert.True(error is not null, $"{name}: no error; output: {string.Join(", ", r.Output)}");
+        Assert.Equal(errorId, id);
+        Assert.Equal(category, error!.CategoryInfo.Category);
+        Assert.False(string.IsNullOrWhiteSpace(message));
+        if (says is not null) Assert.Contains(says, error.Exception.Message);
+        Assert.True(message!.Length < 2000, "the message is bounded: " + message.Length);
+        Assert.Empty(r.Output);
+    }
+
     public void Dispose()
     {
         if (_results.IsEmpty) return;
@@ -226,25 +250,11 @@ public sealed class BadInputTests : IClassFixture<BadInputReport>, IClassFixture
             Directory.Delete(dir, recursive: true);
         }
 
-        var error = r.FirstError;
-        var id = error?.FullyQualifiedErrorId.Split(',')[0];
-        var message = error?.Exception?.Message.Split('\n')[0].Trim();
         var posts = _server.LogEntries.Count(e => e.RequestMessage!.Method != "GET");
         var lbAfter = ServersState();
-        var refused = error is not null && id == c.ErrorId && error.CategoryInfo.Category == c.Category && !string.IsNullOrWhiteSpace(message)
-            && posts == 0 && lbAfter == lbBefore && r.Output.Count == 0;
-        _report.Record(name, c.Area, refused ? "refused" : "NOT refused", id, error?.CategoryInfo.Category.ToString(), Redact(message));
-
-        Canary.AssertAbsent(r.AllText + error?.TargetObject + error?.CategoryInfo.TargetName + error?.ErrorDetails, "the PowerShell streams and error records");
-        Assert.True(error is not null, $"{name}: no error; output: {string.Join(", ", r.Output)}");
-        Assert.Equal(c.ErrorId, id);
-        Assert.Equal(c.Category, error!.CategoryInfo.Category);
-        Assert.False(string.IsNullOrWhiteSpace(message));
-        if (c.Says is not null) Assert.Contains(c.Says, error.Exception.Message);
-        Assert.True(message!.Length < 2000, "the message is bounded: " + message.Length);
+        _report.AssertRefused(name, c.Area, r, c.ErrorId, c.Category, c.Says, posts == 0 && lbAfter == lbBefore);
         Assert.Equal(0, posts);
         Assert.Equal(lbBefore, lbAfter);
-        Assert.Empty(r.Output);
     }
 
     /// <summary>The loopback ports of this run are noise in the committed report.</summary>
