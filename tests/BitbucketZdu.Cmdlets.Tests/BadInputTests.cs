@@ -14,22 +14,69 @@ namespace BitbucketZdu.Cmdlets.Tests;
 
 /// <summary>
 /// Collects the outcome of every bad-input case and writes it to out/reliability/bad-input.json when the class is
-/// done, for tools/New-ReliabilityReport.ps1 (docs/reliability.md).
+/// done, for tools/New-ReliabilityReport.ps1 (docs/reliability.md). Several classes feed the suite: rows are merged
+/// by case into the file (build.ps1 Test empties out/reliability first), so no class clobbers another's rows.
 /// </summary>
 public sealed class BadInputReport : IDisposable
 {
-    private readonly ConcurrentDictionary<string, object> _results = new();
+    private static readonly object FileGate = new();
+    private readonly ConcurrentDictionary<string, Row> _results = new();
+
+    public sealed record Row(string Case, string Area, string Outcome, string? ErrorId, string? Category, string? Message);
 
     public void Record(string name, string area, string outcome, string? errorId, string? category, string? message) =>
-        _results[name] = new { Case = name, Area = area, Outcome = outcome, ErrorId = errorId, Category = category, Message = message };
+        _results[name] = new Row(name, area, outcome, errorId, category, message);
+
+    /// <summary>
+    /// Records a case and asserts the refusal every bad-input suite shares: an error record with the expected ErrorId
+    /// and category, a bounded message (containing <paramref name="says"/>), no output, no canary secret anywhere.
+    /// <paramref name="unchanged"/> is the suite's own proof that nothing changed; the suite asserts its details.
+    /// </summary>
+    public void AssertRefused(string name, string area, PowerShellHost.Result r, string errorId, ErrorCategory category, string? says, bool unchanged)
+    {
+        var error = r.FirstError;
+        var id = error?.FullyQualifiedErrorId.Split(',')[0];
+        var message = error?.Exception?.Message.Split('\n')[0].Trim();
+        var refused = error is not null && id == errorId && error.CategoryInfo.Category == category && !string.IsNullOrWhiteSpace(message)
+            && unchanged && r.Output.Count == 0;
+        Record(name, area, refused ? "refused" : "NOT refused", id, error?.CategoryInfo.Category.ToString(), BadInputTests.Redact(message));
+
+        Canary.AssertAbsent(r.AllText + error?.TargetObject + error?.CategoryInfo.TargetName + error?.ErrorDetails, "the PowerShell streams and error records");
+        Assert.True(error is not null, $"{name}: no error; output: {string.Join(", ", r.Output)}");
+        Assert.Equal(errorId, id);
+        Assert.Equal(category, error!.CategoryInfo.Category);
+        Assert.False(string.IsNullOrWhiteSpace(message));
+        if (says is not null) Assert.Contains(says, error.Exception.Message);
+        Assert.True(message!.Length < 2000, "the message is bounded: " + message.Length);
+        Assert.Empty(r.Output);
+    }
 
     public void Dispose()
     {
         if (_results.IsEmpty) return;
         var path = Path.Combine(RepoRoot.Out, "reliability", "bad-input.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var doc = new { Suite = "Bad input", Generated = DateTime.UtcNow.ToString("u"), Cases = _results.Keys.OrderBy(k => k, StringComparer.Ordinal).Select(k => _results[k]) };
-        File.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        lock (FileGate)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            var rows = new Dictionary<string, Row>(StringComparer.Ordinal);
+            try
+            {
+                if (File.Exists(path))
+                {
+                    using var existing = JsonDocument.Parse(File.ReadAllText(path));
+                    if (existing.RootElement.TryGetProperty("Cases", out var cases))
+                        foreach (var row in cases.Deserialize<List<Row>>() ?? new()) rows[row.Case] = row;
+                }
+            }
+            catch (JsonException)
+            {
+            }
+            foreach (var row in _results.Values) rows[row.Case] = row;
+            var doc = new { Suite = "Bad input", Generated = DateTime.UtcNow.ToString("u"), Cases = rows.Keys.OrderBy(k => k, StringComparer.Ordinal).Select(k => rows[k]) };
+            var tmp = path + ".tmp";
+            File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+            File.Move(tmp, path, overwrite: true);
+        }
     }
 }
 
@@ -203,32 +250,18 @@ public sealed class BadInputTests : IClassFixture<BadInputReport>, IClassFixture
             Directory.Delete(dir, recursive: true);
         }
 
-        var error = r.FirstError;
-        var id = error?.FullyQualifiedErrorId.Split(',')[0];
-        var message = error?.Exception?.Message.Split('\n')[0].Trim();
         var posts = _server.LogEntries.Count(e => e.RequestMessage!.Method != "GET");
         var lbAfter = ServersState();
-        var refused = error is not null && id == c.ErrorId && error.CategoryInfo.Category == c.Category && !string.IsNullOrWhiteSpace(message)
-            && posts == 0 && lbAfter == lbBefore && r.Output.Count == 0;
-        _report.Record(name, c.Area, refused ? "refused" : "NOT refused", id, error?.CategoryInfo.Category.ToString(), Redact(message));
-
-        Canary.AssertAbsent(r.AllText + error?.TargetObject + error?.CategoryInfo.TargetName + error?.ErrorDetails, "the PowerShell streams and error records");
-        Assert.True(error is not null, $"{name}: no error; output: {string.Join(", ", r.Output)}");
-        Assert.Equal(c.ErrorId, id);
-        Assert.Equal(c.Category, error!.CategoryInfo.Category);
-        Assert.False(string.IsNullOrWhiteSpace(message));
-        if (c.Says is not null) Assert.Contains(c.Says, error.Exception.Message);
-        Assert.True(message!.Length < 2000, "the message is bounded: " + message.Length);
+        _report.AssertRefused(name, c.Area, r, c.ErrorId, c.Category, c.Says, posts == 0 && lbAfter == lbBefore);
         Assert.Equal(0, posts);
         Assert.Equal(lbBefore, lbAfter);
-        Assert.Empty(r.Output);
     }
 
     /// <summary>The loopback ports of this run are noise in the committed report.</summary>
-    private static string? Redact(string? message) =>
+    internal static string? Redact(string? message) =>
         message is null ? null : System.Text.RegularExpressions.Regex.Replace(message, @"(127\.0\.0\.1|localhost):\d+", "$1:<port>")
             .Replace(Path.GetTempPath().TrimEnd('/'), "<tmp>")
-            .Replace("/tmp/", "<tmp>/") is var m2 ? System.Text.RegularExpressions.Regex.Replace(m2, "bbzdu-(lbc|bad)-[0-9a-zA-Z]+", "bbzdu-$1-<id>") : null;
+            .Replace("/tmp/", "<tmp>/") is var m2 ? System.Text.RegularExpressions.Regex.Replace(m2, "bbzdu-(lbc|bad|upg)-[0-9a-zA-Z]+", "bbzdu-$1-<id>") : null;
 
     /// <summary>HAProxy's own view of the backend (name, address, operational and admin state, weight), from its admin socket.</summary>
     private string ServersState()

@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Management.Automation;
 using System.Text;
+using BitbucketZdu.Core.Rules;
 using BitbucketZdu.Internal;
 
 namespace BitbucketZdu.Cmdlets
@@ -59,6 +60,19 @@ namespace BitbucketZdu.Cmdlets
         protected override void ProcessRecord()
         {
             var path = GetUnresolvedProviderPathFromPSPath(Path);
+            if (Directory.Exists(path))
+                ThrowError("NewBbClusterProfileIsDirectory", ErrorCategory.InvalidArgument,
+                    $"'{path}' is a folder: give the path of the profile file to write, e.g. '{System.IO.Path.Combine(path, Name + ".psd1")}'.", path);
+            if (!BitbucketVersion.TryParse(TargetVersion, out _))
+                ThrowError("NewBbClusterProfileInvalidVersion", ErrorCategory.InvalidArgument,
+                    $"-TargetVersion '{TargetVersion}' is not a Bitbucket version; expected major.minor.bugfix such as 8.19.4.", TargetVersion);
+            if (!BaseUrl.IsAbsoluteUri || (BaseUrl.Scheme != Uri.UriSchemeHttp && BaseUrl.Scheme != Uri.UriSchemeHttps))
+                ThrowError("NewBbClusterProfileInvalidUri", ErrorCategory.InvalidArgument,
+                    $"-BaseUrl '{BaseUrl}' is not an http:// or https:// URL; give the cluster's base URL through the load balancer, e.g. https://bitbucket.example.com.", BaseUrl);
+            var duplicate = NodeName.GroupBy(n => n, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
+            if (duplicate is not null)
+                ThrowError("NewBbClusterProfileDuplicateNode", ErrorCategory.InvalidArgument,
+                    $"-NodeName lists '{duplicate.Key}' {duplicate.Count()} times; give each node of the cluster once.", duplicate.Key);
             if (File.Exists(path) && !Force)
                 ThrowError("NewBbClusterProfileExists", ErrorCategory.ResourceExists, $"'{path}' already exists. Use -Force to overwrite it.", path);
             if (!ShouldProcess(path, "Write a cluster profile template")) return;

@@ -24,9 +24,7 @@ namespace BitbucketZdu.Cmdlets
 
         protected override void ProcessRecord()
         {
-            var path = GetUnresolvedProviderPathFromPSPath(ProfilePath);
-            if (!System.IO.File.Exists(path))
-                ThrowError("ProfileNotFound", ErrorCategory.ObjectNotFound, $"The cluster profile '{path}' does not exist. New-BbClusterProfile -Path '{path}' writes a template.", path);
+            var path = ResolveProfilePath();
             var issues = new List<ProfileIssue>();
             var profile = ClusterProfileReader.TryRead(ReadData(path), path, issues);
             var findings = issues.Select(i => new PreflightFinding(FindingSeverity.Error, i.ErrorId, null, i.Place, i.Message)).ToList();

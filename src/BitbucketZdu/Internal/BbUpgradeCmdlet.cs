@@ -4,6 +4,7 @@ using System.Collections;
 using System.IO;
 using System.Linq;
 using System.Management.Automation;
+using System.Management.Automation.Language;
 using System.Threading.Tasks;
 using BitbucketZdu.Core;
 using BitbucketZdu.Core.Api;
@@ -53,9 +54,7 @@ namespace BitbucketZdu.Internal
         /// <summary>Reads and validates the profile; a terminating error with the first issue's ErrorId and every place otherwise.</summary>
         protected ClusterProfile LoadProfile()
         {
-            var path = GetUnresolvedProviderPathFromPSPath(ProfilePath);
-            if (!File.Exists(path))
-                ThrowError("ProfileNotFound", ErrorCategory.ObjectNotFound, $"The cluster profile '{path}' does not exist. New-BbClusterProfile -Path '{path}' writes a template.", path);
+            var path = ResolveProfilePath();
             var data = ReadData(path);
             try
             {
@@ -68,20 +67,64 @@ namespace BitbucketZdu.Internal
             }
         }
 
-        /// <summary>The profile file as a hashtable (Import-PowerShellDataFile: data only, no code runs).</summary>
+        /// <summary>-ProfilePath as a file system path; a terminating error when it is no file (missing, or a folder).</summary>
+        protected string ResolveProfilePath()
+        {
+            var path = GetUnresolvedProviderPathFromPSPath(ProfilePath);
+            if (Directory.Exists(path))
+                ThrowError("ProfileIsDirectory", ErrorCategory.InvalidArgument,
+                    $"The cluster profile '{path}' is a folder, not a file. Give the path of the profile's .psd1 file; New-BbClusterProfile -Path '{System.IO.Path.Combine(path, "cluster.psd1")}' writes a template.", path);
+            if (!File.Exists(path))
+                ThrowError("ProfileNotFound", ErrorCategory.ObjectNotFound, $"The cluster profile '{path}' does not exist. New-BbClusterProfile -Path '{path}' writes a template.", path);
+            return path;
+        }
+
+        /// <summary>
+        /// The profile file as a hashtable, read as data only (as Import-PowerShellDataFile does, but with the line of the
+        /// problem): a syntax error, a file that is not one hashtable, or any code (a subexpression, a command, a variable)
+        /// is a terminating error, and nothing in the file runs.
+        /// </summary>
         protected IDictionary ReadData(string path)
         {
+            var ast = Parser.ParseFile(path, out _, out var errors);
+            if (errors.Length > 0)
+            {
+                var e = errors[0];
+                ThrowError("ProfileUnreadable", ErrorCategory.ParserError,
+                    $"The cluster profile '{path}' is not valid PowerShell data: line {e.Extent.StartLineNumber}, column {e.Extent.StartColumnNumber}: {e.Message.TrimEnd('.')}"
+                    + (errors.Length > 1 ? $" ({errors.Length - 1} more error{(errors.Length == 2 ? "" : "s")} after it)" : "")
+                    + ". Compare it with a template from New-BbClusterProfile.", path);
+            }
+            var statements = ast.EndBlock?.Statements;
+            var hashtable = statements is { Count: 1 } && ast.BeginBlock is null && ast.ProcessBlock is null && ast.ParamBlock is null
+                ? ((statements[0] as PipelineAst)?.GetPureExpression() as HashtableAst) : null;
+            if (hashtable is null)
+                ThrowError("ProfileUnreadable", ErrorCategory.InvalidData,
+                    $"The cluster profile '{path}' is not a PowerShell data file: it must hold exactly one hashtable @{{ ... }} (New-BbClusterProfile writes a template).", path);
             try
             {
-                var result = InvokeCommand.InvokeScript(true, ScriptBlock.Create("param($p) Microsoft.PowerShell.Utility\\Import-PowerShellDataFile -LiteralPath $p"), null, path);
-                if (result.Count == 1 && result[0]?.BaseObject is IDictionary d) return d;
+                if (hashtable!.SafeGetValue() is IDictionary d) return d;
             }
-            catch (RuntimeException ex)
+            catch (InvalidOperationException)
             {
-                ThrowError("ProfileUnreadable", ErrorCategory.ParserError, $"Cannot read the cluster profile '{path}': {ex.Message}", path);
+                var code = hashtable!.Find(a => a is SubExpressionAst || a is CommandAst || a is InvokeMemberExpressionAst || a is ScriptBlockExpressionAst
+                    || (a is VariableExpressionAst v && !IsConstant(v)), true);
+                var where = code is null ? "" : $", but line {code.Extent.StartLineNumber} has code: {Shorten(code.Extent.Text)}";
+                ThrowError("ProfileNotData", ErrorCategory.InvalidData,
+                    $"The cluster profile '{path}' must be data only{where}. Use literal values only: 'strings', numbers, $true, $false, $null, @{{ ... }} and @( ... ). Nothing in the file was run.", path);
             }
             ThrowError("ProfileUnreadable", ErrorCategory.InvalidData, $"The cluster profile '{path}' is not a PowerShell data file (@{{ ... }}).", path);
             return null!;
+        }
+
+        private static bool IsConstant(VariableExpressionAst v) =>
+            v.VariablePath.IsUnqualified && (v.VariablePath.UserPath.Equals("true", StringComparison.OrdinalIgnoreCase)
+                || v.VariablePath.UserPath.Equals("false", StringComparison.OrdinalIgnoreCase) || v.VariablePath.UserPath.Equals("null", StringComparison.OrdinalIgnoreCase));
+
+        private static string Shorten(string text)
+        {
+            var line = text.Split('\n')[0].Trim();
+            return line.Length > 80 ? line.Substring(0, 77) + "..." : line;
         }
 
         protected UpgradePorts CreatePorts(ClusterProfile profile)

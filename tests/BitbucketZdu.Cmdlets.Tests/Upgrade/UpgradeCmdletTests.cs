@@ -28,7 +28,15 @@ internal sealed class FakeUpgradePortsFactory : IUpgradePortsFactory
     }
 }
 
-// Every test here swaps the process-wide factory slot: one class, so they never run in parallel with each other.
+/// <summary>The classes that swap the process-wide factory slot: one collection, so they never run in parallel.</summary>
+[CollectionDefinition(Name)]
+public sealed class UpgradePortsFactoryCollection
+{
+    public const string Name = "UpgradePortsFactory slot";
+}
+
+// Every test here swaps the process-wide factory slot: one collection, so they never run in parallel with each other.
+[Collection(UpgradePortsFactoryCollection.Name)]
 public sealed class UpgradeCmdletTests : IDisposable
 {
     private readonly UpgradeFixture _f = new();

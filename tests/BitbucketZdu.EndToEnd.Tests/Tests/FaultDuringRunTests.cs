@@ -69,7 +69,11 @@ public sealed class FaultDuringRunTests
         _output.WriteLine("journal: " + string.Join(" | ", JournalRun.Last(await lab.JournalAsync())!.Entries.TakeLast(6).Select(e => e.Kind + " " + e.Step + " " + e.Message)));
 
         Assert.False(run.Succeeded);
-        Assert.NotNull(run.ErrorId);
+        // The halt names the real cause and a fresh run as the way forward, not the node's start.
+        Assert.Equal("UpgradeModeCancelled", run.ErrorId);
+        Assert.Contains("cancelled by someone else", run.ErrorMessage);
+        Assert.Contains("back in rotation", run.ErrorMessage);
+        Assert.DoesNotContain("See its logs", run.ErrorMessage);
         Assert.Equal(3, cluster.Nodes.Count(n => n.State == NodeState.ACTIVE));
         Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");
         lab.Record("upgrade mode cancelled behind our back", $"run halted; {struck.Value} {run.Report?.Nodes.FirstOrDefault(n => n.Name == struck.Value)?.Outcome}; cluster {cluster.State}", run.ErrorId, run.ErrorMessage);
@@ -95,6 +99,12 @@ public sealed class FaultDuringRunTests
         Assert.Contains(struck.Value!, run.ErrorMessage);
         Assert.Contains("still running", run.ErrorMessage);
         Assert.Matches("(?i)-Resume", run.ErrorMessage);
+        // In the rolling upgrade's terms (the profile's Timeouts.StopSeconds), not Stop-BbNode's (-Timeout, -Force).
+        Assert.Equal("UpgradeNodeStopTimeout", run.ErrorId);
+        Assert.Contains("left OUT of rotation on purpose", run.ErrorMessage);
+        Assert.Contains("Timeouts.StopSeconds", run.ErrorMessage);
+        Assert.DoesNotContain("-Force", run.ErrorMessage);
+        Assert.DoesNotContain("[]", run.ErrorMessage);
         // The hung node (TERMINATING: it takes no new connections) stays out of rotation; the other two keep serving.
         await lab.Load.AssertEveryNodeServesAsync(lab.NodeNames.Where(n => n != struck.Value));
         Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");

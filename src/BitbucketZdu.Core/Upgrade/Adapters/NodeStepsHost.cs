@@ -65,6 +65,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 InstalledVersion = view.Current.Version,
                 StagedVersions = view.All.Where(i => i.IsStaged || ReferenceEquals(i, view.Current)).Select(i => i.Version).OfType<string>().Distinct().ToArray(),
                 StatusRunning = await StatusRunningAsync(node, cancellationToken).ConfigureAwait(false),
+                ProcessId = view.Current.IsRunning ? view.Current.ProcessId : null,
             };
         }
 

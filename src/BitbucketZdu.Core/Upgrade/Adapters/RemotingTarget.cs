@@ -38,9 +38,13 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public string? UserName { get; }
         public int? Port { get; }
 
-        public static RemotingTarget Parse(NodeProfile node)
+        public static RemotingTarget Parse(NodeProfile node) =>
+            TryParse(node.RemotingTarget) ?? throw Invalid(node.Place, node.RemotingTarget.Trim());
+
+        /// <summary>The target, or null when <paramref name="text"/> is not one (the profile reader refuses it then).</summary>
+        internal static RemotingTarget? TryParse(string text)
         {
-            var text = node.RemotingTarget.Trim();
+            text = text.Trim();
             if (string.Equals(text, "local", StringComparison.OrdinalIgnoreCase) || string.Equals(text, "localhost", StringComparison.OrdinalIgnoreCase))
                 return new RemotingTarget(RemotingKind.Local, "localhost", null, null);
             var m = Url.Match(text);
@@ -53,11 +57,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                     _ => RemotingKind.WinRM,
                 };
                 int? port = m.Groups["port"].Success ? int.Parse(m.Groups["port"].Value, CultureInfo.InvariantCulture) : null;
-                if (port is < 1 or > 65535) throw Invalid(node, text);
+                if (port is < 1 or > 65535) return null;
                 return new RemotingTarget(kind, m.Groups["host"].Value, m.Groups["user"].Success ? m.Groups["user"].Value : null, port);
             }
-            if (BareHost.IsMatch(text)) return new RemotingTarget(RemotingKind.WinRM, text, null, null);
-            throw Invalid(node, text);
+            return BareHost.IsMatch(text) ? new RemotingTarget(RemotingKind.WinRM, text, null, null) : null;
         }
 
         /// <summary>A shell for the targets that need no PowerShell session (local and plain SSH).</summary>
@@ -68,10 +71,12 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             _ => null,
         };
 
-        private static BbException Invalid(NodeProfile node, string text) =>
-            new BbException("ProfileInvalidRemoting", BbErrorCategory.InvalidData,
-                $"{node.Place}.Remoting: '{text}' is not a node target. Use 'local', 'ssh://user@host[:port]' (plain OpenSSH), 'pwsh+ssh://user@host[:port]' (PowerShell over SSH) or 'winrm://host' / a host name (PowerShell over WinRM).",
-                node.Place);
+        /// <summary>What a valid Remoting looks like (for messages).</summary>
+        internal static string Expected(string text) =>
+            $"'{text}' is not a node target. Use 'local', 'ssh://user@host[:port]' (plain OpenSSH), 'pwsh+ssh://user@host[:port]' (PowerShell over SSH) or 'winrm://host' / a host name (PowerShell over WinRM).";
+
+        private static BbException Invalid(string place, string text) =>
+            new BbException("ProfileInvalidRemoting", BbErrorCategory.InvalidData, $"{place}.Remoting: {Expected(text)}", place);
 
         public override string ToString() => $"{Kind} {(UserName is null ? "" : UserName + "@")}{Host}{(Port is null ? "" : ":" + Port)}";
     }

@@ -70,6 +70,8 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         public IReadOnlyList<string> StagedVersions { get; set; } = Array.Empty<string>();
         /// <summary>GET /status answered 200 {"state":"RUNNING"}.</summary>
         public bool StatusRunning { get; set; }
+        /// <summary>The Bitbucket process id while it runs, when the host can tell (for messages: what to end by hand).</summary>
+        public int? ProcessId { get; set; }
     }
 
     /// <summary>

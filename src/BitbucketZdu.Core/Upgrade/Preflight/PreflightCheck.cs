@@ -179,10 +179,13 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 add(FindingSeverity.Info, "PreflightVersion", profile.BaseUrl.ToString(), "TargetVersion", $"{current} -> {target}: a bug-fix upgrade of the {current.Line} line.");
                 return;
             }
-            var id = target.Major != current.Major || target.Minor != current.Minor ? "PreflightNotBugfixUpgrade"
-                : target.Bugfix == current.Bugfix ? "PreflightAlreadyOnTarget" : "PreflightDowngrade";
-            add(FindingSeverity.Error, id, profile.BaseUrl.ToString(), "TargetVersion", why);
+            add(FindingSeverity.Error, VersionErrorId(current, target), profile.BaseUrl.ToString(), "TargetVersion", why);
         }
+
+        /// <summary>Why a move from <paramref name="current"/> to <paramref name="target"/> is refused, as an ErrorId.</summary>
+        internal static string VersionErrorId(BitbucketVersion current, BitbucketVersion target) =>
+            target.Major != current.Major || target.Minor != current.Minor ? "PreflightNotBugfixUpgrade"
+                : target.Bugfix == current.Bugfix ? "PreflightAlreadyOnTarget" : "PreflightDowngrade";
 
         private static void CheckMembership(ClusterProfile profile, ZduCluster cluster, bool adopting,
             Action<FindingSeverity, string, string?, string?, string> add)

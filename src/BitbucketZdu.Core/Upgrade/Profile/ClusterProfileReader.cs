@@ -18,7 +18,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             Message = message;
         }
 
-        /// <summary>Profile&lt;Reason&gt;: ProfileMissingValue, ProfileInvalidValue, ProfileUnknownKey, ProfileInvalidNode, ProfileUnknownLoadBalancer, ProfileDuplicate.</summary>
+        /// <summary>Profile&lt;Reason&gt;: ProfileMissingValue, ProfileInvalidValue, ProfileUnknownKey, ProfileInvalidNode, ProfileUnknownLoadBalancer, ProfileDuplicate, ProfileInvalidRemoting.</summary>
         public string ErrorId { get; }
         public string Place { get; }
         public string Message { get; }
@@ -39,7 +39,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
 
         private static string Describe(string? source, IReadOnlyList<ProfileIssue> issues) =>
             $"The cluster profile{(source is null ? "" : " '" + source + "'")} has {issues.Count} problem{(issues.Count == 1 ? "" : "s")}: "
-            + string.Join("; ", issues.Select(i => i.ToString()))
+            + string.Join("; ", issues.Select(i => i.ToString().TrimEnd('.')))
             + ". Fix the profile (New-BbClusterProfile writes a commented template) and run Test-BbClusterProfile.";
     }
 
@@ -152,6 +152,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         private static List<NodeProfile> ReadNodes(Reader r, IDictionary data, List<LoadBalancerProfile> lbs)
         {
             var result = new List<NodeProfile>();
+            var taken = new List<(string node, NodeMember member)>();
             var items = r.List(data, "Nodes", "Nodes", required: true);
             if (items.Count == 1)
                 r.Add("ProfileInvalidNode", "Nodes", "A rolling upgrade needs at least two nodes: with one node out, the others serve the users.");
@@ -168,6 +169,11 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 var apiAddress = r.Text(n, "ApiAddress", place + ".ApiAddress", required: false);
                 var url = r.Url(n, "Url", place + ".Url", required: true);
                 var remoting = r.Text(n, "Remoting", place + ".Remoting", required: true);
+                if (remoting is not null && Adapters.RemotingTarget.TryParse(remoting) is null)
+                {
+                    r.Add("ProfileInvalidRemoting", place + ".Remoting", Adapters.RemotingTarget.Expected(remoting));
+                    remoting = null;
+                }
                 var installRoot = r.Text(n, "InstallRoot", place + ".InstallRoot", required: true);
                 var serviceText = r.Text(n, "Service", place + ".Service", required: false) ?? nameof(ServiceKind.Systemd);
                 if (!Enum.TryParse<ServiceKind>(serviceText, true, out var service) || int.TryParse(serviceText, out _))
@@ -176,6 +182,15 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 var members = ReadMembers(r, n, place, lbs);
                 if (name is not null && result.Any(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase)))
                     r.Add("ProfileDuplicate", place + ".Name", $"Node '{name}' is defined twice.");
+                foreach (var m in members)
+                {
+                    var other = taken.FirstOrDefault(t => string.Equals(t.member.LoadBalancer, m.LoadBalancer, StringComparison.OrdinalIgnoreCase)
+                        && string.Equals(t.member.Member, m.Member, StringComparison.OrdinalIgnoreCase));
+                    if (other.node is not null)
+                        r.Add("ProfileDuplicate", m.Place, $"Member '{m.Member}' of load balancer '{m.LoadBalancer}' is also given for node {other.node} ({other.member.Place}): "
+                            + "each node needs its own member, or taking one node out of rotation would take the other out (or none).");
+                    else taken.Add((name ?? place, m));
+                }
                 if (name is not null && url is not null && remoting is not null && installRoot is not null)
                     result.Add(new NodeProfile(name, apiAddress, url, remoting, installRoot, service, members, place));
             }

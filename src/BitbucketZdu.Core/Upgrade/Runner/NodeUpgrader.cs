@@ -27,6 +27,26 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public NodeUpgradeReport NodeReport { get; }
         public PlanStep Step { get; }
         public bool RestoredFully { get; }
+        /// <summary>The node was deliberately not restored (it is still shutting down and cannot serve): left out of rotation.</summary>
+        public bool LeftOut { get; set; }
+        /// <summary>The failure as diagnosed by the runner (stop timeout, upgrade mode cancelled), or null.</summary>
+        public DiagnosedFailure? Diagnosis => InnerException as DiagnosedFailure;
+    }
+
+    /// <summary>
+    /// A node failure whose real cause the runner found out (a node that will not stop, upgrade mode cancelled by someone
+    /// else): its own ErrorId and message, and what the user must do before running again.
+    /// </summary>
+    internal sealed class DiagnosedFailure : BbException
+    {
+        public DiagnosedFailure(string errorId, BbErrorCategory category, string message, string node, string remedy, Exception inner)
+            : base(errorId, category, message, node, inner)
+        {
+            Remedy = remedy;
+        }
+
+        /// <summary>What to do first, e.g. "end the Bitbucket process on node-1 (pid 42) by hand".</summary>
+        public string Remedy { get; }
     }
 
     /// <summary>
@@ -149,11 +169,12 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 report.Restored = await PutBackIfStillServingAsync(node).ConfigureAwait(false);
                 throw;
             }
-            catch (Exception ex) when (report.Outcome != NodeOutcome.Upgraded)
+            catch (Exception ex0) when (report.Outcome != NodeOutcome.Upgraded)
             {
                 var failedStep = current ?? steps.First(s => s.Kind == StepKind.TakeOut);
+                var ex = await DiagnoseAsync(node, failedStep, ex0).ConfigureAwait(false);
                 report.Error = $"Step '{failedStep.Key}' failed: {ex.Message}";
-                var (restored, fully) = await RestoreAsync(node, failedStep, report.FromVersion, ex).ConfigureAwait(false);
+                var (restored, fully, leftOut) = await RestoreAsync(node, failedStep, report.FromVersion, ex).ConfigureAwait(false);
                 report.Restored = restored;
                 report.Outcome = fully ? NodeOutcome.RolledBack : NodeOutcome.Failed;
                 if (outSince is long since) report.OutOfRotation = _ports.Clock.Since(since);
@@ -166,7 +187,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 {
                     _host.Warning($"The NodeFailed hook failed: {hookError.Message}");
                 }
-                throw new NodeFailedException(report, failedStep, fully, ex);
+                throw new NodeFailedException(report, failedStep, fully, ex) { LeftOut = leftOut };
             }
         }
 
@@ -246,14 +267,75 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             throw last!;
         }
 
-        /// <summary>Puts the node back to its old version and into rotation. Returns what was done and whether it fully worked.</summary>
-        private async Task<(string restored, bool fully)> RestoreAsync(NodeProfile node, PlanStep failedStep, string? previousVersion, Exception cause)
+        /// <summary>
+        /// Finds out what a failed step really means: a node that did not stop in time is still shutting down (its pid and
+        /// API state are named, in the profile's terms); a failure while upgrade mode is off means someone cancelled it.
+        /// </summary>
+        private async Task<Exception> DiagnoseAsync(NodeProfile node, PlanStep failedStep, Exception ex)
+        {
+            if (ex is DiagnosedFailure) return ex;
+            using var cts = new CancellationTokenSource(Timeouts.Healthy);
+            NodeHostState? host = null;
+            ZduCluster? cluster = null;
+            try
+            {
+                if (failedStep.Kind == StepKind.Stop && ex is BbException { ErrorId: "NodeStopTimeout" })
+                    host = await _ports.Nodes.GetStateAsync(node, cts.Token).ConfigureAwait(false);
+                cluster = await _ports.Cluster.GetClusterAsync(cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception readError)
+            {
+                _host.Verbose($"Could not read node {node.Name} or the cluster after the failure: {readError.Message}");
+            }
+            var api = cluster is null ? null : NodeMatcher.Find(cluster.Nodes, node);
+            if (host is not null && host.ProcessRunning)
+            {
+                var pid = host.ProcessId is int p ? $"pid {p}" : "pid unknown";
+                var seconds = Timeouts.Stop.TotalSeconds.ToString("0.#", System.Globalization.CultureInfo.InvariantCulture);
+                return new DiagnosedFailure("UpgradeNodeStopTimeout", BbErrorCategory.OperationTimeout,
+                    $"Node {node.Name} did not stop within {seconds} s (Timeouts.StopSeconds): Bitbucket is still running ({pid}{(cluster is null ? "" : ", the API shows it " + DescribeApi(api))}).",
+                    node.Name,
+                    $"end the Bitbucket process on {node.Name} by hand ({pid} on {(string.Equals(node.RemotingTarget, "local", StringComparison.OrdinalIgnoreCase) ? "this machine" : node.RemotingTarget)}), or raise Timeouts.StopSeconds in the profile if it only needs longer to stop",
+                    ex);
+            }
+            if (cluster is not null && !cluster.UpgradeModeEnabled)
+            {
+                var joining = failedStep.Kind == StepKind.Start || failedStep.Kind == StepKind.HealthGate;
+                return new DiagnosedFailure("UpgradeModeCancelled", BbErrorCategory.InvalidOperation,
+                    $"Upgrade mode was cancelled by someone else during the run: the cluster is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off"
+                    + (joining ? $", so node {node.Name} on {Target} could not join it (step '{failedStep.Key}': {FirstSentence(ex.Message)})." : $" (step '{failedStep.Key}' failed: {FirstSentence(ex.Message)})."),
+                    node.Name,
+                    "find out who cancelled upgrade mode and why",
+                    ex);
+            }
+            return ex;
+        }
+
+        /// <summary>The evidence without the step's own advice (which the diagnosis replaces).</summary>
+        private static string FirstSentence(string message)
+        {
+            var end = message.IndexOf(". ", StringComparison.Ordinal);
+            return (end < 0 ? message : message.Substring(0, end)).TrimEnd('.');
+        }
+
+        /// <summary>
+        /// Puts the node back to its old version and into rotation. Returns what was done, whether it fully worked, and
+        /// whether the node was left out of rotation on purpose (still shutting down: it cannot serve).
+        /// </summary>
+        private async Task<(string restored, bool fully, bool leftOut)> RestoreAsync(NodeProfile node, PlanStep failedStep, string? previousVersion, Exception cause)
         {
             // Restoring must finish even though the run is halting: its own deadline, not the run's token.
             using var cts = new CancellationTokenSource(Timeouts.Stop + Timeouts.Start + Timeouts.Healthy + Timeouts.Healthy);
             var ct = cts.Token;
             if (failedStep.Kind == StepKind.PutBack)
-                return ($"nothing: node {node.Name} runs {Target} and passed the health gate, but could not be put back into rotation. Put it back at the load balancer by hand.", false);
+                return ($"nothing: node {node.Name} runs {Target} and passed the health gate, but could not be put back into rotation. Put it back at the load balancer by hand.", false, false);
+            if (cause is DiagnosedFailure { ErrorId: "UpgradeNodeStopTimeout" })
+            {
+                // Stopping it again would only wait another timeout, and a node that is shutting down takes no new work.
+                var text = $"It was left OUT of rotation on purpose: a node that is shutting down cannot serve users; the other nodes serve";
+                await SafeWriteAsync(JournalKinds.RollbackFailed, node, $"not restored on purpose: node {node.Name} is still shutting down and stays out of rotation").ConfigureAwait(false);
+                return (text, false, true);
+            }
             await SafeWriteAsync(JournalKinds.RollbackBegin, node, $"restoring after: {cause.Message}").ConfigureAwait(false);
             var done = new List<string>();
             try
@@ -283,13 +365,15 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 done.Add("back in rotation");
                 var text = $"node {node.Name} runs {previousVersion} again and is back in rotation ({string.Join(", ", done)})";
                 await SafeWriteAsync(JournalKinds.RollbackDone, node, text).ConfigureAwait(false);
-                return (text, true);
+                return (text, true, false);
             }
             catch (Exception ex)
             {
-                var text = $"restoring node {node.Name} FAILED after [{string.Join(", ", done)}]: {ex.Message}. The node may be stopped or out of rotation: check it by hand";
+                var text = $"restoring node {node.Name} FAILED"
+                    + (done.Count == 0 ? "" : $" after it was {string.Join(", ", done)}")
+                    + $": {ex.Message} The node may be stopped or out of rotation: check it by hand";
                 await SafeWriteAsync(JournalKinds.RollbackFailed, node, text).ConfigureAwait(false);
-                return (text, false);
+                return (text, false, false);
             }
         }
 

@@ -214,6 +214,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 throw new BbException("UpgradeModeOff", BbErrorCategory.InvalidOperation,
                     $"Cluster {profile.BaseUrl} is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off: a node on another version could not join. "
                     + "Enable upgrade mode first (POST /rest/zdu/start), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
+            // Invoke-BbNodeUpgrade runs no preflight: the version rule is checked here, before anything changes.
+            if (Rules.BitbucketVersion.TryParse(cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version, out var original)
+                && original!.WhyNotUpgradableTo(profile.TargetVersion) is string why)
+                throw new BbException(PreflightCheck.VersionErrorId(original, profile.TargetVersion), BbErrorCategory.InvalidOperation,
+                    $"Node {node.Name} cannot be upgraded from {original} to {profile.TargetVersion} (TargetVersion in {profile.Source ?? "the profile"}): {why} Nothing was changed.", node.Name);
 
             using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
             var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
@@ -229,10 +234,14 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
             catch (NodeFailedException nf)
             {
-                throw new BbException(nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed",
+                var d = nf.Diagnosis;
+                throw new BbException(d?.ErrorId ?? (nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed"),
                     nf.InnerException is BbException bb ? bb.Category : BbErrorCategory.NotSpecified,
-                    $"Node {node.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {nf.Message} Restored: {nf.NodeReport.Restored}. "
-                    + $"Next step: fix the cause, then run Invoke-BbNodeUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Name {node.Name} again. Journal: {_ports.Journal.Describe(profile.Name)}.",
+                    (d is null ? $"Node {node.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {nf.Message}" : d.Message)
+                    + (nf.LeftOut ? $" {nf.NodeReport.Restored}. " : $" Restored: {nf.NodeReport.Restored}. ")
+                    + $"Next step: {d?.Remedy ?? "fix the cause"}, then run Invoke-BbNodeUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Name {node.Name} again"
+                    + (d?.ErrorId == "UpgradeModeCancelled" ? " once upgrade mode is on (Enable-BbUpgradeMode)" : "")
+                    + $". Journal: {_ports.Journal.Describe(profile.Name)}.",
                     node.Name, nf.InnerException);
             }
         }
@@ -329,11 +338,12 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             string errorId;
             string what;
             string restored;
+            var diagnosis = (cause as NodeFailedException)?.Diagnosis;
             if (cause is NodeFailedException nf)
             {
-                errorId = nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed";
-                what = $"Node {nf.NodeReport.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {cause.Message}";
-                restored = "Restored: " + nf.NodeReport.Restored + ".";
+                errorId = diagnosis?.ErrorId ?? (nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed");
+                what = diagnosis?.Message ?? $"Node {nf.NodeReport.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {cause.Message}";
+                restored = nf.LeftOut ? nf.NodeReport.Restored + "." : "Restored: " + nf.NodeReport.Restored + ".";
             }
             else
             {
@@ -341,18 +351,23 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 what = (node is null ? "The run failed" : $"The run failed during node {node.Name}") + ": " + cause.Message;
                 restored = "Nothing was restored (no node was left changed by this step).";
             }
-            var next = cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
-                ? $"fix the cause, then run {resume}; or, to give up, cancel upgrade mode (POST /rest/zdu/cancel, allowed because no node was upgraded)."
+            var fix = diagnosis?.Remedy ?? "fix the cause";
+            var next = diagnosis?.ErrorId == "UpgradeModeCancelled" && cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
+                ? $"{fix}; when the cluster may be upgraded, run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} again. Nothing of this run is left to finish "
+                    + $"(upgrade mode is off and no node runs {target}), so a fresh run enables upgrade mode again and upgrades every node."
+                : cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
+                ? $"{fix}, then run {resume}; or, to give up, cancel upgrade mode (POST /rest/zdu/cancel, allowed because no node was upgraded)."
                 : cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
-                    ? $"fix the cause, then run {resume} (nothing was changed in Bitbucket yet)."
-                    : $"fix the cause, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
+                    ? $"{fix}, then run {resume} (nothing was changed in Bitbucket yet)."
+                    : $"{fix}, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
             report.Succeeded = false;
             report.ErrorId = errorId;
             report.Error = what;
             report.NextStep = next;
             Finish(report, started);
             var message = $"{what} {restored} Cluster: {state}. Journal: {report.JournalPath}. Next step: {next}";
-            return new UpgradeHaltedException(errorId, cause is BbException b2 ? b2.Category : BbErrorCategory.NotSpecified, message, report, cause);
+            var categorized = cause is NodeFailedException failed ? failed.InnerException : cause;
+            return new UpgradeHaltedException(errorId, categorized is BbException b2 ? b2.Category : BbErrorCategory.NotSpecified, message, report, cause);
         }
 
         private void Finish(UpgradeReport report, long started)

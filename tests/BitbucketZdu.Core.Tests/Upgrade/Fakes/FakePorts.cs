@@ -156,7 +156,7 @@ public sealed class FakeNodeHost : FakePort, INodeHost
         node.HostReachable ? null : new BbException("NodeUnreachable", BbErrorCategory.ConnectionError, $"ssh {n.RemotingTarget}: connection refused"));
 
     private bool StatusRunning(FakeNode node) =>
-        node.Running && node.FailStartOnVersion != node.InstalledVersion && _world.Clock.Now >= node.StartedAt + _world.StartDuration;
+        node.Running && !node.Terminating && node.FailStartOnVersion != node.InstalledVersion && _world.Clock.Now >= node.StartedAt + _world.StartDuration;
 
     public Task<NodeHostProbe> ProbeAsync(NodeProfile n, CancellationToken ct)
     {
@@ -175,6 +175,7 @@ public sealed class FakeNodeHost : FakePort, INodeHost
             InstalledVersion = node.InstalledVersion,
             StagedVersions = node.Staged.ToList(),
             StatusRunning = StatusRunning(node),
+            ProcessId = node.Running ? node.Pid : null,
         });
     }
 
@@ -192,6 +193,11 @@ public sealed class FakeNodeHost : FakePort, INodeHost
         var node = Node(n, ct);
         if (!node.Running) return;
         _world.Log(n.Name + ":stop");
+        if (node.HangOnStop)
+        {
+            node.Terminating = true;
+            return;
+        }
         await _world.UpgradeClock.Delay(_world.StopDuration, ct);
         lock (_world.Gate)
         {

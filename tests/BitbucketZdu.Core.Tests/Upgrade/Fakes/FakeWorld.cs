@@ -30,6 +30,10 @@ public sealed class FakeNode
     public bool MemberFound { get; set; } = true;
     public long FreeDisk { get; set; } = 50L * 1024 * 1024 * 1024;
     public bool ForceError { get; set; }
+    /// <summary>A stop request leaves the process running, shutting down for ever (TERMINATING) until killed.</summary>
+    public bool HangOnStop { get; set; }
+    public bool Terminating { get; set; }
+    public int Pid => 4100 + Restarts;
 }
 
 /// <summary>
@@ -93,6 +97,7 @@ public sealed class FakeWorld
     {
         var now = Clock.Now;
         if (!n.Running) return now < n.StoppedAt + OfflineDetection ? NodeState.TERMINATING : NodeState.OFFLINE;
+        if (n.Terminating) return NodeState.TERMINATING;
         if (n.ForceError) return NodeState.ERROR;
         if (n.FailStartOnVersion == n.InstalledVersion) return now < n.StartedAt + StartDuration ? NodeState.STARTING : NodeState.ERROR;
         if (!UpgradeMode && n.InstalledVersion != Version) return NodeState.ERROR; // cannot join outside upgrade mode
