@@ -18,7 +18,7 @@ public sealed record ProcEntry(int Pid, int ParentPid, char State, string Name, 
 public sealed record LeakSnapshot(
     IReadOnlyList<ProcEntry> Descendants,
     IReadOnlyList<ProcEntry> LabProcesses,
-    int FileDescriptors,
+    IReadOnlyList<string> FdTargets,
     IReadOnlyDictionary<string, int> TcpByState,
     IReadOnlyList<string> TempEntries,
     long ManagedBytes,
@@ -26,6 +26,19 @@ public sealed record LeakSnapshot(
     int OpenRunspaces,
     int Threads)
 {
+    public int FileDescriptors => FdTargets.Count;
+
+    /// <summary>What <paramref name="later"/> holds that this snapshot did not, by kind ("socket", "pipe", "anon_inode:[eventfd]", a path), e.g. "socket +2".</summary>
+    public string FdGrowthTo(LeakSnapshot later)
+    {
+        static string Kind(string t) => t.StartsWith("socket:", StringComparison.Ordinal) ? "socket" : t.StartsWith("pipe:", StringComparison.Ordinal) ? "pipe" : t;
+        var before = FdTargets.GroupBy(Kind).ToDictionary(g => g.Key, g => g.Count());
+        var after = later.FdTargets.GroupBy(Kind).ToDictionary(g => g.Key, g => g.Count());
+        var changes = before.Keys.Union(after.Keys).Select(k => (Kind: k, Delta: after.GetValueOrDefault(k) - before.GetValueOrDefault(k)))
+            .Where(c => c.Delta != 0).OrderBy(c => c.Kind, StringComparer.Ordinal).Select(c => $"{c.Kind} {(c.Delta > 0 ? "+" : "")}{c.Delta}");
+        return string.Join(", ", changes) is { Length: > 0 } s ? s : "none";
+    }
+
     public int Tcp(string state) => TcpByState.GetValueOrDefault(state);
 
     /// <summary>Temp entries other than the diagnostics IPC of a .NET process that was alive at the snapshot.</summary>
@@ -33,8 +46,16 @@ public sealed record LeakSnapshot(
 
     public string TcpSummary => TcpByState.Count == 0 ? "none" : string.Join(", ", TcpByState.OrderBy(kv => kv.Key).Select(kv => $"{kv.Key} {kv.Value}"));
 
+    /// <summary>File descriptors before the forced collections: a socket or file that was never disposed still counts here (the finalizer has not closed it yet).</summary>
+    public int FileDescriptorsBeforeGc { get; init; }
+
+    /// <summary>TCP sockets by state before the forced collections.</summary>
+    public IReadOnlyDictionary<string, int> TcpBeforeGc { get; init; } = new Dictionary<string, int>();
+
     public static LeakSnapshot Take(string labDir, string tempDir)
     {
+        var fdsBeforeGc = LeakProbe.FileDescriptors().Count;
+        var tcpBeforeGc = LeakProbe.TcpSocketsByState();
         // Twice with finalizers in between: what survives is really referenced (runspaces are tracked by weak references).
         for (var i = 0; i < 2; i++)
         {
@@ -46,10 +67,12 @@ public sealed record LeakSnapshot(
         var all = LeakProbe.Processes();
         var temp = LeakProbe.TempEntries(tempDir);
         var live = all.Select(p => p.Pid).ToHashSet();
-        return new LeakSnapshot(LeakProbe.DescendantsOf(Environment.ProcessId, all), LeakProbe.OfFolder(labDir, all), LeakProbe.FileDescriptors().Count,
+        return new LeakSnapshot(LeakProbe.DescendantsOf(Environment.ProcessId, all), LeakProbe.OfFolder(labDir, all), LeakProbe.FileDescriptors(),
             LeakProbe.TcpSocketsByState(), temp, managed, runspaces.Count,
             runspaces.Count(r => r.RunspaceStateInfo.State == RunspaceState.Opened), LeakProbe.ThreadCount())
         {
+            FileDescriptorsBeforeGc = fdsBeforeGc,
+            TcpBeforeGc = tcpBeforeGc,
             StrayTempEntries = temp.Where(e => LeakProbe.RuntimeIpcOwner(e) is not int pid || !live.Contains(pid)).ToList(),
         };
     }

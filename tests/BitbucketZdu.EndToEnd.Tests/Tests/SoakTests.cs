@@ -142,7 +142,8 @@ public sealed class SoakTests
     {
         var s = LeakSnapshot.Take(lab.Dir, temp);
         _output.WriteLine($"{when}: {s.Descendants.Count} descendant process(es) [{string.Join(", ", s.Descendants.Select(p => p.Name))}], "
-            + $"{s.LabProcesses.Count} lab process(es), {s.FileDescriptors} fds, TCP {s.TcpSummary}, {s.TempEntries.Count} temp entries, "
+            + $"{s.LabProcesses.Count} lab process(es), {s.FileDescriptors} fds ({s.FileDescriptorsBeforeGc} before GC), TCP {s.TcpSummary} "
+            + $"(before GC: {string.Join(", ", s.TcpBeforeGc.Select(kv => $"{kv.Key} {kv.Value}"))}), {s.TempEntries.Count} temp entries, "
             + $"managed {Mb(s.ManagedBytes)}, {s.Runspaces} runspace(s) ({s.OpenRunspaces} open), {s.Threads} threads");
         return s;
     }
@@ -154,6 +155,7 @@ public sealed class SoakTests
         var newChildren = last.Descendants.Where(p => !firstPids.Contains(p.Pid)).ToList();
         var zombies = last.Descendants.Where(p => p.State == 'Z').ToList();
         var fdGrowth = last.FileDescriptors - first.FileDescriptors;
+        var fdGrowthBeforeGc = last.FileDescriptorsBeforeGc - first.FileDescriptorsBeforeGc;
         var estGrowth = last.Tcp("ESTABLISHED") - first.Tcp("ESTABLISHED");
         var newTemp = last.StrayTempEntries.Except(first.StrayTempEntries).ToList();
         var memGrowth = last.ManagedBytes - first.ManagedBytes;
@@ -165,8 +167,9 @@ public sealed class SoakTests
                 + $"{List(newChildren)}, zombies {zombies.Count}{List(zombies)}; lab processes {first.LabProcesses.Count} -> {last.LabProcesses.Count} "
                 + $"(one node process per node by its pid file, plus haproxy; nothing else, checked after every round)"),
             new("file descriptors",
-                fdGrowth <= FdGrowthPerRound * rounds,
-                $"{first.FileDescriptors} -> {last.FileDescriptors} ({Signed(fdGrowth)}; bound +{FdGrowthPerRound} per round = +{FdGrowthPerRound * rounds} over {rounds} rounds)"),
+                fdGrowth <= FdGrowthPerRound * rounds && fdGrowthBeforeGc <= FdGrowthPerRound * rounds,
+                $"{first.FileDescriptors} -> {last.FileDescriptors} ({Signed(fdGrowth)}), before the forced GC (undisposed but unreachable handles still open) "
+                + $"{first.FileDescriptorsBeforeGc} -> {last.FileDescriptorsBeforeGc} ({Signed(fdGrowthBeforeGc)}); changed kinds: {first.FdGrowthTo(last)}; bound +{FdGrowthPerRound} per round = +{FdGrowthPerRound * rounds} over {rounds} rounds"),
             new("TCP sockets",
                 estGrowth <= EstablishedGrowthPerRound * rounds && last.Tcp("CLOSE_WAIT") <= MaxCloseWait,
                 $"ESTABLISHED {first.Tcp("ESTABLISHED")} -> {last.Tcp("ESTABLISHED")} ({Signed(estGrowth)}; bound +{EstablishedGrowthPerRound * rounds}), "
