@@ -94,8 +94,8 @@ $badInput = Get-Total 'Bad input' @('refused')
 $secrets = Get-Total 'Secret scan' @('clean')
 # The soak (soak.json): one row per upgrade round (Outcome 'upgraded') and one per leak check ('no leak' or 'LEAK').
 $soakCases = @($suites | Where-Object Name -EQ 'Soak' | ForEach-Object { $_.Cases })
-$soakRounds = @($soakCases | Where-Object { (Get-Field $_ 'Case') -notlike 'leak check*' })
-$soakChecks = @($soakCases | Where-Object { (Get-Field $_ 'Case') -like 'leak check*' })
+$soakRounds = @($soakCases | Where-Object { (Get-Field $_ 'Case') -notlike '*leak check*' })
+$soakChecks = @($soakCases | Where-Object { (Get-Field $_ 'Case') -like '*leak check*' })
 $soakUpgraded = @($soakRounds | Where-Object { (Get-Field $_ 'Outcome') -eq 'upgraded' }).Count
 $soakLeaks = @($soakChecks | Where-Object { (Get-Field $_ 'Outcome') -ne 'no leak' }).Count
 $requestsFailed = ($suites | ForEach-Object { $_.Cases } | ForEach-Object { Get-Field $_ 'RequestsFailed' } | Where-Object { $null -ne $_ } | Measure-Object -Sum).Sum
