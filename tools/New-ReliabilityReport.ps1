@@ -5,9 +5,10 @@
 .DESCRIPTION
     Each *.json file in -InputPath is one suite: { "Suite": "<name>", "Cases": [ { "Case", "Area", "Outcome",
     "ErrorId", "Category", "Message", "RequestsFailed" (optional) } ] }. The bad-input tests write bad-input.json,
-    tools/Test-CanarySecret.ps1 writes secret-scan.json, other suites (the fault matrix) add their own files.
+    tools/Test-CanarySecret.ps1 writes secret-scan.json, other suites (the fault matrix, the soak) add their own files;
+    a suite this script does not know is listed like any other and left out of the named totals.
     The page lists every case with its outcome and ErrorId, per suite, and closes with the totals: faults survived,
-    bad inputs refused, requests failed, secrets leaked.
+    bad inputs refused, soak upgrades and leaks, requests failed, secrets leaked.
 
 .PARAMETER InputPath
     The folder of suite files (default out/reliability).
@@ -91,6 +92,12 @@ function Get-Total([string] $Suite, [string[]] $Good) {
 $faults = Get-Total 'Fault matrix' @('survived', 'passed')
 $badInput = Get-Total 'Bad input' @('refused')
 $secrets = Get-Total 'Secret scan' @('clean')
+# The soak (soak.json): one row per upgrade round (Outcome 'upgraded') and one per leak check ('no leak' or 'LEAK').
+$soakCases = @($suites | Where-Object Name -EQ 'Soak' | ForEach-Object { $_.Cases })
+$soakRounds = @($soakCases | Where-Object { (Get-Field $_ 'Case') -notlike '*leak check*' })
+$soakChecks = @($soakCases | Where-Object { (Get-Field $_ 'Case') -like '*leak check*' })
+$soakUpgraded = @($soakRounds | Where-Object { (Get-Field $_ 'Outcome') -eq 'upgraded' }).Count
+$soakLeaks = @($soakChecks | Where-Object { (Get-Field $_ 'Outcome') -ne 'no leak' }).Count
 $requestsFailed = ($suites | ForEach-Object { $_.Cases } | ForEach-Object { Get-Field $_ 'RequestsFailed' } | Where-Object { $null -ne $_ } | Measure-Object -Sum).Sum
 
 $lines.Add('')
@@ -98,6 +105,8 @@ $lines.Add('## Totals')
 $lines.Add('')
 $lines.Add('- Faults survived: ' + $(if ($faults) { "$($faults.Good) of $($faults.All)" } else { 'no fault matrix results in this run' }))
 $lines.Add('- Bad inputs refused: ' + $(if ($badInput) { "$($badInput.Good) of $($badInput.All)" } else { 'no bad-input results in this run' }))
+$lines.Add('- Soak: ' + $(if (-not $soakCases) { 'not run in this run' } else {
+            "$soakUpgraded of $($soakRounds.Count) successive upgrades completed, $soakLeaks leak(s) in $($soakChecks.Count) leak check(s) (processes, file descriptors, sockets, temp files, memory)" }))
 $lines.Add("- Requests failed: $([int] $requestsFailed)")
 $lines.Add('- Secrets leaked: ' + $(if (-not $secrets) { 'not scanned in this run' } elseif ($secrets.Good -eq $secrets.All) { '0 (every test result and log file under out/ scanned for the canaries; the secret-scan tests also check every PowerShell stream)' } else { "FOUND in $($secrets.All - $secrets.Good) kind(s) of test output file" }))
 
