@@ -28,7 +28,9 @@ internal sealed class FakeUpgradePortsFactory : IUpgradePortsFactory
     }
 }
 
-// Every test here swaps the process-wide factory slot: one class, so they never run in parallel with each other.
+// Every test here swaps the process-wide factory slot: one collection, so they never run in parallel with each other
+// (BlobJournalCmdletTests swaps it too).
+[Collection("UpgradePortsFactory slot")]
 public sealed class UpgradeCmdletTests : IDisposable
 {
     private readonly UpgradeFixture _f = new();
