@@ -59,7 +59,7 @@ function New-AzuriteContainer {
     param([Parameter(Mandatory)] $Azurite, [Parameter(Mandatory)] [string] $Name)
     $uri = "http://127.0.0.1:$($Azurite.Port)/$($Azurite.Account)/$Name"
     $store = New-JournalStore $uri
-    try { $store.CreateContainerIfMissingAsync([Threading.CancellationToken]::None).GetAwaiter().GetResult() } finally { $store.Dispose() }
+    try { $null = $store.CreateContainerIfMissingAsync([Threading.CancellationToken]::None).GetAwaiter().GetResult() } finally { $store.Dispose() }
     $uri
 }
 

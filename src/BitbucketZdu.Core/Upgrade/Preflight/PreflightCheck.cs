@@ -266,8 +266,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             if (p.State != RotationState.InRotation)
                 add(adopting ? FindingSeverity.Info : FindingSeverity.Warning, "PreflightNodeOutOfRotation", node.Name, place,
                     $"Node {node.Name} is {p.State} at the load balancer{(adopting ? "; the resumed run puts it back." : ": the cluster already runs with less capacity.")}");
+            // A resumed run may find another node out of rotation mid-upgrade (the killed run left it there): that node is
+            // finished and put back before this one is taken out, so the shortage now is not one at take-out time.
             if (p.OtherHealthyMembers < 1)
-                add(FindingSeverity.Error, "PreflightCapacity", node.Name, place, $"With node {node.Name} out of rotation no other healthy member would serve users.");
+                add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightCapacity", node.Name, place,
+                    $"With node {node.Name} out of rotation no other healthy member would serve users"
+                    + (adopting ? " now; the resumed run first finishes and puts back the node that is out." : "."));
         }
 
         private static void CheckHost(ClusterProfile profile, NodeProfile node, (NodeHostProbe? value, Exception? error) probe, ZduCluster? cluster, bool adopting,
