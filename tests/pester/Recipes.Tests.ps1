@@ -55,6 +55,104 @@ Set-AutomationStub -Credential @{ BitbucketSysadmin = [pscredential]::new('$($Si
     }
 }
 
+Describe 'Azure Automation runbook with the journal in Azure Storage (Azurite)' {
+    BeforeAll {
+        Import-Module $env:BITBUCKETZDU_MODULE -Force   # the blob store's types, to look into the journal
+        Import-Module (Join-Path $PSScriptRoot 'Azurite.psm1') -Force
+        $script:BlobDir = Join-Path $Dir 'blob'
+        $script:Azurite = Start-Azurite -Root (Join-Path $BlobDir 'azurite')
+        $script:JournalContainer = New-AzuriteContainer -Azurite $Azurite -Name 'bitbucket-zdu'
+        $script:BlobSim = Start-SimCluster -Root (Join-Path $BlobDir 'sim') -Nodes 2 -Password 'recipe-pw'
+        $script:BlobBalancer = Start-SimBalancer -Manifest $BlobSim
+        $profilePath = New-SimProfile -Manifest $BlobSim -Root $BlobDir -Balancer $BlobBalancer -Path (Join-Path $BlobDir 'sim.psd1')
+        # The profile names the container instead of a folder (the default 60 s lease: a killed job's lock frees itself within 60 s).
+        $text = (Get-Content -Raw $profilePath) -replace "(?m)^\s*JournalPath\s*=.*$", "    Journal = @{ Uri = '$JournalContainer'; Authentication = 'SharedKey' }"
+        # One job script, run as Azure Automation runs a job: a fresh pwsh with the assets (Azurite's dev key as the
+        # journal's credential asset; the recipe itself uses the managed identity).
+        $script:JobScript = Join-Path $BlobDir 'job.ps1'
+        @"
+`$ErrorActionPreference = 'Stop'
+Import-Module '$env:BITBUCKETZDU_MODULE'
+Import-Module '$(Join-Path $Scripts 'AutomationStubs.psm1')'
+Set-AutomationStub -Credential @{
+    BitbucketSysadmin = [pscredential]::new('$($BlobSim.user)', (ConvertTo-SecureString 'recipe-pw' -AsPlainText -Force))
+    ZduJournal        = [pscredential]::new('$($Azurite.Account)', (ConvertTo-SecureString '$([pscredential]::new('x', $Azurite.Key).GetNetworkCredential().Password)' -AsPlainText -Force))
+} -Variable @{ BitbucketZduProfile = @'
+$text
+'@ }
+& '$(Join-Path $Scripts 'Invoke-BbUpgradeRunbook.ps1')' -JournalCredentialName ZduJournal
+"@ | Set-Content -LiteralPath $JobScript -Encoding utf8
+
+        function script:Start-Job1 {
+            $out = Join-Path $BlobDir 'job1.out'
+            Start-Process -FilePath $Pwsh -ArgumentList ($PwshPre + @('-NoProfile', '-NonInteractive', '-File', $JobScript)) -PassThru `
+                -RedirectStandardOutput $out -RedirectStandardError (Join-Path $BlobDir 'job1.err')
+        }
+        function script:Invoke-Job {
+            $output = & $Pwsh @PwshPre -NoProfile -NonInteractive -File $JobScript 2>&1
+            [pscustomobject]@{ ExitCode = $LASTEXITCODE; Output = ($output | Out-String) }
+        }
+    }
+
+    AfterAll {
+        Stop-SimBalancer $BlobBalancer
+        Stop-SimCluster -Root (Join-Path $BlobDir 'sim')
+        Stop-Azurite $Azurite
+    }
+
+    It 'a job killed mid-run is resumed by the next job from the blob; a job while the lease is held is refused' {
+        $started = [DateTime]::UtcNow
+        # Job 1 runs until its first node is upgraded and back in rotation, then Azure "unloads" it (killed, no clean-up).
+        $job1 = Start-Job1
+        $deadline = [DateTime]::UtcNow.AddSeconds(180)
+        $first = $null
+        while ($true) {
+            $journal = Get-BlobJournal -ContainerUri $JournalContainer
+            $order = ($journal | Where-Object Kind -eq 'run-started' | Select-Object -First 1).NodeOrder
+            if ($order) { $first = $order[0] }
+            if ($first -and ($journal | Where-Object { $_.Kind -eq 'step-done' -and $_.Step -eq "$first/put-back" })) { break }
+            if ($job1.HasExited) { throw "Job 1 ended before its first node was done: $(Get-Content (Join-Path $BlobDir 'job1.out') -Raw)" }
+            if ([DateTime]::UtcNow -gt $deadline) { throw "Job 1 did not finish node $first within 180 s" }
+            Start-Sleep -Milliseconds 200   # polling the blob with a deadline
+        }
+        $job1.Kill($true)
+        $job1.WaitForExit()
+        $journal = Get-BlobJournal -ContainerUri $JournalContainer
+        $runId = $journal[0].RunId
+        $journal.Kind | Should -Not -Contain 'run-completed' -Because 'job 1 was killed before the end'
+
+        # The killed job's lease still holds (renewed every 20 s, it lasts 60 s) ...
+        Test-BlobJournalFree -ContainerUri $JournalContainer | Should -BeFalse
+        # ... so job 2, started at once, is refused and changes nothing.
+        $job2Started = [DateTime]::UtcNow
+        $job2 = Invoke-Job
+        Write-Host ("    job 2 was refused {0:0.0} s after the kill" -f ([DateTime]::UtcNow - $job2Started).TotalSeconds)
+        $job2.ExitCode | Should -Not -Be 0
+        $job2.Output | Should -Match 'FAILED \(JournalLocked'
+        (Get-BlobJournal -ContainerUri $JournalContainer).Count | Should -Be $journal.Count -Because 'a refused job writes nothing'
+
+        # The lease expires within 60 s of job 1's last renewal.
+        $deadline = [DateTime]::UtcNow.AddSeconds(90)
+        while (-not (Test-BlobJournalFree -ContainerUri $JournalContainer)) {
+            if ([DateTime]::UtcNow -gt $deadline) { throw 'The killed job''s lease did not expire within 90 s' }
+            Start-Sleep -Milliseconds 500
+        }
+
+        # Job 3: a new process with -Resume reads the blob and continues where job 1 stopped.
+        $job3 = Invoke-Job
+        $job3.ExitCode | Should -Be 0 -Because $job3.Output
+        $job3.Output | Should -Match 'upgraded from 8\.19\.3 to 8\.19\.4: 2/2 nodes'
+        $job3.Output | Should -Match "resumed run $runId"
+        $job3.Output | Should -Match 'Took over the lock'
+        $final = Get-BlobJournal -ContainerUri $JournalContainer
+        $final | Where-Object { $_.Kind -eq 'run-resumed' -and $_.RunId -eq $runId } | Should -Not -BeNullOrEmpty
+        $final[-1].Kind | Should -Be 'run-completed'
+        @($final | Where-Object { $_.Kind -eq 'step-done' -and $_.Step -eq "$first/stop" }).Count | Should -Be 1 -Because "node $first was done by job 1 and not stopped again"
+        ($job2.Output + $job3.Output + (Get-Content (Join-Path $BlobDir 'job1.out') -Raw)) | Should -Not -Match 'recipe-pw'
+        Write-Host ("    blob journal run: kill, refusal, lease expiry and resume took {0:0.0} s" -f ([DateTime]::UtcNow - $started).TotalSeconds)
+    }
+}
+
 Describe 'Scheduled task / systemd timer script' {
     It 'prints the plan under -WhatIf, exits 0 and logs the run' {
         $log = Join-Path $Dir 'whatif/upgrade.jsonl'

@@ -11,11 +11,27 @@
       for Azure Resource Manager anywhere.
     - Output: one line per node and the summary (Write-Output), no progress records; the job fails (throw) when the
       upgrade did not complete, so alerts on failed jobs fire.
-    - Run it again after a failure or an unload: -Resume continues from the journal.
+    - The journal and its lock live in Azure Storage (the profile's Journal = @{ Uri = ...; Authentication =
+      'ManagedIdentity' }, or -JournalUri): the sandbox's disk is gone when the job ends, the blob is not. The lock is
+      a lease on the journal blob, so a second job for the same cluster stops with JournalLocked.
+    - Run it again after a failure or an unload: -Resume continues from the journal where the last job stopped.
+
+.PARAMETER JournalUri
+    The journal container (https://<account>.blob.core.windows.net/<container>); default: the profile's Journal.Uri.
+
+.PARAMETER JournalCredentialName
+    An Automation credential asset for the journal container: user name = storage account, password = access key
+    (SharedKey), or password = a SAS (with -JournalAuthentication Sas). Empty (the default): the managed identity.
+
+.PARAMETER JournalAuthentication
+    ManagedIdentity, SharedKey, Sas or Token; default: the profile's, else SharedKey with a credential, else ManagedIdentity.
 #>
 param(
     [string] $CredentialName = 'BitbucketSysadmin',
     [string] $ProfileVariableName = 'BitbucketZduProfile',
+    [string] $JournalUri = '',
+    [string] $JournalCredentialName = '',
+    [string] $JournalAuthentication = '',
     [bool] $PlanOnly = $false
 )
 
@@ -29,10 +45,15 @@ $profilePath = Join-Path ([IO.Path]::GetTempPath()) 'bitbucket-zdu-profile.psd1'
 Set-Content -LiteralPath $profilePath -Value $profileText -Encoding utf8
 $logPath = Join-Path ([IO.Path]::GetTempPath()) 'bitbucket-zdu-upgrade.jsonl'
 
+$journal = @{}
+if ($JournalUri) { $journal.JournalUri = $JournalUri }
+if ($JournalCredentialName) { $journal.JournalCredential = Get-AutomationPSCredential -Name $JournalCredentialName }
+if ($JournalAuthentication) { $journal.JournalAuthentication = $JournalAuthentication }
+
 Write-Output "BitbucketZdu $((Get-Module BitbucketZdu -ListAvailable | Select-Object -First 1).Version): rolling upgrade as $($credential.UserName)$(if ($PlanOnly) { ' (plan only)' })."
 try {
     $result = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential $credential -Resume -Confirm:$false `
-        -LogPath $logPath -WhatIf:$PlanOnly
+        -LogPath $logPath -WhatIf:$PlanOnly @journal
 }
 catch {
     Write-Output "FAILED ($($_.FullyQualifiedErrorId)): $($_.Exception.Message)"
@@ -52,4 +73,5 @@ foreach ($node in $result.Nodes) {
         $(if ($node.Error) { " ($($node.Error))" }))
 }
 Write-Output $result.Summary
+Write-Output "Journal: $($result.JournalPath)$(if ($result.Resumed) { ' (resumed run ' + $result.RunId + ')' })"
 if (-not $result.Succeeded) { throw "The upgrade did not complete: $($result.NextStep)" }

@@ -5,6 +5,7 @@ using System.Linq;
 using System.Management.Automation;
 using System.Text;
 using BitbucketZdu.Core.Rules;
+using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Internal;
 
 namespace BitbucketZdu.Cmdlets
@@ -53,6 +54,15 @@ namespace BitbucketZdu.Cmdlets
         [ValidatePattern("^[0-9a-fA-F]{64}$")]
         public string? ArchiveSha256 { get; set; }
 
+        /// <summary>Keep the journal and its lock in this Azure Storage container (e.g. https://account.blob.core.windows.net/bitbucket-zdu) instead of a folder: for Azure Automation, whose disk does not outlive a job.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? JournalUri { get; set; }
+
+        /// <summary>How the upgrade authenticates to the journal container (written as Journal.Authentication): ManagedIdentity (default), SharedKey, Sas or Token.</summary>
+        [Parameter]
+        public JournalAuthentication JournalAuthentication { get; set; } = JournalAuthentication.ManagedIdentity;
+
         /// <summary>Overwrite an existing file.</summary>
         [Parameter]
         public SwitchParameter Force { get; set; }
@@ -73,6 +83,8 @@ namespace BitbucketZdu.Cmdlets
             if (duplicate is not null)
                 ThrowError("NewBbClusterProfileDuplicateNode", ErrorCategory.InvalidArgument,
                     $"-NodeName lists '{duplicate.Key}' {duplicate.Count()} times; give each node of the cluster once.", duplicate.Key);
+            if (JournalUri is not null && !JournalStoreFactory.TryParseContainerUri(JournalUri, out _, out var why))
+                ThrowError("JournalStorageInvalidUri", ErrorCategory.InvalidArgument, "-JournalUri: " + why, "JournalUri");
             if (File.Exists(path) && !Force)
                 ThrowError("NewBbClusterProfileExists", ErrorCategory.ResourceExists, $"'{path}' already exists. Use -Force to overwrite it.", path);
             if (!ShouldProcess(path, "Write a cluster profile template")) return;
@@ -142,7 +154,18 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine("    # Optional checks and limits.");
             sb.AppendLine("    MinFreeDiskGB   = 2        # free space each node needs for the new install dir");
             sb.AppendLine("    # MaxUsersPerNode = 500    # capacity check with one node out of rotation");
-            sb.AppendLine("    # JournalPath     = '...'  # default: per-user application data/BitbucketZdu/journal");
+            if (JournalUri is null)
+            {
+                sb.AppendLine("    # JournalPath     = '...'  # default: per-user application data/BitbucketZdu/journal");
+                sb.AppendLine("    # Or keep the journal and its lock (a blob lease) in Azure Storage, e.g. for Azure Automation (a job's disk is temporary):");
+                sb.AppendLine("    # Journal = @{ Uri = 'https://<account>.blob.core.windows.net/bitbucket-zdu'; Authentication = 'ManagedIdentity' }  # or SharedKey/Sas/Token with -JournalCredential");
+            }
+            else
+            {
+                sb.AppendLine("    # The journal and its lock (a blob lease) in Azure Storage. Secrets never go here: ManagedIdentity needs none,");
+                sb.AppendLine("    # SharedKey/Sas/Token take -JournalCredential. Optional: ClientId (user-assigned identity), BlobPrefix, LeaseSeconds (15-60).");
+                sb.AppendLine($"    Journal = @{{ Uri = {Q(new Uri(JournalUri.Trim()).GetLeftPart(UriPartial.Path))}; Authentication = {Q(JournalAuthentication.ToString())} }}");
+            }
             sb.AppendLine("    # Timeouts = @{ DrainSeconds = 300; StopSeconds = 300; OfflineSeconds = 120; StartSeconds = 900; HealthySeconds = 300; StableSeconds = 600 }");
             sb.AppendLine("}");
             return sb.ToString();

@@ -8,6 +8,7 @@ using System.Management.Automation.Language;
 using System.Threading.Tasks;
 using BitbucketZdu.Core;
 using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Core.Upgrade.Ports;
 using BitbucketZdu.Core.Upgrade.Profile;
 using BitbucketZdu.Core.Upgrade.Runner;
@@ -47,9 +48,27 @@ namespace BitbucketZdu.Internal
         [Credential]
         public PSCredential? RemotingCredential { get; set; }
 
-        /// <summary>The journal folder; overrides the profile's JournalPath.</summary>
+        /// <summary>The journal folder; overrides the profile's JournalPath (and its Journal container).</summary>
         [Parameter]
         public string? JournalPath { get; set; }
+
+        /// <summary>The Azure Storage container holding the journal and its lock (a blob lease), e.g. https://account.blob.core.windows.net/bitbucket-zdu; overrides the profile's Journal.Uri.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? JournalUri { get; set; }
+
+        /// <summary>How to authenticate to the journal container: ManagedIdentity, SharedKey, Sas or Token; overrides the profile's Journal.Authentication. Default: SharedKey with -JournalCredential, else ManagedIdentity.</summary>
+        [Parameter]
+        public JournalAuthentication? JournalAuthentication { get; set; }
+
+        /// <summary>The journal container's secret: SharedKey = account name and access key; Sas = a SAS token as the password (user name unused); Token = a bearer token as the password.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? JournalCredential { get; set; }
+
+        /// <summary>Allow an http:// journal container on a host that is not loopback (a storage emulator on a test network).</summary>
+        [Parameter]
+        public SwitchParameter JournalAllowHttp { get; set; }
 
         /// <summary>Reads and validates the profile; a terminating error with the first issue's ErrorId and every place otherwise.</summary>
         protected ClusterProfile LoadProfile()
@@ -136,6 +155,11 @@ namespace BitbucketZdu.Internal
                 SkipCertificateCheck = SkipCertificateCheck || (Credential is null && connection?.SkipCertificateCheck == true),
                 JournalPath = JournalPath is null ? null : GetUnresolvedProviderPathFromPSPath(JournalPath),
                 OpenShell = (_shellOpener ??= new NodeShellOpener(RemotingCredential)).OpenAsync,
+                JournalUri = JournalUri,
+                JournalAuthentication = JournalAuthentication,
+                JournalAccountName = JournalCredential?.UserName,
+                JournalSecret = JournalCredential?.Password,
+                JournalAllowHttp = JournalAllowHttp,
             };
             if (Credential is null && connection is not null)
             {
@@ -150,7 +174,9 @@ namespace BitbucketZdu.Internal
                 WriteWarning("TLS certificate verification is OFF for the cluster and node URLs. Use this only against a test server.");
             try
             {
-                return UpgradePortsFactory.Current.Create(profile, options);
+                var ports = UpgradePortsFactory.Current.Create(profile, options);
+                WriteVerbose($"Journal of cluster '{profile.Name}': {ports.Journal.Describe(profile.Name)}");
+                return ports;
             }
             catch (BbException ex)
             {

@@ -14,7 +14,7 @@ namespace BitbucketZdu.Upgrade
     /// <summary>
     /// THE SEAM between the upgrade cmdlets and the real world. The cmdlets build their ports with
     /// <see cref="Current"/>. The default binds the cluster API (ZduClient, one per node URL for the nodes' own views)
-    /// and the file journal; the load-balancer (<see cref="IRotation"/>) and node-host (<see cref="INodeHost"/>) ports
+    /// and the journal store (a folder, or an Azure blob container: <see cref="JournalStoreFactory"/>); the load-balancer (<see cref="IRotation"/>) and node-host (<see cref="INodeHost"/>) ports
     /// are bound by <see cref="RotationFactory"/> and <see cref="NodeHostFactory"/>, which the adapters over
     /// Core/LoadBalancers and Core/Nodes fill in after those areas merge. Until then they answer "not wired", so
     /// preflight refuses honestly. Tests replace <see cref="Current"/> with in-memory fakes.
@@ -39,6 +39,9 @@ namespace BitbucketZdu.Upgrade
         public UpgradePorts Create(ClusterProfile profile, UpgradeConnectionOptions options)
         {
             var owned = new Disposables();
+            // The journal first: its settings are validated before anything else is opened.
+            var journal = JournalStoreFactory.Create(profile, options);
+            if (journal is IDisposable j) owned.Add(j);
             var credential = options.Credential ?? (options.ClusterClient as ZduClient)?.Options.Credential
                 ?? throw new BbException("UpgradeNoCredential", BbErrorCategory.AuthenticationError,
                     $"No credential for {profile.BaseUrl}: pass -Credential (a Bitbucket system administrator) or connect first with Connect-BbCluster.");
@@ -57,7 +60,6 @@ namespace BitbucketZdu.Upgrade
                 owned.Add(c);
                 return c;
             });
-            var journal = new FileJournalStore(options.JournalPath ?? profile.JournalPath ?? FileJournalStore.DefaultDirectory);
             var rotation = UpgradePortsFactory.RotationFactory(profile, options);
             if (rotation is IDisposable r) owned.Add(r);
             var nodes = UpgradePortsFactory.NodeHostFactory(profile, options);

@@ -35,7 +35,8 @@ public sealed class UpgradePortsFactoryCollection
     public const string Name = "UpgradePortsFactory slot";
 }
 
-// Every test here swaps the process-wide factory slot: one collection, so they never run in parallel with each other.
+// Every test here swaps the process-wide factory slot: one collection, so they never run in parallel with each other
+// (ProfileBadInputTests and BlobJournalCmdletTests swap it too).
 [Collection(UpgradePortsFactoryCollection.Name)]
 public sealed class UpgradeCmdletTests : IDisposable
 {

@@ -37,7 +37,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     /// never interleave unnoticed. Uses the Blob REST API over System.Net.Http only (no Azure SDK: it would conflict
     /// with the Az modules loaded in a runbook).
     /// </summary>
-    public sealed class AzureBlobJournalStore : IJournalStore, IDisposable
+    public sealed class AzureBlobJournalStore : IJournalStore, IJournalProbe, IDisposable
     {
         internal const string ApiVersion = "2021-12-02";
 
@@ -169,6 +169,36 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             _leases[cluster] = lease;
             lease.StartRenewing(_options.RenewInterval ?? TimeSpan.FromTicks(_options.LeaseDuration.Ticks / 3));
             return lease;
+        }
+
+        /// <summary>
+        /// Proves a run could use the journal without adding to it: creates the blob when missing (write permission),
+        /// reads its properties, and takes a short lease and releases it at once (lease permission). Throws
+        /// JournalLocked when another run holds the lease; when this store holds it, says so.
+        /// </summary>
+        public async Task<string> ProbeAsync(string cluster, CancellationToken cancellationToken)
+        {
+            var blob = BlobUri(cluster);
+            await CreateBlobIfMissingAsync(cluster, cancellationToken).ConfigureAwait(false);
+            var head = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
+            var what = $"The journal {blob} ({_credential}) is reachable and writable";
+            if (_leases.ContainsKey(cluster)) return what + "; this run holds its lease.";
+            if (head.LeaseState == "leased") throw Locked(cluster, head.Holder);
+            var probeId = Guid.NewGuid().ToString();
+            var acquire = new Dictionary<string, string>
+            {
+                ["x-ms-lease-action"] = "acquire",
+                ["x-ms-lease-duration"] = "15",
+                ["x-ms-proposed-lease-id"] = probeId,
+            };
+            using (var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=lease"), acquire, null, cancellationToken).ConfigureAwait(false))
+            {
+                if (r.StatusCode == HttpStatusCode.Conflict && ErrorCode(r) == "LeaseAlreadyPresent")
+                    throw Locked(cluster, await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? head.Holder);
+                if (r.StatusCode != HttpStatusCode.Created) throw await ErrorAsync(r, blob.AbsoluteUri, "take the journal's lease").ConfigureAwait(false);
+            }
+            await LeaseActionAsync(cluster, "release", probeId, cancellationToken).ConfigureAwait(false);
+            return what + $", and its lease (the run lock) can be taken; a crashed run's lease frees itself within {(int)_options.LeaseDuration.TotalSeconds} s.";
         }
 
         /// <summary>Stops renewing every lease without releasing it: what a crash leaves. The leases expire on their own.</summary>

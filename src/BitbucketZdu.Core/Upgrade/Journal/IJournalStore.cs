@@ -31,7 +31,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     }
 
     /// <summary>
-    /// Where journals live, one per cluster (a file folder now; an Azure blob container is planned). Appends are
+    /// Where journals live, one per cluster (a folder: FileJournalStore; an Azure Storage container: AzureBlobJournalStore). Appends are
     /// durable before they return: a line that was written survives a crash of the process right after.
     /// </summary>
     public interface IJournalStore
@@ -55,5 +55,15 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     {
         /// <summary>The stale owner this lock replaced, or null.</summary>
         LockOwner? TookOverFrom { get; }
+    }
+
+    /// <summary>
+    /// A store that can prove, without changing the journal, that a run could use it: reachable, the credential may
+    /// write, the lock can be taken. Preflight calls it.
+    /// </summary>
+    public interface IJournalProbe
+    {
+        /// <summary>What was proven, for the finding; throws BbException (JournalLocked when another run holds the lock).</summary>
+        Task<string> ProbeAsync(string cluster, CancellationToken cancellationToken);
     }
 }

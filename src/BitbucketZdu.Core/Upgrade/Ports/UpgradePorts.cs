@@ -144,6 +144,22 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         /// <summary>Overrides the profile's JournalPath.</summary>
         public string? JournalPath { get; set; }
 
+        /// <summary>-JournalUri as typed: the Azure Storage container of the journal (overrides the profile's Journal.Uri).</summary>
+        public string? JournalUri { get; set; }
+        /// <summary>-JournalAuthentication: overrides the profile's Journal.Authentication.</summary>
+        public JournalAuthentication? JournalAuthentication { get; set; }
+        /// <summary>-JournalCredential's user name: the storage account for Shared Key.</summary>
+        public string? JournalAccountName { get; set; }
+        /// <summary>-JournalCredential's password: account key, SAS or bearer token by <see cref="JournalAuthentication"/>.</summary>
+        public System.Security.SecureString? JournalSecret { get; set; }
+        /// <summary>-JournalAllowHttp: http:// to a host that is not loopback (a storage emulator).</summary>
+        public bool JournalAllowHttp { get; set; }
+        /// <summary>Tests and proxies: the HTTP handler of the blob store (and of managed-identity tokens); null for a default one that verifies TLS.</summary>
+        public Func<System.Net.Http.HttpMessageHandler>? JournalHttpHandler { get; set; }
+        /// <summary>Tests: the managed-identity endpoints (default IDENTITY_ENDPOINT / IDENTITY_HEADER, else IMDS).</summary>
+        public Uri? IdentityEndpoint { get; set; }
+        public Uri? ImdsEndpoint { get; set; }
+
         /// <summary>
         /// Opens the shell that reaches a node (its profile's Remoting). The cmdlets set it: PowerShell sessions must be
         /// opened on the pipeline thread. Null: only 'local' and ssh:// targets can be reached.

@@ -48,7 +48,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             var rotationTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Rotation.ProbeAsync(n, cancellationToken))));
             var hostTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Nodes.ProbeAsync(n, cancellationToken))));
             var archiveTask = CheckArchiveAsync(profile, Add, cancellationToken);
-            await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask).ConfigureAwait(false);
+            var journalProbeTask = CheckJournalStoreAsync(profile, Add, cancellationToken);
+            await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
             var (cluster, clusterError) = clusterTask.Result;
@@ -268,8 +269,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             if (p.State != RotationState.InRotation)
                 add(adopting ? FindingSeverity.Info : FindingSeverity.Warning, "PreflightNodeOutOfRotation", node.Name, place,
                     $"Node {node.Name} is {p.State} at the load balancer{(adopting ? "; the resumed run puts it back." : ": the cluster already runs with less capacity.")}");
+            // A resumed run may find another node out of rotation mid-upgrade (the killed run left it there): that node is
+            // finished and put back before this one is taken out, so the shortage now is not one at take-out time.
             if (p.OtherHealthyMembers < 1)
-                add(FindingSeverity.Error, "PreflightCapacity", node.Name, place, $"With node {node.Name} out of rotation no other healthy member would serve users.");
+                add(adopting ? FindingSeverity.Warning : FindingSeverity.Error, "PreflightCapacity", node.Name, place,
+                    $"With node {node.Name} out of rotation no other healthy member would serve users"
+                    + (adopting ? " now; the resumed run first finishes and puts back the node that is out." : "."));
         }
 
         private static void CheckHost(ClusterProfile profile, NodeProfile node, (NodeHostProbe? value, Exception? error) probe, ZduCluster? cluster, bool adopting,
@@ -289,6 +294,26 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             if (!adopting && api?.Version is string v && p.InstalledVersion is string installed && v != installed)
                 add(FindingSeverity.Warning, "PreflightVersionMismatch", node.Name, node.Place + ".InstallRoot",
                     $"Node {node.Name} runs {v} according to the API but its current install dir under {node.InstallRoot} is {installed}.");
+        }
+
+        /// <summary>A store that can prove it is usable (the Azure blob store) does so: reachable, writable, lease can be taken.</summary>
+        private async Task CheckJournalStoreAsync(ClusterProfile profile, Action<FindingSeverity, string, string?, string?, string> add, CancellationToken ct)
+        {
+            if (_ports.Journal is not IJournalProbe probe) return;
+            var where = _ports.Journal.Describe(profile.Name);
+            var place = profile.Journal is not null ? "Journal" : null;
+            try
+            {
+                add(FindingSeverity.Info, "PreflightJournal", where, place, await probe.ProbeAsync(profile.Name, ct).ConfigureAwait(false));
+            }
+            catch (BbException ex) when (ex.ErrorId == "JournalLocked")
+            {
+                add(FindingSeverity.Warning, "PreflightJournalLocked", where, place, ex.Message);
+            }
+            catch (BbException ex)
+            {
+                add(FindingSeverity.Error, "PreflightJournalUnwritable", where, place, $"{ex.Message} ({ex.ErrorId})");
+            }
         }
 
         private static async Task CheckArchiveAsync(ClusterProfile profile, Action<FindingSeverity, string, string?, string?, string> add, CancellationToken ct)

@@ -150,6 +150,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public int? MaxUsersPerNode { get; set; }
         /// <summary>Optional: the journal folder (default: per-user application data).</summary>
         public string? JournalPath { get; set; }
+        /// <summary>Optional: the journal and its lock in an Azure Storage container instead of a folder.</summary>
+        public BitbucketZdu.Core.Upgrade.Journal.BlobJournalSettings? Journal { get; set; }
         /// <summary>Where the profile was read from (for messages), or null.</summary>
         public string? Source { get; set; }
         public UpgradeTimeouts Timeouts { get; set; } = new UpgradeTimeouts();

@@ -50,7 +50,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
     /// </summary>
     public static class ClusterProfileReader
     {
-        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Timeouts" };
+        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts" };
+        private static readonly string[] JournalKeys = { "Uri", "Authentication", "ClientId", "BlobPrefix", "LeaseSeconds", "AllowHttp" };
         private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members" };
         private static readonly string[] LbKeys = { "Name", "Kind", "Settings" };
         private static readonly string[] ArchiveKeys = { "Path", "Url", "Sha256" };
@@ -91,6 +92,9 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             var minDisk = r.Number(data, "MinFreeDiskGB", "MinFreeDiskGB", 0, 10000);
             var maxUsers = r.Number(data, "MaxUsersPerNode", "MaxUsersPerNode", 1, 1000000);
             var journal = r.Text(data, "JournalPath", "JournalPath", required: false);
+            var blobJournal = ReadJournal(r, data);
+            if (journal is not null && blobJournal is not null)
+                r.Add("ProfileInvalidValue", "Journal", "Give JournalPath (a folder) or Journal (an Azure Storage container), not both.");
             var timeouts = ReadTimeouts(r, data);
 
             if (issues.Count > 0) return null;
@@ -99,6 +103,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 MinFreeDiskBytes = minDisk is double gb ? (long)(gb * 1024 * 1024 * 1024) : 2L * 1024 * 1024 * 1024,
                 MaxUsersPerNode = maxUsers is double mu ? (int)mu : null,
                 JournalPath = journal,
+                Journal = blobJournal,
                 Source = source,
                 Timeouts = timeouts,
             };
@@ -228,6 +233,40 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             return members;
         }
 
+        private static Journal.BlobJournalSettings? ReadJournal(Reader r, IDictionary data)
+        {
+            var m = r.Map(data, "Journal", "Journal", required: false);
+            if (m is null) return null;
+            r.UnknownKeys(m, JournalKeys, "Journal.");
+            var count = r.IssueCount;
+            var uriText = r.Text(m, "Uri", "Journal.Uri", required: true);
+            Uri? uri = null;
+            if (uriText is not null && !Journal.JournalStoreFactory.TryParseContainerUri(uriText, out uri, out var why))
+                r.Add("ProfileInvalidValue", "Journal.Uri", why!);
+            var authText = r.Text(m, "Authentication", "Journal.Authentication", required: false);
+            Journal.JournalAuthentication? auth = null;
+            if (authText is not null && Enum.TryParse<Journal.JournalAuthentication>(authText, true, out var parsed) && !int.TryParse(authText, out _))
+                auth = parsed;
+            else if (authText is not null)
+                r.Add("ProfileInvalidValue", "Journal.Authentication", $"'{authText}' is not a journal authentication; use ManagedIdentity, SharedKey, Sas or Token.");
+            var clientId = r.Text(m, "ClientId", "Journal.ClientId", required: false);
+            var prefix = r.Text(m, "BlobPrefix", "Journal.BlobPrefix", required: false) ?? "";
+            var lease = r.Number(m, "LeaseSeconds", "Journal.LeaseSeconds", 15, 60);
+            var allowHttp = r.Text(m, "AllowHttp", "Journal.AllowHttp", required: false);
+            bool allow = false;
+            if (allowHttp is not null && !bool.TryParse(allowHttp, out allow))
+                r.Add("ProfileInvalidValue", "Journal.AllowHttp", $"'{allowHttp}' is not $true or $false.");
+            if (r.IssueCount > count || uri is null) return null;
+            return new Journal.BlobJournalSettings(uri)
+            {
+                Authentication = auth,
+                ClientId = clientId,
+                BlobPrefix = prefix,
+                LeaseSeconds = lease is double l ? (int)l : 60,
+                AllowHttp = allow,
+            };
+        }
+
         private static UpgradeTimeouts ReadTimeouts(Reader r, IDictionary data)
         {
             var t = new UpgradeTimeouts();
@@ -254,6 +293,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             public Reader(List<ProfileIssue> issues) => _issues = issues;
 
             public void Add(string id, string place, string message) => _issues.Add(new ProfileIssue(id, place, message));
+
+            public int IssueCount => _issues.Count;
 
             private static bool TryGet(IDictionary d, string key, out object? value)
             {
