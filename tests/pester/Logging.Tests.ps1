@@ -81,3 +81,53 @@ Describe '-LogPath' {
             Should -Throw -ErrorId 'BbLogPathUnwritable,BitbucketZdu.Cmdlets.GetBbClusterStatusCommand'
     }
 }
+
+Describe '-LogPath with a real HAProxy' {
+    # Load-balancer calls are logged like /rest/zdu calls: each HAProxy runtime command as an "lb-command" entry
+    # (provider, lb, host, command, result, ms); HTTP providers as "http" entries with provider and lb.
+    BeforeAll {
+        Import-Module (Join-Path $PSScriptRoot '../../tools/DemoCluster.psm1') -Function Start-DemoBalancer, Get-DemoBalancerStatus -Force
+        $nodes = @($Sim.nodes | ForEach-Object { [pscustomobject]@{ Name = $_.name; Port = [int] $_.port } })
+        $script:HAProxy = Start-DemoBalancer -Kind HAProxy -Environment ([pscustomobject]@{ Root = (Join-Path $Dir 'haproxy'); Nodes = $nodes; Balancer = $null; Bbsim = '' })
+        $script:Lb = New-BbLoadBalancer -Kind HAProxy -Endpoint $HAProxy.Endpoint -Backend bitbucket
+    }
+
+    AfterAll {
+        if ($HAProxy -and -not $HAProxy.Process.HasExited) { Stop-Process -Id $HAProxy.Process.Id -Force -ErrorAction SilentlyContinue }
+    }
+
+    It 'logs each runtime command with its verb, target, result and time, without secrets' {
+        $log = Join-Path $Dir 'haproxy.jsonl'
+        Connect-BbCluster -Uri $Sim.nodes[0].url -Credential $Credential -LogPath $log
+        Get-BbNode -Name node-2 | Remove-BbNodeFromLoadBalancer -LoadBalancer $Lb -DrainTimeoutSec 5 -Confirm:$false -LogPath $log | Out-Null
+        Add-BbNodeToLoadBalancer -LoadBalancer $Lb -Member node-2 -HealthTimeoutSec 10 -LogPath $log | Out-Null
+
+        $entries = Read-Log $log
+        $commands = @($entries | Where-Object kind -eq 'lb-command')
+        $drain = @($commands | Where-Object command -eq 'set server bitbucket/node-2 state drain')
+        $drain.Count | Should -Be 1
+        $drain[0].command | Should -Be 'set server bitbucket/node-2 state drain'
+        $drain[0].result | Should -Be 'ok'
+        $drain[0].provider | Should -Be 'HAProxy'
+        $drain[0].host | Should -Be $HAProxy.Endpoint
+        $drain[0].lb | Should -BeLike "HAProxy *bitbucket*"
+        $drain[0].ms | Should -BeGreaterOrEqual 0
+        $show = @($commands | Where-Object command -like 'show stat bitbucket*')
+        $show.Count | Should -BeGreaterThan 0
+        $show[0].result | Should -Match '^\d+ line\(s\)$'
+        ($commands.command | Where-Object { $_ -like 'set server*' } | Select-Object -Unique) | Should -Be @(
+            'set server bitbucket/node-2 state drain', 'set server bitbucket/node-2 state maint', 'set server bitbucket/node-2 state ready')
+        (Get-BbLoadBalancerMember -LoadBalancer $Lb -Name node-2).State | Should -Be 'Ready'
+        Assert-NoCanary $log
+    }
+
+    It 'logs an unreachable admin socket with the failure' {
+        $log = Join-Path $Dir 'haproxy-down.jsonl'
+        $dead = New-BbLoadBalancer -Kind HAProxy -Endpoint "tcp://127.0.0.1:$(Get-FreeTcpPort)" -Backend bitbucket
+        { Get-BbLoadBalancerMember -LoadBalancer $dead -LogPath $log -ErrorAction Stop } | Should -Throw
+        $entry = @(Read-Log $log | Where-Object kind -eq 'lb-command')[0]
+        $entry.command | Should -BeLike 'show stat bitbucket*'
+        $entry.failure | Should -Not -BeNullOrEmpty
+        $entry.result | Should -BeNullOrEmpty
+    }
+}

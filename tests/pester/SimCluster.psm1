@@ -121,4 +121,63 @@ $($nodes -join [Environment]::NewLine)
     $Path
 }
 
-Export-ModuleMember -Function Get-BbsimPath, Get-FreeTcpPort, Invoke-Bbsim, Start-SimCluster, Stop-SimCluster, Start-SimBalancer, Stop-SimBalancer, New-SimProfile
+<#
+.SYNOPSIS
+    Starts a real OpenSSH server on loopback under $Root (own host key pinned in a known_hosts file, key-only login as
+    the current user), as tests/BitbucketZdu.TestSupport/SshServer.cs does. Returns Port, UserName, KeyFile,
+    KnownHostsFile and Process; stop it with Stop-SimSshd.
+#>
+function Start-SimSshd {
+    param([Parameter(Mandatory)] [string] $Root)
+    $sshd = @(Get-Command sshd -CommandType Application -ErrorAction SilentlyContinue | ForEach-Object Source) + @('/usr/sbin/sshd') |
+        Where-Object { Test-Path $_ } | Select-Object -First 1
+    if (-not $sshd -or -not (Get-Command ssh-keygen -ErrorAction SilentlyContinue)) {
+        throw 'sshd and ssh-keygen are needed (Debian/Ubuntu: sudo apt-get install openssh-server openssh-client, or sudo bash .ci/install-test-servers.sh).'
+    }
+    New-Item -ItemType Directory -Path $Root -Force | Out-Null
+    if (-not (Test-Path /run/sshd)) { New-Item -ItemType Directory -Path /run/sshd -Force -ErrorAction SilentlyContinue | Out-Null }
+    $port = Get-FreeTcpPort
+    $hostKey = Join-Path $Root 'host_key'; $clientKey = Join-Path $Root 'client_key'
+    foreach ($k in $hostKey, $clientKey) {
+        & ssh-keygen -q -t ed25519 -N '' -f $k | Out-Null
+        if ($LASTEXITCODE -ne 0) { throw "ssh-keygen failed for $k" }
+    }
+    Copy-Item "$clientKey.pub" (Join-Path $Root 'authorized_keys')
+    $pub = (Get-Content "$hostKey.pub" -Raw).Trim().Split(' ')
+    Set-Content -Path (Join-Path $Root 'known_hosts') -Value "[127.0.0.1]:$port $($pub[0]) $($pub[1])"
+    Set-Content -Path (Join-Path $Root 'sshd_config') -Value @"
+Port $port
+ListenAddress 127.0.0.1
+HostKey $hostKey
+PidFile $Root/sshd.pid
+AuthorizedKeysFile $Root/authorized_keys
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+UsePAM no
+StrictModes no
+MaxSessions 50
+MaxStartups 50:30:100
+"@
+    $process = Start-Process -FilePath $sshd -ArgumentList @('-D', '-e', '-f', (Join-Path $Root 'sshd_config')) -PassThru `
+        -RedirectStandardError (Join-Path $Root 'sshd.log') -RedirectStandardOutput (Join-Path $Root 'sshd.out')
+    $deadline = [DateTime]::UtcNow.AddSeconds(10)
+    while ($true) {
+        $client = [System.Net.Sockets.TcpClient]::new()
+        try { $client.Connect('127.0.0.1', $port); break }
+        catch {
+            if ([DateTime]::UtcNow -gt $deadline -or $process.HasExited) { throw "sshd did not listen on 127.0.0.1:${port}: $(Get-Content (Join-Path $Root 'sshd.log') -Raw)" }
+        }
+        finally { $client.Dispose() }
+        Start-Sleep -Milliseconds 100   # polling with a deadline
+    }
+    [pscustomobject]@{ Port = $port; UserName = [Environment]::UserName; KeyFile = $clientKey; KnownHostsFile = (Join-Path $Root 'known_hosts'); Process = $process }
+}
+
+function Stop-SimSshd {
+    param($Server)
+    if ($Server -and -not $Server.Process.HasExited) { Stop-Process -Id $Server.Process.Id -Force -ErrorAction SilentlyContinue }
+}
+
+Export-ModuleMember -Function Get-BbsimPath, Get-FreeTcpPort, Invoke-Bbsim, Start-SimCluster, Stop-SimCluster, Start-SimBalancer, Stop-SimBalancer, New-SimProfile, Start-SimSshd, Stop-SimSshd

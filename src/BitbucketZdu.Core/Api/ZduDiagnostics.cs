@@ -48,7 +48,7 @@ namespace BitbucketZdu.Core.Api
             }
         }
 
-        private sealed class Restore : IDisposable
+        internal sealed class Restore : IDisposable
         {
             private readonly Action _restore;
             public Restore(Action restore) => _restore = restore;

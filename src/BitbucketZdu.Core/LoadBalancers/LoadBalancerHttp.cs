@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Net.Http;
 using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
@@ -28,16 +29,21 @@ namespace BitbucketZdu.Core.LoadBalancers
         public static async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpRequestMessage request, LoadBalancerDescription d, CancellationToken cancellationToken)
         {
             var where = request.RequestUri!.GetLeftPart(UriPartial.Path);
+            var watch = Stopwatch.StartNew();
             try
             {
-                return await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                var response = await client.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                LoadBalancerDiagnostics.Http(d, request.Method.Method, request.RequestUri, (int)response.StatusCode, watch, null);
+                return response;
             }
             catch (HttpRequestException ex)
             {
+                LoadBalancerDiagnostics.Http(d, request.Method.Method, request.RequestUri, null, watch, ex);
                 throw LoadBalancerErrors.Unreachable(d, where, ex.InnerException ?? ex);
             }
             catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
             {
+                LoadBalancerDiagnostics.Http(d, request.Method.Method, request.RequestUri, null, watch, new TimeoutException());
                 throw LoadBalancerErrors.Unreachable(d, where, new TimeoutException($"No answer within {d.RequestTimeout.TotalSeconds:0.#} s.", ex));
             }
         }

@@ -104,6 +104,7 @@ namespace BitbucketZdu.Cmdlets
                 throw;
             }
 
+            connection.PassedToCaller = PassThru;
             ConnectionStore.Set(connection);
             if (PassThru) WriteObject(connection);
         }

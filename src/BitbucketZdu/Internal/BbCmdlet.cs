@@ -4,6 +4,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core;
 using BitbucketZdu.Core.Api;
+using BitbucketZdu.Core.LoadBalancers;
 
 namespace BitbucketZdu.Internal
 {
@@ -120,6 +121,14 @@ namespace BitbucketZdu.Internal
             $"{r.Method} {r.Host}{r.Path} -> " + (r.Status is int status ? status.ToString(System.Globalization.CultureInfo.InvariantCulture) : "no answer (" + r.Failure + ")")
             + $" in {(long)r.Elapsed.TotalMilliseconds} ms";
 
+        internal static string DescribeLoadBalancerCall(LoadBalancerCallRecord r)
+        {
+            var what = r.Kind == LoadBalancerCallKind.Http ? $"{r.Method} {r.Host}{r.Path}" : $"'{r.Command}' on {r.Host}";
+            var outcome = r.Failure is not null ? "no answer (" + r.Failure + ")"
+                : r.Kind == LoadBalancerCallKind.Http ? (r.Status ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture) : r.Result;
+            return $"{r.Provider}: {what} -> {outcome} in {(long)r.Elapsed.TotalMilliseconds} ms";
+        }
+
         internal void LogOutput(object? value)
         {
             if (value is null || Log is null) return;
@@ -139,6 +148,12 @@ namespace BitbucketZdu.Internal
                        {
                            log?.Http(r);
                            bridge.DebugUnlogged(DescribeRequest(r));
+                       }))
+                // Every load-balancer call (HTTP, HAProxy runtime command, nginx -t / reload): the same, tagged with the load balancer.
+                using (LoadBalancerDiagnostics.ReportTo(r =>
+                       {
+                           log?.LoadBalancerCall(r);
+                           bridge.DebugUnlogged(DescribeLoadBalancerCall(r));
                        }))
                     return await work(bridge, StopToken).ConfigureAwait(false);
             });

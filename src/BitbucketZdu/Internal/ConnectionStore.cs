@@ -21,7 +21,8 @@ namespace BitbucketZdu.Internal
         {
             Defaults.AddOrUpdate(Key, connection, (_, old) =>
             {
-                if (!ReferenceEquals(old, connection)) old.Dispose();
+                // A connection the caller holds (-PassThru) stays usable with -Connection after another becomes the default.
+                if (!ReferenceEquals(old, connection) && !old.PassedToCaller) old.Dispose();
                 return connection;
             });
         }

@@ -16,7 +16,7 @@ namespace BitbucketZdu.Internal
 {
     /// <summary>
     /// The JSON-lines log behind -LogPath: one object per line with time (UTC, ISO 8601), kind (start, verbose, debug,
-    /// warning, progress, output, error, http, end), the command and a run id, and the kind's fields. Appends, so one
+    /// warning, progress, output, error, http, lb-command, end), the command and a run id, and the kind's fields. Appends, so one
     /// file can hold many runs (a scheduled task's history). Thread-safe; every line is scrubbed by <see cref="Redactor"/>.
     /// </summary>
     internal sealed class StructuredLog
@@ -105,6 +105,21 @@ namespace BitbucketZdu.Internal
         public void Http(ZduRequestRecord r) =>
             TryWrite("http", ("method", r.Method), ("host", r.Host), ("path", r.Path), ("status", r.Status),
                 ("ms", (long)Math.Round(r.Elapsed.TotalMilliseconds)), ("failure", r.Failure));
+
+        /// <summary>
+        /// A load-balancer call: HTTP ones as "http" entries (like /rest/zdu calls, plus provider and lb), HAProxy runtime
+        /// commands and nginx runs as "lb-command" entries (provider, lb, host, command, result, ms).
+        /// </summary>
+        public void LoadBalancerCall(LoadBalancerCallRecord r)
+        {
+            var ms = (long)Math.Round(r.Elapsed.TotalMilliseconds);
+            if (r.Kind == LoadBalancerCallKind.Http)
+                TryWrite("http", ("method", r.Method), ("host", r.Host), ("path", r.Path), ("status", r.Status), ("ms", ms),
+                    ("failure", r.Failure), ("provider", r.Provider), ("lb", r.LoadBalancer));
+            else
+                TryWrite("lb-command", ("provider", r.Provider), ("lb", r.LoadBalancer), ("host", r.Host), ("command", r.Command),
+                    ("result", r.Result), ("ms", ms), ("failure", r.Failure));
+        }
 
         public void Error(ErrorRecord record) =>
             TryWrite("error", ("errorId", record.FullyQualifiedErrorId), ("category", record.CategoryInfo.Category.ToString()),

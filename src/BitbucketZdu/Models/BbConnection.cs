@@ -30,6 +30,9 @@ namespace BitbucketZdu.Models
 
         internal IZduClient Client { get; }
 
+        /// <summary>Returned to the caller (-PassThru): a later Connect-BbCluster must not dispose it, the caller may still use it with -Connection.</summary>
+        internal bool PassedToCaller { get; set; }
+
         public void Dispose() => Client.Dispose();
 
         public override string ToString() => Uri.ToString();

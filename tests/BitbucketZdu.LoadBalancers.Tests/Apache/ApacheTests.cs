@@ -51,6 +51,27 @@ public sealed class ApacheTests : IClassFixture<ApacheFixture>, IAsyncLifetime
     }
 
     [Fact]
+    public async Task Every_balancer_manager_request_is_reported_with_method_path_status_and_time_but_no_nonce()
+    {
+        var calls = new List<LoadBalancerCallRecord>();
+        using var lb = LoadBalancerFactory.Create(_fx.Describe());
+        using (LoadBalancerDiagnostics.ReportTo(r => { lock (calls) calls.Add(r); }))
+            await new LoadBalancerController(lb).RemoveAsync(_fx.Member1, Fast(), new TestHost(), CancellationToken.None);
+
+        Assert.All(calls, c =>
+        {
+            Assert.Equal(LoadBalancerCallKind.Http, c.Kind);
+            Assert.Equal("Apache", c.Provider);
+            Assert.Equal(new Uri(_fx.Manager).AbsolutePath, c.Path);   // no query string: no nonce, no member names
+            Assert.Equal(200, c.Status);
+            Assert.True(c.Elapsed >= TimeSpan.Zero);
+        });
+        Assert.Contains(calls, c => c.Method == "GET");
+        Assert.Contains(calls, c => c.Method == "POST");   // the change itself
+        Assert.DoesNotContain(calls, c => (c.Path + c.Host + c.Result).Contains("nonce", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task Httpd_ignores_a_bad_nonce_silently_so_only_the_read_back_tells()
     {
         // The behaviour the provider guards against, shown on the real server: 200 OK, nothing changed.

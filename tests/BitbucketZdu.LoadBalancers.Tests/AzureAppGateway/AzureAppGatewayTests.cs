@@ -119,6 +119,31 @@ public sealed class AzureAppGatewayTests : IDisposable
     }
 
     [Fact]
+    public async Task Every_ARM_and_token_request_is_reported_without_the_token_or_query()
+    {
+        var calls = new List<LoadBalancerCallRecord>();
+        var d = Describe();
+        d.AzureAuthentication = AzureAuthentication.ServicePrincipal;
+        d.TenantId = "tenant-1";
+        d.ClientId = "client-1";
+        d.ClientSecret = Canary.Secure(Canary.Password);
+        using var lb = LoadBalancerFactory.Create(d);
+        using (LoadBalancerDiagnostics.ReportTo(r => { lock (calls) calls.Add(r); }))
+            await new LoadBalancerController(lb).RemoveAsync("10.0.0.11", Fast(), new TestHost(), CancellationToken.None);
+
+        // The token request (its form carries the client secret) is logged by method, path and status only.
+        Assert.Contains(calls, c => c.Method == "POST" && c.Path!.EndsWith("/oauth2/v2.0/token", StringComparison.Ordinal) && c.Status == 200);
+        Assert.Contains(calls, c => c.Method == "PUT" && c.Path == ArmStub.GatewayId && c.Status is 200 or 201);
+        Assert.Contains(calls, c => c.Method == "GET" && c.Path!.Contains("/operations/op-", StringComparison.Ordinal));
+        Assert.All(calls, c =>
+        {
+            Assert.Equal("AzureAppGateway", c.Provider);
+            Assert.DoesNotContain("api-version", c.Path, StringComparison.Ordinal);
+            Canary.AssertAbsent(c.Path + c.Host + c.Method + c.LoadBalancer, "a load-balancer call record");
+        });
+    }
+
+    [Fact]
     public async Task An_expired_given_token_is_a_clear_error_that_never_shows_the_token()
     {
         _arm.ExpiredTokens.Add(Canary.Token);

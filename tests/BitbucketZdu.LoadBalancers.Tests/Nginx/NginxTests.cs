@@ -33,6 +33,24 @@ public sealed class NginxTests : IClassFixture<NginxFixture>, IAsyncLifetime
     }
 
     [Fact]
+    public async Task Nginx_t_and_the_reload_are_reported_with_their_result_and_time()
+    {
+        var calls = new List<LoadBalancerCallRecord>();
+        using var lb = LoadBalancerFactory.Create(_fx.Describe());
+        using (LoadBalancerDiagnostics.ReportTo(r => { lock (calls) calls.Add(r); }))
+            await new LoadBalancerController(lb).RemoveAsync(_fx.Node2.Address, Fast(), new TestHost(), CancellationToken.None);
+
+        Assert.All(calls, c => Assert.Equal(LoadBalancerCallKind.Process, c.Kind));
+        var test = Assert.Single(calls, c => c.Command!.EndsWith(" -t", StringComparison.Ordinal));
+        Assert.Contains("syntax is ok", test.Result);
+        var reload = Assert.Single(calls, c => c.Command!.EndsWith(" -s reload", StringComparison.Ordinal));
+        Assert.NotNull(reload.Result);   // "ok", or nginx's "signal process started" notice
+        Assert.Equal("Nginx", reload.Provider);
+        Assert.True(reload.Elapsed > TimeSpan.Zero);
+        Assert.DoesNotContain(calls, c => c.Result!.Contains("upstream", StringComparison.Ordinal)); // 'nginx -T' is not dumped into logs
+    }
+
+    [Fact]
     public async Task Remove_marks_only_the_server_down_keeps_a_backup_and_the_reload_drains_old_workers()
     {
         using var lb = LoadBalancerFactory.Create(_fx.Describe());

@@ -45,12 +45,15 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             using var request = _d.AzureAuthentication == AzureAuthentication.ServicePrincipal ? ServicePrincipalRequest() : ManagedIdentityRequest();
             var where = request.RequestUri!.GetLeftPart(UriPartial.Path);
             HttpResponseMessage response;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             try
             {
                 response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
+                LoadBalancerDiagnostics.Http(_d, request.Method.Method, request.RequestUri, (int)response.StatusCode, watch, null);
             }
             catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
+                LoadBalancerDiagnostics.Http(_d, request.Method.Method, request.RequestUri, null, watch, ex);
                 throw new BbException("AzureAuthenticationFailed", BbErrorCategory.AuthenticationError,
                     $"Cannot get an Azure token from {where} ({_d.AzureAuthentication}): {(ex.InnerException ?? ex).Message} " +
                     (_d.AzureAuthentication == AzureAuthentication.ManagedIdentity ? "Is a managed identity enabled for this Automation account or VM?" : ""), where, ex);

@@ -147,12 +147,17 @@ namespace BitbucketZdu.Core.LoadBalancers.HAProxy
 
         private async Task<string> ExecuteAsync(HAProxyRuntimeClient instance, string command, CancellationToken cancellationToken)
         {
+            var watch = System.Diagnostics.Stopwatch.StartNew();
             try
             {
-                return await instance.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
+                var reply = await instance.ExecuteAsync(command, cancellationToken).ConfigureAwait(false);
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Runtime, instance.Endpoint, command,
+                    command.StartsWith("show ", StringComparison.Ordinal) ? $"{reply.Split('\n').Count(l => l.Trim().Length > 0)} line(s)" : reply, watch, null);
+                return reply;
             }
             catch (Exception ex) when (ex is SocketException || ex is IOException || ex is TimeoutException || ex is UnauthorizedAccessException)
             {
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Runtime, instance.Endpoint, command, null, watch, ex);
                 throw LoadBalancerErrors.Unreachable(Description, instance.Endpoint, ex);
             }
         }

@@ -124,8 +124,25 @@ namespace BitbucketZdu.Core.LoadBalancers.Nginx
             if (reload) await RunNginxAsync("-s reload", cts.Token).ConfigureAwait(false);
         }
 
-        private Task<ShellResult> RunNginxAsync(string arguments, CancellationToken cancellationToken) =>
-            _shell.RunAsync(Description.NginxCommand + " " + arguments, Description.RequestTimeout, cancellationToken);
+        private async Task<ShellResult> RunNginxAsync(string arguments, CancellationToken cancellationToken)
+        {
+            var command = Description.NginxCommand + " " + arguments;
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            try
+            {
+                var result = await _shell.RunAsync(command, Description.RequestTimeout, cancellationToken).ConfigureAwait(false);
+                // 'nginx -T' dumps the whole configuration: log only that it ran.
+                var summary = result.Succeeded ? (arguments == "-T" ? "ok" : LoadBalancerDiagnostics.Summarize(Output(result)))
+                    : $"exit {result.ExitCode}: {LoadBalancerDiagnostics.Summarize(Output(result))}";
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Process, _shell.HostName, command, summary, watch, null);
+                return result;
+            }
+            catch (Exception ex) when (!(ex is OperationCanceledException))
+            {
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Process, _shell.HostName, command, null, watch, ex);
+                throw;
+            }
+        }
 
         private async Task<int> GetMasterPidAsync(CancellationToken cancellationToken)
         {
