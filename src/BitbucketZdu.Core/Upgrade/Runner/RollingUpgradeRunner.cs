@@ -169,7 +169,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 await SafeJournalAsync(recorder, JournalKinds.RunCancelled,
-                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}") + ". Run with -Resume to continue.").ConfigureAwait(false);
+                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}")
+                    + (upgrader.Interruption is string where ? ": " + where : "") + ". Run with -Resume to continue.").ConfigureAwait(false);
                 throw;
             }
             catch (Exception ex)
