@@ -158,15 +158,42 @@ namespace BitbucketZdu.Internal
                     return await work(bridge, StopToken).ConfigureAwait(false);
             });
             task.ContinueWith(_ => bridge.Queue.CompleteAdding(), TaskScheduler.Default);
+            // Once the pipeline is stopping (Ctrl+C, or a downstream command such as Select-Object -First is done),
+            // every Write* here throws PipelineStoppedException. The engine must still finish cleaning up before this
+            // cmdlet returns and disposes what the work uses (put a drained node back into rotation, journal the
+            // cancellation, release the cluster's lock): cancel it, keep pumping (answering its questions so it never
+            // waits forever; what it writes is still logged by the bridge) until it ends, then stop.
+            PipelineStoppedException? stopped = null;
             foreach (var action in bridge.Queue.GetConsumingEnumerable())
-                action();
+            {
+                try
+                {
+                    action();
+                }
+                catch (PipelineStoppedException ex)
+                {
+                    if (stopped is null)
+                    {
+                        stopped = ex;
+                        _stopping.Cancel();
+                    }
+                }
+            }
             try
             {
-                return task.GetAwaiter().GetResult();
+                var result = task.GetAwaiter().GetResult();
+                if (stopped is not null) throw stopped;
+                return result;
             }
             catch (OperationCanceledException) when (StopToken.IsCancellationRequested)
             {
+                if (stopped is not null) throw stopped;
                 throw new PipelineStoppedException();
+            }
+            catch (Exception) when (stopped is not null)
+            {
+                // The engine failed while stopping (it was cancelled): the stop is what the caller must see.
+                throw stopped;
             }
         }
 

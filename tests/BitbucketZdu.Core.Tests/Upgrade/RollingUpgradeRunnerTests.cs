@@ -167,7 +167,7 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
         Assert.Equal(From, _f.World["node-2"].InstalledVersion);
         Assert.Equal(RotationState.InRotation, _f.World["node-2"].Rotation);
         Assert.Equal(new[] { UpgradePhase.PreflightPassed, UpgradePhase.PreStaged, UpgradePhase.UpgradeModeEnabled },
-            events.Take(3).Select(e => e.Phase));
+            events.Where(e => e.Phase is not (UpgradePhase.StepStarting or UpgradePhase.StepDone)).Take(3).Select(e => e.Phase));
         Assert.Contains(events, e => e.Phase == UpgradePhase.NodeUpgraded && e.Node == "node-1");
         var failed = Assert.Single(events, e => e.Phase == UpgradePhase.NodeFailed);
         Assert.Equal("node-2", failed.Node);

@@ -23,6 +23,9 @@ public sealed class ModuleSession : IDisposable
         _runspace.Open();
     }
 
+    /// <summary>The PowerShell of the run in progress (null between runs): a test presses Ctrl+C with <c>BeginStop</c>.</summary>
+    public PowerShell? Running { get; private set; }
+
     public static string ModulePath => typeof(BitbucketZdu.Cmdlets.InvokeBbRollingUpgradeCommand).Assembly.Location;
 
     /// <summary>Runs a script off the test thread; a terminating error becomes the run's ErrorId and message.</summary>
@@ -35,6 +38,7 @@ public sealed class ModuleSession : IDisposable
         ps.AddScript(script);
         var output = new List<PSObject>();
         ErrorRecord? terminating = null;
+        Running = ps;
         try
         {
             output.AddRange(ps.Invoke());
@@ -42,6 +46,10 @@ public sealed class ModuleSession : IDisposable
         catch (RuntimeException ex)
         {
             terminating = ex.ErrorRecord;
+        }
+        finally
+        {
+            Running = null;
         }
         var error = terminating ?? ps.Streams.Error.FirstOrDefault();
         var text = string.Join("\n", output.Select(o => o?.ToString()).Concat(ps.Streams.Error.Select(e => e + " " + e.Exception))

@@ -74,6 +74,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             _hook = hook;
         }
 
+        /// <summary>After a cancelled node: where Ctrl+C left it (put back, or left out of rotation and why), for the journal.</summary>
+        public string? Interruption { get; private set; }
+
         private string Target => _profile.TargetVersion.ToString();
         private UpgradeTimeouts Timeouts => _profile.Timeouts;
 
@@ -386,16 +389,23 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 var state = await _ports.Nodes.GetStateAsync(node, cts.Token).ConfigureAwait(false);
                 if (!state.ProcessRunning || !state.StatusRunning)
                 {
+                    Interruption = $"node {node.Name} was {(state.ProcessRunning ? "starting" : "stopped")} (install dir {state.InstalledVersion ?? "unknown"}) and stays out of rotation until -Resume finishes it";
                     _host.Warning($"Node {node.Name} was interrupted while {(state.ProcessRunning ? "starting" : "stopped")}: it stays out of rotation. Run with -Resume to finish it.");
                     return null;
                 }
-                if (await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) == RotationState.InRotation) return null;
+                if (await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) == RotationState.InRotation)
+                {
+                    Interruption = $"node {node.Name} is in rotation, untouched";
+                    return null;
+                }
                 await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, cts.Token).ConfigureAwait(false);
                 await SafeWriteAsync(JournalKinds.RollbackDone, node, $"interrupted: node {node.Name} put back into rotation").ConfigureAwait(false);
+                Interruption = $"node {node.Name} still ran {state.InstalledVersion} and was put back into rotation";
                 return $"node {node.Name} put back into rotation";
             }
             catch (Exception ex)
             {
+                Interruption = $"node {node.Name} could NOT be put back into rotation ({ex.Message}): check it at the load balancer";
                 _host.Warning($"Could not put node {node.Name} back into rotation after the interruption: {ex.Message}");
                 return null;
             }

@@ -80,7 +80,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
             var adopted = preflight.AdoptedRun;
             var runId = adopted?.RunId ?? startedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
-            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, plan.Steps.Count);
+            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, plan.Steps.Count, options.Hook, profile.TargetVersion.ToString());
             var target = profile.TargetVersion.ToString();
             var fromVersion = plan.FromVersion;
             await recorder.WriteAsync(adopted is null ? JournalKinds.RunStarted : JournalKinds.RunResumed, null, null,
@@ -169,7 +169,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 await SafeJournalAsync(recorder, JournalKinds.RunCancelled,
-                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}") + ". Run with -Resume to continue.").ConfigureAwait(false);
+                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}")
+                    + (upgrader.Interruption is string where ? ": " + where : "") + ". Run with -Resume to continue.").ConfigureAwait(false);
                 throw;
             }
             catch (Exception ex)
@@ -222,7 +223,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
             using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, ct).ConfigureAwait(false);
             var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
-            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, steps.Count);
+            var recorder = new StepRecorder(_ports, _host, profile.Name, runId, steps.Count, options.Hook, profile.TargetVersion.ToString());
             await PreStageAsync(recorder, plan, profile, node, false, ct).ConfigureAwait(false);
             var upgrader = new NodeUpgrader(_ports, _host, profile, recorder, options.Hook);
             var from = cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version;

@@ -15,15 +15,19 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private readonly IOperationHost _host;
         private readonly string _cluster;
         private readonly int _totalSteps;
+        private readonly UpgradeHook? _hook;
+        private readonly string? _targetVersion;
         private int _stepsSeen;
 
-        public StepRecorder(UpgradePorts ports, IOperationHost host, string cluster, string runId, int totalSteps)
+        public StepRecorder(UpgradePorts ports, IOperationHost host, string cluster, string runId, int totalSteps, UpgradeHook? hook = null, string? targetVersion = null)
         {
             _ports = ports;
             _host = host;
             _cluster = cluster;
             RunId = runId;
             _totalSteps = Math.Max(1, totalSteps);
+            _hook = hook;
+            _targetVersion = targetVersion;
         }
 
         public string RunId { get; }
@@ -42,6 +46,10 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             fill?.Invoke(e);
             return _ports.Journal.AppendAsync(_cluster, e, ct);
         }
+
+        private Task HookAsync(UpgradePhase phase, PlanStep step, string message, CancellationToken ct) =>
+            _hook is null ? Task.CompletedTask
+                : _hook(new UpgradeEvent(phase, _cluster, step.Node, message) { Step = step.Key, TargetVersion = _targetVersion }, ct);
 
         /// <summary>Records that a step is already done (real state checked) and moves progress on.</summary>
         public async Task SkipAsync(PlanStep step, string why, CancellationToken ct)
@@ -65,6 +73,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             var started = _ports.Clock.Timestamp;
             try
             {
+                // A throw here fails the step like its work failing would (journaled step-failed, node restored).
+                await HookAsync(UpgradePhase.StepStarting, step, step.Action, ct).ConfigureAwait(false);
                 await work(ct).ConfigureAwait(false);
             }
             catch (Exception ex)
@@ -83,6 +93,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
             var took = _ports.Clock.Since(started);
             await WriteAsync(JournalKinds.StepDone, step.Key, step.Node, null, CancellationToken.None, e => e.DurationMs = (long)took.TotalMilliseconds).ConfigureAwait(false);
+            await HookAsync(UpgradePhase.StepDone, step, "Done: " + step.Action, ct).ConfigureAwait(false);
             return took;
         }
     }

@@ -26,6 +26,13 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         Finalizing,
         Completed,
         Halted,
+        /// <summary>
+        /// A step's step-begin line is in the journal; its work has not started (<see cref="UpgradeEvent.Step"/> names it).
+        /// Pre-stage steps run in parallel, so these may come from several threads at once.
+        /// </summary>
+        StepStarting,
+        /// <summary>A step's step-done line is in the journal (<see cref="UpgradeEvent.Step"/> names it).</summary>
+        StepDone,
     }
 
     /// <summary>What a hook receives.</summary>
@@ -44,6 +51,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public string? Node { get; }
         public string Message { get; }
         public string? TargetVersion { get; set; }
+        /// <summary>Set on StepStarting and StepDone: the journal's step key, e.g. <c>node-1/stop</c> or <c>cluster/finalize</c>.</summary>
+        public string? Step { get; set; }
         /// <summary>Set on Completed and Halted.</summary>
         public UpgradeReport? Report { get; set; }
 
