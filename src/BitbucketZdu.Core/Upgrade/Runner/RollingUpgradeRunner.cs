@@ -341,9 +341,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 what = (node is null ? "The run failed" : $"The run failed during node {node.Name}") + ": " + cause.Message;
                 restored = "Nothing was restored (no node was left changed by this step).";
             }
-            var next = cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
+            var next = cluster is null
+                ? $"fix the cause, then run {resume} (the cluster's state could not be read after the failure, so whether upgrade mode may still be cancelled is unknown)."
+                : cluster.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
                 ? $"fix the cause, then run {resume}; or, to give up, cancel upgrade mode (POST /rest/zdu/cancel, allowed because no node was upgraded)."
-                : cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
+                : !cluster.UpgradeModeEnabled && onTarget == 0
                     ? $"fix the cause, then run {resume} (nothing was changed in Bitbucket yet)."
                     : $"fix the cause, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
             report.Succeeded = false;
@@ -352,7 +354,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             report.NextStep = next;
             Finish(report, started);
             var message = $"{what} {restored} Cluster: {state}. Journal: {report.JournalPath}. Next step: {next}";
-            return new UpgradeHaltedException(errorId, cause is BbException b2 ? b2.Category : BbErrorCategory.NotSpecified, message, report, cause);
+            // A node failure carries the category of what failed it (AuthenticationError for a refused credential, ...).
+            var category = cause is BbException b2 ? b2.Category : cause.InnerException is BbException inner ? inner.Category : BbErrorCategory.NotSpecified;
+            return new UpgradeHaltedException(errorId, category, message, report, cause);
         }
 
         private void Finish(UpgradeReport report, long started)
