@@ -169,4 +169,22 @@ public sealed class FaultInjectionTests
         }
         Assert.False(File.Exists(Path.Combine(c.Shared, "bbsim", "faults", "cluster.json")));
     }
+
+    [Fact]
+    public async Task A_changed_admin_password_refuses_the_old_one_and_is_masked_in_the_log()
+    {
+        await using var c = await SimCluster.StartAsync(1);
+        var changed = SimCluster.Password + "-changed";
+        using var http = SimCluster.Http();
+        using (var r = await http.PutAsync(new Uri(c.Nodes[0].Url, "bbsim/admin/faults/cluster"),
+            new StringContent($$"""{"adminPassword": "{{changed}}"}""", Encoding.UTF8, "application/json")))
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+
+        using var old = c.Client();
+        var ex = await Assert.ThrowsAsync<ZduApiException>(() => old.GetClusterAsync());
+        Assert.Equal(ZduErrorKind.Unauthorized, ex.Kind);
+        using var renewed = c.Client(credential: ZduCredential.Basic(SimCluster.User, Canary.Secure(changed)));
+        Assert.Equal(ClusterState.STABLE, (await renewed.GetClusterAsync()).State);
+        Canary.AssertAbsent(c.Nodes[0].Log, "node log");
+    }
 }

@@ -63,6 +63,33 @@ public sealed class SshServer : IAsyncLifetime
         }, TimeSpan.FromSeconds(10), $"sshd listening on {HostName}:{Port}");
     }
 
+    /// <summary>
+    /// Drops every live session (SIGKILL to each child of the listening sshd: one per connection), as a network path or
+    /// an sshd restart does; the listener keeps accepting. Returns how many were dropped.
+    /// </summary>
+    public int DropSessions()
+    {
+        var listener = int.Parse(File.ReadAllText(Path.Combine(Dir, "sshd.pid")).Trim());
+        var count = 0;
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string stat;
+            try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; }
+            // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'.
+            if (int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1]) != listener) continue;
+            try
+            {
+                System.Diagnostics.Process.GetProcessById(pid).Kill(entireProcessTree: true);
+                count++;
+            }
+            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+            {
+            }
+        }
+        return count;
+    }
+
     private static async Task Run(string file, params string[] args)
     {
         var (code, output) = await ExternalProcess.RunAsync(file, args, TimeSpan.FromSeconds(20));

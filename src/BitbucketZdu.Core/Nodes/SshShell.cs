@@ -51,6 +51,7 @@ namespace BitbucketZdu.Core.Nodes
         private readonly SemaphoreSlim _masterGate = new SemaphoreSlim(1, 1);
         private string? _controlDir;
         private bool _masterTried;
+        private volatile bool _masterLost;
 
         public SshShell(SshShellOptions options)
         {
@@ -138,15 +139,23 @@ namespace BitbucketZdu.Core.Nodes
         /// <summary>
         /// Starts one background master connection (ssh -f -N, ControlPersist) that later commands ride on, saving a
         /// handshake per command. Its stdio is not redirected: a persisting master would otherwise hold our pipes open.
-        /// When it cannot start, commands connect one by one (and report the connection error themselves).
+        /// When it cannot start, commands connect one by one (and report the connection error themselves). When the
+        /// master's connection drops (network, sshd restart), the next command starts a new one: without it every later
+        /// command would pay a full handshake, many times longer, while a node is out of rotation.
         /// </summary>
         private async Task EnsureMasterAsync(CancellationToken cancellationToken)
         {
-            if (!_options.Multiplex || _masterTried) return;
+            if (!_options.Multiplex || (_masterTried && !MasterLost)) return;
             await _masterGate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                if (_masterTried) return;
+                if (_masterTried && !MasterLost) return;
+                if (_controlDir is string old)
+                {
+                    _controlDir = null;
+                    try { Directory.Delete(old, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+                }
+                _masterLost = false;
                 _masterTried = true;
                 var dir = Path.Combine(Path.GetTempPath(), "bbzdu-ssh-" + Guid.NewGuid().ToString("N").Substring(0, 10));
                 Directory.CreateDirectory(dir);
@@ -173,6 +182,9 @@ namespace BitbucketZdu.Core.Nodes
                 _masterGate.Release();
             }
         }
+
+        /// <summary>The master is gone: its control socket vanished (it exited) or refused a command (it was killed).</summary>
+        private bool MasterLost => _masterLost || (_controlDir is string dir && !File.Exists(Path.Combine(dir, "cm")));
 
         private async Task<ShellResult> RunSshAsync(string remoteScript, Stream? stdin, TimeSpan timeout, CancellationToken cancellationToken)
         {
@@ -218,6 +230,8 @@ namespace BitbucketZdu.Core.Nodes
             process.WaitForExit();
             var stdout = await stdoutTask.ConfigureAwait(false);
             var stderr = await stderrTask.ConfigureAwait(false);
+            // ssh fell back to a connection of its own because the master did not answer: start a new master next time.
+            if (stderr.IndexOf("Control socket connect", StringComparison.Ordinal) >= 0) _masterLost = true;
             if (process.ExitCode == 255)
                 throw new BbException("NodeConnectionFailed", BbErrorCategory.ConnectionError,
                     $"SSH to {(_options.UserName is null ? "" : _options.UserName + "@")}{HostName}:{_options.Port} failed: {stderr.Trim()} " +

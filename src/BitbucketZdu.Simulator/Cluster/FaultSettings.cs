@@ -31,6 +31,8 @@ public sealed class FaultSettings
     public int? ExtraUsers { get; set; }
     /// <summary>Cluster-wide: approve ends in UPGRADE_TASKS_FAILED (then retryUpgrade makes it STABLE).</summary>
     public bool? UpgradeTasksFail { get; set; }
+    /// <summary>The sysadmin's password changed to this one (the configured one is refused with 401 from then on).</summary>
+    public string? AdminPassword { get; set; }
 
     /// <summary>These settings with <paramref name="node"/>'s values winning.</summary>
     public FaultSettings Under(FaultSettings? node) => node is null ? this : new FaultSettings
@@ -47,5 +49,6 @@ public sealed class FaultSettings
         ExtraTasks = node.ExtraTasks ?? ExtraTasks,
         ExtraUsers = node.ExtraUsers ?? ExtraUsers,
         UpgradeTasksFail = node.UpgradeTasksFail ?? UpgradeTasksFail,
+        AdminPassword = node.AdminPassword ?? AdminPassword,
     };
 }

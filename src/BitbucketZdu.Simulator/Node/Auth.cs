@@ -13,7 +13,8 @@ public static class Auth
     public static string? BasicUser(HttpContext ctx) => Decode(ctx)?.User;
 
     /// <summary>True for a system administrator; otherwise the 401/403 answer is written and false returned.</summary>
-    public static async Task<bool> RequireSysadminAsync(HttpContext ctx, NodeConfig config)
+    /// <param name="changedPassword">The sysadmin's password as changed since start (fault <c>adminPassword</c>), or null.</param>
+    public static async Task<bool> RequireSysadminAsync(HttpContext ctx, NodeConfig config, string? changedPassword = null)
     {
         var header = ctx.Request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
@@ -29,7 +30,7 @@ public static class Auth
             return false;
         }
         var basic = Decode(ctx);
-        if (basic is { } b && b.User == config.AdminUser && FixedEquals(b.Password, config.AdminPassword)) return true;
+        if (basic is { } b && b.User == config.AdminUser && FixedEquals(b.Password, changedPassword ?? config.AdminPassword)) return true;
         if (basic is { } u && config.Users.TryGetValue(u.User, out var pw) && FixedEquals(u.Password, pw))
         {
             await WriteStatusAsync(ctx, 403, SysadminOnly);

@@ -204,7 +204,7 @@ public static class NodeHost
     /// <summary>GET/PUT/DELETE /bbsim/admin/faults/{cluster|node-name} (sysadmin): the same files as in docs/simulator.md.</summary>
     private static async Task FaultsAsync(HttpContext ctx, NodeRuntime node, string target)
     {
-        if (!await Auth.RequireSysadminAsync(ctx, node.Config)) return;
+        if (!await Auth.RequireSysadminAsync(ctx, node.Config, node.Faults.AdminPassword)) return;
         try
         {
             node.Store.FaultFile(target);
@@ -233,7 +233,9 @@ public static class NodeHost
                 }
                 node.Store.WriteFaults(target, faults ?? new FaultSettings());
                 node.ReloadFaults();
-                node.Log($"Faults for '{target}' set: {JsonSerializer.Serialize(faults, SharedStore.Json).ReplaceLineEndings(" ")}");
+                var logged = JsonSerializer.Serialize(faults, SharedStore.Json);
+                if (faults?.AdminPassword is not null) logged = logged.Replace(JsonSerializer.Serialize(faults.AdminPassword), "\"***\"");
+                node.Log($"Faults for '{target}' set: {logged.ReplaceLineEndings(" ")}");
                 await ZduApi.WriteJsonAsync(ctx, 200, faults ?? new FaultSettings());
                 return;
             case "DELETE":

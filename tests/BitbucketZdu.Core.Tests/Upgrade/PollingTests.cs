@@ -49,4 +49,20 @@ public sealed class PollingTests
             _ => true, s => s, TimeSpan.FromSeconds(2), Intervals, "the API", "UpgradeOfflineTimeout", CancellationToken.None));
         Assert.Contains("Last seen: error: connection refused", ex.Message);
     }
+
+    [Fact]
+    public async Task Credentials_refused_by_the_API_end_the_wait_at_once_instead_of_at_its_deadline()
+    {
+        var time = new VirtualClock();
+        var polls = 0;
+        var ex = await Assert.ThrowsAsync<BitbucketZdu.Core.Api.ZduApiException>(() => time.ToUpgradeClock().PollAsync<string>(_ =>
+            {
+                polls++;
+                throw new BitbucketZdu.Core.Api.ZduApiException(BitbucketZdu.Core.Api.ZduErrorKind.Unauthorized, "GET /rest/zdu/cluster returned 401. Check the credentials.");
+            },
+            _ => true, s => s, TimeSpan.FromSeconds(30), Intervals, "node-1 OFFLINE", "UpgradeOfflineTimeout", CancellationToken.None));
+        Assert.Equal("ZduUnauthorized", ex.ErrorId);
+        Assert.Equal(1, polls);
+        Assert.Equal(TimeSpan.Zero, time.Now);
+    }
 }

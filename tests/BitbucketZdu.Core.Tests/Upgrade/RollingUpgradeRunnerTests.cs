@@ -151,6 +151,35 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Credentials_refused_mid_node_fail_at_once_and_the_node_goes_back_on_its_own_status()
+    {
+        // node-1 first (no loads). Out of rotation, the sysadmin's password changes: every API call gets 401 from now on.
+        UpgradeHook hook = (e, ct) =>
+        {
+            if (e.Phase == UpgradePhase.NodeOutOfRotation) _f.World.RefuseCredentials = true;
+            return Task.CompletedTask;
+        };
+        var started = _f.World.Clock.Now;
+
+        var ex = await Assert.ThrowsAsync<UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(1, hook: hook), CancellationToken.None));
+
+        Assert.Equal("UpgradeNodeFailed", ex.ErrorId);
+        Assert.Equal(BbErrorCategory.AuthenticationError, ex.Category);
+        Assert.Contains("did not accept the credentials", ex.Message);
+        // No wait ran to its deadline: the 401 failed the OFFLINE wait at once, and the restore took the node's own word.
+        Assert.Contains("'node-1/wait-offline'", ex.Message);
+        Assert.True(_f.World.Clock.Now - started < TimeSpan.FromSeconds(60), $"took {_f.World.Clock.Now - started}");
+        Assert.Contains("by its own /status", ex.Message);
+        Assert.Equal(From, _f.World["node-1"].InstalledVersion);
+        Assert.True(_f.World["node-1"].Running);
+        Assert.All(_f.World.Nodes, n => Assert.Equal(RotationState.InRotation, n.Rotation));
+        Assert.Equal(NodeOutcome.RolledBack, ex.Report.Nodes.Single(n => n.Name == "node-1").Outcome);
+        // The cluster could not be read afterwards: the next step does not pretend to know its state.
+        Assert.Contains("could not be read", ex.Message);
+        Assert.DoesNotContain("0 nodes already run", ex.Message);
+    }
+
+    [Fact]
     public async Task A_failing_custom_check_rolls_the_node_back()
     {
         var events = new List<UpgradeEvent>();

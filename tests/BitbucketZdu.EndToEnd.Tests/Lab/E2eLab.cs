@@ -22,6 +22,8 @@ public sealed class LabOptions
     public int Nodes { get; init; } = 3;
     public string From { get; init; } = "8.19.3";
     public string To { get; init; } = "8.19.4";
+    /// <summary>Runs with the cluster root (not yet created by bbsim) before the cluster starts: e.g. mount a small disk under a node.</summary>
+    public Func<string, Task>? BeforeCluster { get; init; }
 }
 
 /// <summary>
@@ -68,6 +70,7 @@ public sealed class E2eLab : IAsyncDisposable
         IFront? front = null;
         try
         {
+            if (options.BeforeCluster is not null) await options.BeforeCluster(Path.Combine(dir, "cluster"));
             cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From);
             var (archive, sha) = await dist;
             front = await Lab.Front.StartAsync(options.Front, dir, cluster.Nodes);
@@ -121,14 +124,15 @@ public sealed class E2eLab : IAsyncDisposable
 
     /// <summary>Invoke-BbRollingUpgrade in this process, as an admin runs it: -ProfilePath, -Credential, -Confirm:$false.</summary>
     /// <param name="hook">Called on the pipeline thread at every phase (phase, node) through -Hook @{ '*' = ... }: where a test strikes.</param>
+    /// <param name="credential">Another credential than the canary sysadmin's (e.g. after its password changed).</param>
     public Task<UpgradeRun> InvokeRollingUpgradeAsync(string extraParameters = "", Hashtable? profile = null, Action<string, string?>? hook = null,
-        ModuleSession? session = null)
+        ModuleSession? session = null, PSCredential? credential = null)
     {
         var path = WriteProfile(profile);
         session ??= _module ??= new ModuleSession();
         var hookParameter = hook is null ? "" : "-Hook @{ '*' = { $bbHook.Invoke([string]$_.Phase, [string]$_.Node) } }";
         return session.RunAsync($"Invoke-BbRollingUpgrade -ProfilePath $bbProfile -Credential $bbCredential -Confirm:$false -Verbose {hookParameter} {extraParameters}",
-            new Dictionary<string, object?> { ["bbProfile"] = path, ["bbCredential"] = Credential, ["bbHook"] = hook });
+            new Dictionary<string, object?> { ["bbProfile"] = path, ["bbCredential"] = credential ?? Credential, ["bbHook"] = hook });
     }
 
     /// <summary>A hook that acts once, at the first node to reach <paramref name="phase"/>; returns that node's name through <paramref name="struck"/>.</summary>
@@ -140,7 +144,8 @@ public sealed class E2eLab : IAsyncDisposable
     };
 
     /// <summary>The engine with its real adapters (cluster API, load-balancer rotation, node steps over <paramref name="openShell"/>, file journal).</summary>
-    public async Task<UpgradeRun> RunEngineAsync(Hashtable profileData, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell, bool resume = false)
+    public async Task<UpgradeRun> RunEngineAsync(Hashtable profileData, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell, bool resume = false,
+        UpgradeHook? hook = null)
     {
         var profile = ClusterProfileReader.Read(profileData, WriteProfile(profileData));
         var clients = new List<ZduClient>();
@@ -161,7 +166,7 @@ public sealed class E2eLab : IAsyncDisposable
         var sw = System.Diagnostics.Stopwatch.StartNew();
         try
         {
-            var result = await new RollingUpgradeRunner(ports, NullOperationHost.Instance).RunAsync(profile, new RollingUpgradeOptions { Resume = resume }, CancellationToken.None);
+            var result = await new RollingUpgradeRunner(ports, NullOperationHost.Instance).RunAsync(profile, new RollingUpgradeOptions { Resume = resume, Hook = hook }, CancellationToken.None);
             return new UpgradeRun(result.Report, null, null, result.Report?.Summary ?? "", sw.Elapsed);
         }
         catch (UpgradeHaltedException halted)

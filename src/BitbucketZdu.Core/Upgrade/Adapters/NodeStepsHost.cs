@@ -133,11 +133,19 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public async Task StartAsync(NodeProfile node, CancellationToken cancellationToken)
         {
             var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
-            var result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
+            NodeStepResult result;
+            try
             {
-                Timeout = _timeouts.Start,
-                StatusUri = new Uri(node.Url, "status"),
-            }, cancellationToken).ConfigureAwait(false);
+                result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
+                {
+                    Timeout = _timeouts.Start,
+                    StatusUri = new Uri(node.Url, "status"),
+                }, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BbException ex) when (ex.ErrorId == "NodeStartTimeout")
+            {
+                throw new BbException(ex.ErrorId, ex.Category, ex.Message + " " + SlowStartHint(node), node.Name, ex);
+            }
             _host.Verbose($"{node.Name}: {result.Summary}");
         }
 
@@ -149,11 +157,14 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             {
                 if (DateTime.UtcNow > deadline)
                     throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
-                        $"{new Uri(node.Url, "status")} did not answer RUNNING within {timeout.TotalSeconds:0.#} s.", node.Name);
+                        $"{new Uri(node.Url, "status")} did not answer RUNNING within {timeout.TotalSeconds:0.#} s. {SlowStartHint(node)}", node.Name);
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
             }
         }
+
+        private string SlowStartHint(NodeProfile node) =>
+            $"If Bitbucket on {node.Name} is only slow to start, raise Timeouts.StartSeconds in the profile (now {_timeouts.Start.TotalSeconds:0.#} s).";
 
         public async Task RollBackAsync(NodeProfile node, string previousVersion, CancellationToken cancellationToken)
         {

@@ -31,7 +31,8 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         /// <summary>
         /// Polls <paramref name="probe"/> until <paramref name="accept"/> holds, with intervals from
         /// <see cref="UpgradeTimeouts.FirstPollInterval"/> doubling to <see cref="UpgradeTimeouts.MaxPollInterval"/>.
-        /// Errors of the probe count as "not yet" until the deadline. On timeout: BbException <paramref name="errorId"/>
+        /// Errors of the probe count as "not yet" until the deadline, except the API refusing our credentials (401/403):
+        /// waiting does not change that, so it goes up at once. On timeout: BbException <paramref name="errorId"/>
         /// naming the last state seen.
         /// </summary>
         public async Task<T> PollAsync<T>(Func<CancellationToken, Task<T>> probe, Func<T, bool> accept, Func<T, string> describe,
@@ -51,7 +52,7 @@ namespace BitbucketZdu.Core.Upgrade.Ports
                     if (accept(value)) return value;
                     lastSeen = describe(value);
                 }
-                catch (Exception ex) when (!(ex is OperationCanceledException) || !cancellationToken.IsCancellationRequested)
+                catch (Exception ex) when ((!(ex is OperationCanceledException) || !cancellationToken.IsCancellationRequested) && !CredentialsRefused(ex))
                 {
                     lastSeen = "error: " + ex.Message;
                 }
@@ -65,6 +66,10 @@ namespace BitbucketZdu.Core.Upgrade.Ports
                 interval = next > intervals.MaxPollInterval ? intervals.MaxPollInterval : next;
             }
         }
+
+        /// <summary>The API refused our credentials or our rights: permanent until the admin fixes the credential.</summary>
+        internal static bool CredentialsRefused(Exception ex) =>
+            ex is Api.ZduApiException z && (z.Kind == Api.ZduErrorKind.Unauthorized || z.Kind == Api.ZduErrorKind.Forbidden || z.Kind == Api.ZduErrorKind.TokenRefused);
 
         internal static string Format(TimeSpan t) =>
             t.TotalSeconds < 120 ? t.TotalSeconds.ToString("0.#", global::System.Globalization.CultureInfo.InvariantCulture) + " s"

@@ -361,8 +361,18 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                         done.Add($"switched back to {previousVersion}");
                     }
                     await _ports.Nodes.StartAsync(node, ct).ConfigureAwait(false);
-                    await HealthGateAsync(node, previousVersion, ct).ConfigureAwait(false);
-                    done.Add($"started and healthy on {previousVersion}");
+                    try
+                    {
+                        await HealthGateAsync(node, previousVersion, ct).ConfigureAwait(false);
+                        done.Add($"started and healthy on {previousVersion}");
+                    }
+                    catch (ZduApiException api) when (UpgradeClock.CredentialsRefused(api))
+                    {
+                        // The node's own /status said RUNNING (the gate's first check) on the version the rest of the cluster
+                        // runs; only the API's view cannot be read with a refused credential. Keeping a serving node out
+                        // of rotation would cost capacity for nothing, so it goes back, and the message says so.
+                        done.Add($"started and RUNNING on {previousVersion} by its own /status (the API refused the credentials, so the cluster's view was not checked)");
+                    }
                 }
                 await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, ct).ConfigureAwait(false);
                 done.Add("back in rotation");

@@ -353,7 +353,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 restored = "Nothing was restored (no node was left changed by this step).";
             }
             var fix = diagnosis?.Remedy ?? "fix the cause";
-            var next = diagnosis?.ErrorId == "UpgradeModeCancelled" && cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
+            var next = cluster is null
+                ? $"{fix}, then run {resume} (the cluster's state could not be read after the failure, so whether upgrade mode may still be cancelled is unknown)."
+                : diagnosis?.ErrorId == "UpgradeModeCancelled" && cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
                 ? $"{fix}; when the cluster may be upgraded, run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} again. Nothing of this run is left to finish "
                     + $"(upgrade mode is off and no node runs {target}), so a fresh run enables upgrade mode again and upgrades every node."
                 : cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
@@ -367,8 +369,10 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             report.NextStep = next;
             Finish(report, started);
             var message = $"{what} {restored} Cluster: {state}. Journal: {report.JournalPath}. Next step: {next}";
-            var categorized = cause is NodeFailedException failed ? failed.InnerException : cause;
-            return new UpgradeHaltedException(errorId, categorized is BbException b2 ? b2.Category : BbErrorCategory.NotSpecified, message, report, cause);
+            // A node failure carries the category of what failed it (AuthenticationError for a refused credential, ...).
+            var categorized = cause is NodeFailedException { InnerException: BbException } failed ? failed.InnerException : cause;
+            var category = categorized is BbException b2 ? b2.Category : cause.InnerException is BbException inner ? inner.Category : BbErrorCategory.NotSpecified;
+            return new UpgradeHaltedException(errorId, category, message, report, cause);
         }
 
         private void Finish(UpgradeReport report, long started)

@@ -54,6 +54,8 @@ public sealed class FakeZduClient : IZduClient
     {
         ct.ThrowIfCancellationRequested();
         _process.Check();
+        if (_world.RefuseCredentials)
+            throw new ZduApiException(ZduErrorKind.Unauthorized, $"GET {BaseUri}rest/zdu/cluster returned 401. Bitbucket did not accept the credentials.", BaseUri, 401);
         if (_viewer is not null && !_world[_viewer].Running)
             throw new ZduApiException(ZduErrorKind.Unreachable, $"Connection refused ({BaseUri})", BaseUri);
         return Task.FromResult(f());

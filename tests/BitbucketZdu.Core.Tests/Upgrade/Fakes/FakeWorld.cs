@@ -70,6 +70,8 @@ public sealed class FakeWorld
     /// <summary>(viewer, seen): the viewer's own API does not list the seen node.</summary>
     public HashSet<(string viewer, string seen)> Partitions { get; } = new();
     public List<string> Operations { get; } = new();
+    /// <summary>The API answers 401 to every call (the sysadmin's password changed).</summary>
+    public bool RefuseCredentials { get; set; }
 
     public TimeSpan DrainDuration { get; set; } = TimeSpan.FromSeconds(3);
     public TimeSpan StopDuration { get; set; } = TimeSpan.FromSeconds(5);
