@@ -30,58 +30,23 @@ internal sealed class ChosenJournalPortsFactory : IUpgradePortsFactory
 }
 
 /// <summary>
-/// Collects the blob-journal bad-input cases and merges them by case name into out/reliability/bad-input-journal.json
-/// (a suite file of its own, so it never races the other bad-input writer).
-/// </summary>
-public sealed class JournalBadInputReport : IDisposable
-{
-    private readonly ConcurrentDictionary<string, object> _results = new();
-
-    public void Record(string name, string outcome, string? errorId, string? category, string? message) =>
-        _results[name] = new { Case = name, Area = "Journal", Outcome = outcome, ErrorId = errorId, Category = category, Message = message };
-
-    public void Dispose()
-    {
-        if (_results.IsEmpty) return;
-        var path = Path.Combine(RepoRoot.Out, "reliability", "bad-input-journal.json");
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var merged = new SortedDictionary<string, object>(StringComparer.Ordinal);
-        if (File.Exists(path))
-        {
-            using var old = JsonDocument.Parse(File.ReadAllText(path));
-            foreach (var c in old.RootElement.GetProperty("Cases").EnumerateArray())
-                merged[c.GetProperty("Case").GetString()!] = c.Clone();
-        }
-        foreach (var kv in _results) merged[kv.Key] = kv.Value;
-        var doc = new { Suite = "Bad input: blob journal", Generated = DateTime.UtcNow.ToString("u"), Cases = merged.Values };
-        File.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
-    }
-}
-
-/// <summary>Serialises the test classes that swap the process-wide <see cref="UpgradePortsFactory.Current"/> slot.</summary>
-[CollectionDefinition("UpgradePortsFactory slot")]
-public sealed class UpgradePortsFactorySlot
-{
-}
-
-/// <summary>
 /// The upgrade cmdlets with the journal in an Azure blob container (Azurite, started by the fixture): a run writes
 /// its journal there, a halted run is resumed by a new runspace reading the blob, a held lease refuses a second run,
 /// and bad journal settings are refused with an ErrorId before anything changes.
 /// </summary>
-[Collection("UpgradePortsFactory slot")]
-public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, IClassFixture<JournalBadInputReport>, IAsyncLifetime, IDisposable
+[Collection(UpgradePortsFactoryCollection.Name)]
+public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, IClassFixture<BadInputReport>, IAsyncLifetime, IDisposable
 {
     private const string Cmdlets = ",BitbucketZdu.Cmdlets.";
     private readonly AzuriteFixture _azurite;
-    private readonly JournalBadInputReport _report;
+    private readonly BadInputReport _report;
     private readonly UpgradeFixture _f = new();
     private readonly PowerShellHost _ps = new();
     private readonly IUpgradePortsFactory _previous = UpgradePortsFactory.Current;
     private readonly string _profile;
     private readonly Uri _container;
 
-    public BlobJournalCmdletTests(AzuriteFixture azurite, JournalBadInputReport report)
+    public BlobJournalCmdletTests(AzuriteFixture azurite, BadInputReport report)
     {
         _azurite = azurite;
         _report = report;
@@ -265,18 +230,10 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
 
         var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -Confirm:$false " + c.Script, vars);
 
-        var error = r.FirstError;
-        var id = error?.FullyQualifiedErrorId.Split(',')[0];
-        var message = error?.Exception.Message;
-        _report.Record(name, id == c.ErrorId && _f.World.Operations.Count == 0 ? "refused" : "NOT refused", id, error?.CategoryInfo.Category.ToString(), message);
-        Canary.AssertAbsent(r.AllText + error?.TargetObject + error?.CategoryInfo.TargetName, "the PowerShell streams and error records");
-        Assert.True(error is not null, $"{name}: no error; output: {string.Join(", ", r.Output)}");
-        Assert.Equal(c.ErrorId, id);
-        Assert.Equal(c.Category, error!.CategoryInfo.Category);
-        if (c.Says is not null) Assert.Contains(c.Says, message);
+        var journal = await BlobJournal();
+        _report.AssertRefused(name, "Journal", r, c.ErrorId, c.Category, c.Says, _f.World.Operations.Count == 0 && journal.Count == 0);
         Assert.Empty(_f.World.Operations);
-        Assert.Empty(r.Output);
-        Assert.Empty(await BlobJournal());
+        Assert.Empty(journal);
     }
 
     [Fact]
