@@ -30,8 +30,9 @@ internal sealed class ChosenJournalPortsFactory : IUpgradePortsFactory
 }
 
 /// <summary>
-/// Collects the blob-journal bad-input cases and merges them by case name into out/reliability/bad-input-journal.json
-/// (a suite file of its own, so it never races the other bad-input writer).
+/// Collects the blob-journal bad-input cases and merges them by case name into out/reliability/bad-input-journal.json:
+/// a file of its own (so it never races BadInputReport's bad-input.json) of the same suite, "Bad input", which
+/// tools/New-ReliabilityReport.ps1 adds into the "bad inputs refused" total.
 /// </summary>
 public sealed class JournalBadInputReport : IDisposable
 {
@@ -53,7 +54,7 @@ public sealed class JournalBadInputReport : IDisposable
                 merged[c.GetProperty("Case").GetString()!] = c.Clone();
         }
         foreach (var kv in _results) merged[kv.Key] = kv.Value;
-        var doc = new { Suite = "Bad input: blob journal", Generated = DateTime.UtcNow.ToString("u"), Cases = merged.Values };
+        var doc = new { Suite = "Bad input", Generated = DateTime.UtcNow.ToString("u"), Cases = merged.Values };
         File.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
     }
 }
