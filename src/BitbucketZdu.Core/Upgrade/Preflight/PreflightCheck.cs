@@ -55,7 +55,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             var (cluster, clusterError) = clusterTask.Result;
             var (journal, journalError) = journalTask.Result;
             if (journalError is not null)
-                Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), "JournalPath", journalError.Message);
+                Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), profile.Journal is not null ? "Journal" : "JournalPath", journalError.Message);
             var lastRun = journal is null ? null : JournalRun.Last(journal);
             JournalRun? adopted = null;
             var target = profile.TargetVersion;
