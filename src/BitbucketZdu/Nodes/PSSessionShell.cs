@@ -37,14 +37,27 @@ namespace BitbucketZdu.Nodes
         public PSSession Session => _session;
 
         /// <summary>Wraps an open session; asks the node which platform it is.</summary>
-        /// <param name="onDispose">Called on dispose (e.g. to remove a session the module opened); null leaves the session open.</param>
+        /// <param name="onDispose">Called on dispose (e.g. to remove a session the module opened), or at once when asking the node fails; null leaves the session open.</param>
         public static async Task<PSSessionShell> CreateAsync(PSSession session, Action<PSSession>? onDispose, CancellationToken cancellationToken)
         {
             if (session.Runspace.RunspaceStateInfo.State != RunspaceState.Opened)
                 throw new BbException("NodeSessionNotOpen", BbErrorCategory.ConnectionError,
                     $"The PSSession to {session.ComputerName} is {session.Runspace.RunspaceStateInfo.State}; open a new one (New-PSSession).", session.ComputerName);
-            var probe = new PSSessionShell(session, session.ComputerName, ShellPlatform.Windows, null);
-            var os = await probe.InvokeAsync("[string][Environment]::OSVersion.Platform", null, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            IList<PSObject> os;
+            using (var probe = new PSSessionShell(session, session.ComputerName, ShellPlatform.Windows, null))
+            {
+                try
+                {
+                    os = await probe.InvokeAsync("[string][Environment]::OSVersion.Platform", null, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    // No shell comes of it, so nobody would ever dispose one: hand the session back to its owner now
+                    // (the module closes a session it opened; a caller's own session stays open).
+                    onDispose?.Invoke(session);
+                    throw;
+                }
+            }
             var platform = os.Select(o => o?.ToString()).Any(s => s == "Unix" || s == "MacOSX") ? ShellPlatform.Posix : ShellPlatform.Windows;
             return new PSSessionShell(session, session.ComputerName, platform, onDispose);
         }
