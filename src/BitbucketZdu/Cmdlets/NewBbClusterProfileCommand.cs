@@ -131,7 +131,8 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine("    #   Name        as the API reports it (GET /rest/zdu/cluster: nodes[].name)");
             sb.AppendLine("    #   ApiAddress  optional: ip or ip:port as the API reports it, when names are not configured");
             sb.AppendLine("    #   Url         the node's own HTTP address, bypassing the load balancer (/status and its own view)");
-            sb.AppendLine("    #   Remoting    where node work runs: host name for PowerShell remoting / SSH");
+            sb.AppendLine("    #   Remoting    where node work runs: 'local', 'ssh://user@host' (plain OpenSSH), 'pwsh+ssh://user@host',");
+            sb.AppendLine("    #               'winrm://host' or a host name (PowerShell remoting over WinRM)");
             sb.AppendLine("    #   InstallRoot the folder holding the versioned install dirs");
             sb.AppendLine("    #   Service     Systemd, WindowsService or Script");
             sb.AppendLine("    #   Member      the node's server in the load balancer (Members = @{ lb1 = '...' } with several)");
@@ -166,6 +167,9 @@ namespace BitbucketZdu.Cmdlets
                 sb.AppendLine("    # SharedKey/Sas/Token take -JournalCredential. Optional: ClientId (user-assigned identity), BlobPrefix, LeaseSeconds (15-60).");
                 sb.AppendLine($"    Journal = @{{ Uri = {Q(new Uri(JournalUri.Trim()).GetLeftPart(UriPartial.Path))}; Authentication = {Q(JournalAuthentication.ToString())} }}");
             }
+            sb.AppendLine("    # For ssh:// and pwsh+ssh:// nodes: the private key ssh offers and the known_hosts file that pins the nodes' host keys");
+            sb.AppendLine("    # (default: ssh's own ~/.ssh/config, agent and known_hosts). A node's own Ssh = @{ ... } wins key by key.");
+            sb.AppendLine("    # Ssh = @{ KeyFilePath = '~/.ssh/bitbucket_zdu_ed25519'; KnownHostsFile = '~/.ssh/known_hosts' }");
             sb.AppendLine("    # Timeouts = @{ DrainSeconds = 300; StopSeconds = 300; OfflineSeconds = 120; StartSeconds = 900; HealthySeconds = 300; StableSeconds = 600 }");
             sb.AppendLine("}");
             return sb.ToString();

@@ -54,6 +54,10 @@ namespace BitbucketZdu.Upgrade
             {
                 p["HostName"] = target.Host;
                 if (target.UserName is not null) p["UserName"] = target.UserName;
+                if (target.Ssh.KeyFilePath is not null) p["KeyFilePath"] = target.Ssh.KeyFilePath;
+                // PowerShell 7.3+ passes -Options to ssh as -o key=value: pin the host keys as plain SSH does.
+                if (target.Ssh.KnownHostsFile is not null)
+                    p["Options"] = new Hashtable { ["UserKnownHostsFile"] = target.Ssh.KnownHostsFile, ["StrictHostKeyChecking"] = "yes" };
             }
             if (target.Port is int port) p["Port"] = port;
             PSSession? session;

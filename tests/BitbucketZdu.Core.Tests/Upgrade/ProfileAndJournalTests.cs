@@ -67,6 +67,36 @@ public sealed class ProfileReaderTests : IDisposable
     }
 
     [Fact]
+    public void Ssh_settings_apply_cluster_wide_a_node_wins_key_by_key_and_files_must_exist()
+    {
+        var key = Path.Combine(_f.Directory, "id_ed25519");
+        var hosts = Path.Combine(_f.Directory, "known_hosts");
+        var nodeKey = Path.Combine(_f.Directory, "node3_key");
+        File.WriteAllText(key, "k");
+        File.WriteAllText(hosts, "h");
+        File.WriteAllText(nodeKey, "k3");
+        var data = _f.ProfileData(To);
+        data["Ssh"] = new Hashtable { ["KeyFilePath"] = key, ["KnownHostsFile"] = hosts };
+        Node(data, 2)["Remoting"] = "ssh://deploy@node-3:2222";
+        Node(data, 2)["Ssh"] = new Hashtable { ["KeyFilePath"] = nodeKey };
+
+        var p = ClusterProfileReader.Read(data);
+
+        Assert.Equal(key, p.Nodes[0].Ssh.KeyFilePath);
+        Assert.Equal(hosts, p.Nodes[0].Ssh.KnownHostsFile);
+        var target = BitbucketZdu.Core.Upgrade.Adapters.RemotingTarget.Parse(p.Nodes[2]);
+        Assert.Equal(nodeKey, target.Ssh.KeyFilePath);
+        Assert.Equal(hosts, target.Ssh.KnownHostsFile);
+
+        data["Ssh"] = new Hashtable { ["KeyFilePath"] = Path.Combine(_f.Directory, "missing_key"), ["Identity"] = "x" };
+        var ex = Assert.Throws<ProfileException>(() => ClusterProfileReader.Read(data));
+        var places = ex.Issues.ToDictionary(i => i.Place, i => i);
+        Assert.Equal("ProfileInvalidValue", places["Ssh.KeyFilePath"].ErrorId);
+        Assert.Contains("does not exist on this machine", places["Ssh.KeyFilePath"].Message);
+        Assert.Equal("ProfileUnknownKey", places["Ssh.Identity"].ErrorId);
+    }
+
+    [Fact]
     public void One_node_is_not_a_cluster()
     {
         var data = _f.ProfileData(To);

@@ -1,5 +1,3 @@
-using BitbucketZdu.Core.Nodes;
-using BitbucketZdu.Core.Upgrade.Adapters;
 using BitbucketZdu.EndToEnd.Tests.Lab;
 using BitbucketZdu.TestSupport;
 using Xunit.Abstractions;
@@ -25,17 +23,10 @@ public sealed class SshRemotingTests : IClassFixture<SshServer>
         // the third node would add a minute without covering anything new.
         await using var lab = await E2eLab.StartAsync(_output, new LabOptions { Nodes = 2 });
         var profile = lab.Profile(_ => $"ssh://{_ssh.UserName}@{_ssh.HostName}:{_ssh.Port}");
-        // The engine with its real adapters; the shell is the one RemotingTarget opens for ssh:// (SshShell), given the
-        // test's private key and pinned known_hosts (host keys are verified, BatchMode), which a user keeps in ~/.ssh.
-        var run = await lab.RunEngineAsync(profile, (node, ct) =>
-        {
-            var target = RemotingTarget.Parse(node);
-            Assert.Equal(RemotingKind.Ssh, target.Kind);
-            return Task.FromResult<INodeShell>(new SshShell(new SshShellOptions(target.Host)
-            {
-                Port = target.Port ?? 22, UserName = target.UserName, KeyFilePath = _ssh.KeyFile, KnownHostsFile = _ssh.KnownHostsFile,
-            }));
-        });
+        // As an admin writes it: the profile names the private key and the known_hosts file that pins the nodes' host
+        // key (BatchMode, host keys verified), and Invoke-BbRollingUpgrade opens an SshShell per node from it.
+        profile["Ssh"] = new System.Collections.Hashtable { ["KeyFilePath"] = _ssh.KeyFile, ["KnownHostsFile"] = _ssh.KnownHostsFile };
+        var run = await lab.InvokeRollingUpgradeAsync(profile: profile);
         await lab.AssertAllInRotationAsync();
         await lab.Load.StopAsync();
         lab.Print("rolling upgrade over ssh", run);

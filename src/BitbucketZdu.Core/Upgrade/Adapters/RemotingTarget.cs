@@ -38,8 +38,15 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public string? UserName { get; }
         public int? Port { get; }
 
-        public static RemotingTarget Parse(NodeProfile node) =>
-            TryParse(node.RemotingTarget) ?? throw Invalid(node.Place, node.RemotingTarget.Trim());
+        /// <summary>The identity and known_hosts file of ssh:// and pwsh+ssh:// targets (from the profile's Ssh).</summary>
+        public SshSettings Ssh { get; private set; } = SshSettings.None;
+
+        public static RemotingTarget Parse(NodeProfile node)
+        {
+            var target = TryParse(node.RemotingTarget) ?? throw Invalid(node.Place, node.RemotingTarget.Trim());
+            target.Ssh = node.Ssh;
+            return target;
+        }
 
         /// <summary>The target, or null when <paramref name="text"/> is not one (the profile reader refuses it then).</summary>
         internal static RemotingTarget? TryParse(string text)
@@ -67,7 +74,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public INodeShell? OpenDirect() => Kind switch
         {
             RemotingKind.Local => new LocalShell(),
-            RemotingKind.Ssh => new SshShell(new SshShellOptions(Host) { UserName = UserName, Port = Port ?? 22 }),
+            RemotingKind.Ssh => new SshShell(new SshShellOptions(Host)
+            {
+                UserName = UserName, Port = Port ?? 22, KeyFilePath = Ssh.KeyFilePath, KnownHostsFile = Ssh.KnownHostsFile,
+            }),
             _ => null,
         };
 

@@ -56,6 +56,31 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public override string ToString() => LoadBalancer + ":" + Member;
     }
 
+    /// <summary>
+    /// The profile's <c>Ssh = @{ KeyFilePath = ...; KnownHostsFile = ... }</c>: which private key ssh offers and which
+    /// known_hosts file pins the nodes' host keys (host keys are always verified). Null values leave ssh's own
+    /// configuration (~/.ssh/config, the agent, ~/.ssh/known_hosts) in charge.
+    /// </summary>
+    public sealed class SshSettings
+    {
+        public static readonly SshSettings None = new SshSettings(null, null);
+
+        public SshSettings(string? keyFilePath, string? knownHostsFile)
+        {
+            KeyFilePath = keyFilePath;
+            KnownHostsFile = knownHostsFile;
+        }
+
+        public string? KeyFilePath { get; }
+        public string? KnownHostsFile { get; }
+
+        /// <summary>'~/x' as ssh reads it: under the user's home folder.</summary>
+        public static string ExpandHome(string path) =>
+            path == "~" || path.StartsWith("~/", StringComparison.Ordinal) || path.StartsWith("~\\", StringComparison.Ordinal)
+                ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path.Length > 2 ? path.Substring(2) : "")
+                : path;
+    }
+
     /// <summary>One node of the cluster as the profile describes it.</summary>
     public sealed class NodeProfile
     {
@@ -86,6 +111,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public IReadOnlyList<NodeMember> Members { get; }
         /// <summary>Where in the profile this node was defined, e.g. <c>Nodes[1]</c>.</summary>
         public string Place { get; }
+        /// <summary>The SSH identity and known_hosts file for ssh:// and pwsh+ssh:// (none: ssh's own config and agent).</summary>
+        public SshSettings Ssh { get; set; } = SshSettings.None;
 
         public override string ToString() => Name;
     }

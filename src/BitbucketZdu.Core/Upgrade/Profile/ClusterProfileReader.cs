@@ -50,9 +50,10 @@ namespace BitbucketZdu.Core.Upgrade.Profile
     /// </summary>
     public static class ClusterProfileReader
     {
-        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts" };
+        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh" };
         private static readonly string[] JournalKeys = { "Uri", "Authentication", "ClientId", "BlobPrefix", "LeaseSeconds", "AllowHttp" };
-        private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members" };
+        private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members", "Ssh" };
+        private static readonly string[] SshKeys = { "KeyFilePath", "KnownHostsFile" };
         private static readonly string[] LbKeys = { "Name", "Kind", "Settings" };
         private static readonly string[] ArchiveKeys = { "Path", "Url", "Sha256" };
         private static readonly string[] TimeoutKeys = { "DrainSeconds", "StopSeconds", "OfflineSeconds", "StartSeconds", "HealthySeconds", "StableSeconds", "FirstPollMilliseconds", "MaxPollMilliseconds" };
@@ -87,7 +88,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
 
             var archive = ReadArchive(r, data);
             var lbs = ReadLoadBalancers(r, data);
-            var nodes = ReadNodes(r, data, lbs);
+            var ssh = ReadSsh(r, data, "Ssh", SshSettings.None);
+            var nodes = ReadNodes(r, data, lbs, ssh);
 
             var minDisk = r.Number(data, "MinFreeDiskGB", "MinFreeDiskGB", 0, 10000);
             var maxUsers = r.Number(data, "MaxUsersPerNode", "MaxUsersPerNode", 1, 1000000);
@@ -154,7 +156,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             return result;
         }
 
-        private static List<NodeProfile> ReadNodes(Reader r, IDictionary data, List<LoadBalancerProfile> lbs)
+        private static List<NodeProfile> ReadNodes(Reader r, IDictionary data, List<LoadBalancerProfile> lbs, SshSettings clusterSsh)
         {
             var result = new List<NodeProfile>();
             var taken = new List<(string node, NodeMember member)>();
@@ -184,6 +186,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 if (!Enum.TryParse<ServiceKind>(serviceText, true, out var service) || int.TryParse(serviceText, out _))
                     r.Add("ProfileInvalidValue", place + ".Service", $"'{serviceText}' is not a service kind; use Systemd, WindowsService or Script.");
 
+                var ssh = ReadSsh(r, n, place + ".Ssh", clusterSsh);
                 var members = ReadMembers(r, n, place, lbs);
                 if (name is not null && result.Any(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase)))
                     r.Add("ProfileDuplicate", place + ".Name", $"Node '{name}' is defined twice.");
@@ -197,9 +200,30 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                     else taken.Add((name ?? place, m));
                 }
                 if (name is not null && url is not null && remoting is not null && installRoot is not null)
-                    result.Add(new NodeProfile(name, apiAddress, url, remoting, installRoot, service, members, place));
+                    result.Add(new NodeProfile(name, apiAddress, url, remoting, installRoot, service, members, place) { Ssh = ssh });
             }
             return result;
+        }
+
+        /// <summary>
+        /// The SSH identity and pinned host keys for ssh:// and pwsh+ssh:// nodes (cluster-wide <c>Ssh</c>, a node's own
+        /// <c>Ssh</c> wins key by key). The files must exist on this machine: ssh reads them here, not on the node.
+        /// </summary>
+        private static SshSettings ReadSsh(Reader r, IDictionary data, string place, SshSettings inherited)
+        {
+            var m = r.Map(data, "Ssh", place, required: false);
+            if (m is null) return inherited;
+            r.UnknownKeys(m, SshKeys, place + ".");
+            string? File(string key, string what)
+            {
+                var path = r.Text(m, key, place + "." + key, required: false);
+                if (path is null) return null;
+                var full = SshSettings.ExpandHome(path);
+                if (!System.IO.File.Exists(full))
+                    r.Add("ProfileInvalidValue", place + "." + key, $"The {what} '{path}' does not exist on this machine (ssh reads it here, where the upgrade runs).");
+                return full;
+            }
+            return new SshSettings(File("KeyFilePath", "private key file") ?? inherited.KeyFilePath, File("KnownHostsFile", "known_hosts file") ?? inherited.KnownHostsFile);
         }
 
         private static List<NodeMember> ReadMembers(Reader r, IDictionary n, string place, List<LoadBalancerProfile> lbs)
