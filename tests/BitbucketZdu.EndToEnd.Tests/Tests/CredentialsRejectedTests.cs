@@ -23,27 +23,7 @@ public sealed class CredentialsRejectedTests
     {
         await using var lab = await E2eLab.StartAsync(_output);
         var struck = new StrongBox<string?>();
-        var hook = E2eLab.Once("NodeOutOfRotation", _ =>
-        {
-            lab.Cluster.SetFault("cluster", $$"""{"adminPassword": "{{ChangedPassword}}"}""");
-            // Nodes read faults at each heartbeat: strike only once every node refuses the old password.
-            Eventually.UntilAsync(async () =>
-            {
-                foreach (var n in lab.Cluster.Nodes)
-                {
-                    using var api = new ZduClient(new ZduClientOptions(n.Url, E2eLab.ApiCredential));
-                    try
-                    {
-                        await api.GetClusterAsync();
-                        return false;
-                    }
-                    catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.Unauthorized)
-                    {
-                    }
-                }
-                return true;
-            }, TimeSpan.FromSeconds(10), "every node refusing the old password").GetAwaiter().GetResult();
-        }, struck);
+        var hook = E2eLab.Once("NodeOutOfRotation", _ => ChangePassword(lab), struck);
 
         var run = await lab.InvokeRollingUpgradeAsync(hook: hook);
         var node = struck.Value!;
@@ -54,8 +34,7 @@ public sealed class CredentialsRejectedTests
         // Failed at once on the 401, not after a wait's deadline.
         Assert.True(run.Elapsed < TimeSpan.FromSeconds(30), $"took {run.Elapsed}");
 
-        // The journal and the cluster are read with the new password from here on.
-        var changed = new PSCredential(Canary.UserName, Canary.Secure(ChangedPassword));
+        // The API refuses the lab's credential now: the checks go by the journal, the balancer and the users.
         var journal = JournalRun.Last(await lab.JournalAsync())!.Entries;
         _output.WriteLine("journal: " + HaltedRuns.Tail(journal));
         Assert.Equal(JournalKinds.RunHalted, journal.Last().Kind);
@@ -72,7 +51,57 @@ public sealed class CredentialsRejectedTests
             $"next step: {run.Report.NextStep}");
 
         // After the run the password goes back, so that the lab's checks (with the canary credential) can read the cluster.
-        await HaltedRuns.ResumeToCompletionAsync(lab, "resume with the new password", credential: changed, afterRun: () => lab.Cluster.ClearFault("cluster"));
+        await HaltedRuns.ResumeToCompletionAsync(lab, "resume with the new password", credential: Changed, afterRun: () => lab.Cluster.ClearFault("cluster"));
         lab.Record("credentials rejected mid-run, then -Resume with the new password", "upgraded 3/3, STABLE", null);
+    }
+
+    [Fact]
+    public async Task Credentials_rejected_between_nodes_halt_with_ZduUnauthorized_and_resume_with_the_new_password_completes()
+    {
+        await using var lab = await E2eLab.StartAsync(_output);
+        var struck = new StrongBox<string?>();
+        // The first node is upgraded and back in rotation; the next API call (reading the next node's state) gets 401.
+        var run = await lab.InvokeRollingUpgradeAsync(hook: E2eLab.Once("NodeUpgraded", _ => ChangePassword(lab), struck));
+        lab.Print($"credentials rejected after {struck.Value} was upgraded", run);
+
+        Assert.False(run.Succeeded);
+        Assert.Equal("ZduUnauthorized", run.ErrorId);
+        Assert.Contains("did not accept the credentials", run.ErrorMessage);
+        Assert.Matches("(?i)-Resume", run.ErrorMessage);
+        Assert.Contains("could not be read", run.ErrorMessage);
+        Assert.Equal(NodeOutcome.Upgraded, run.Report!.Nodes.Single(n => n.Name == struck.Value).Outcome);
+        Assert.Equal(JournalKinds.RunHalted, JournalRun.Last(await lab.JournalAsync())!.Entries.Last().Kind);
+        Canary.AssertAbsent(File.ReadAllText(lab.JournalFile), "journal");
+        await lab.AssertAllInRotationAsync();
+        Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");
+        lab.Record("credentials rejected between nodes (sysadmin password changed after a node was upgraded)",
+            $"halted before the next node was touched; {struck.Value} on 8.19.4, the others on 8.19.3, all in rotation", run.ErrorId, $"next step: {run.Report.NextStep}");
+
+        await HaltedRuns.ResumeToCompletionAsync(lab, "resume with the new password", credential: Changed, afterRun: () => lab.Cluster.ClearFault("cluster"));
+        lab.Record("credentials rejected between nodes, then -Resume with the new password", "upgraded 3/3, STABLE", null);
+    }
+
+    private static PSCredential Changed => new(Canary.UserName, Canary.Secure(ChangedPassword));
+
+    /// <summary>Changes the sysadmin's password on every node; returns once each node refuses the old one (nodes read faults at each heartbeat).</summary>
+    private static void ChangePassword(E2eLab lab)
+    {
+        lab.Cluster.SetFault("cluster", $$"""{"adminPassword": "{{ChangedPassword}}"}""");
+        Eventually.UntilAsync(async () =>
+        {
+            foreach (var n in lab.Cluster.Nodes)
+            {
+                using var api = new ZduClient(new ZduClientOptions(n.Url, E2eLab.ApiCredential));
+                try
+                {
+                    await api.GetClusterAsync();
+                    return false;
+                }
+                catch (ZduApiException ex) when (ex.Kind == ZduErrorKind.Unauthorized)
+                {
+                }
+            }
+            return true;
+        }, TimeSpan.FromSeconds(10), "every node refusing the old password").GetAwaiter().GetResult();
     }
 }
