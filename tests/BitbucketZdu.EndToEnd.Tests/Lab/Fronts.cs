@@ -73,7 +73,9 @@ public sealed class HAProxyFront : IFront
             backend bitbucket
                 balance roundrobin
                 option httpchk GET /status
-                default-server inter 200 fall 2 rise 1
+                # Without 'timeout check' a check may take only 'inter' (200 ms): at load 40 a slow /status marked a node down.
+                timeout check 2s
+                default-server inter 200 fall 3 rise 1
             {string.Join("\n", nodes.Select(n => $"    server {n.Name} 127.0.0.1:{n.Port} check"))}
             """ + "\n");
         var process = ExternalProcess.Start(haproxy, new[] { "-db", "-f", cfg });
