@@ -180,6 +180,25 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task Credentials_refused_after_a_node_was_upgraded_say_the_upgrade_must_be_finished()
+    {
+        // node-1 is upgraded and back; node-2's turn: out of rotation, the password changes. The cluster cannot be read
+        // afterwards, but this run itself upgraded node-1, so cancelling is no longer an option and the message says so.
+        UpgradeHook hook = (e, ct) =>
+        {
+            if (e.Phase == UpgradePhase.NodeOutOfRotation && e.Node == "node-2") _f.World.RefuseCredentials = true;
+            return Task.CompletedTask;
+        };
+
+        var ex = await Assert.ThrowsAsync<UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(1, hook: hook), CancellationToken.None));
+
+        Assert.Equal(NodeOutcome.Upgraded, ex.Report.Nodes.Single(n => n.Name == "node-1").Outcome);
+        Assert.Contains("must finish the upgrade (1 node already upgraded", ex.Message);
+        Assert.DoesNotContain("may still be cancelled is unknown", ex.Message);
+        Assert.All(_f.World.Nodes, n => Assert.Equal(RotationState.InRotation, n.Rotation));
+    }
+
+    [Fact]
     public async Task A_failing_custom_check_rolls_the_node_back()
     {
         var events = new List<UpgradeEvent>();

@@ -353,8 +353,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 restored = "Nothing was restored (no node was left changed by this step).";
             }
             var fix = diagnosis?.Remedy ?? "fix the cause";
+            var upgradedByUs = report.Nodes.Count(n => n.Outcome == NodeOutcome.Upgraded || n.Outcome == NodeOutcome.AlreadyUpgraded);
             var next = cluster is null
-                ? $"{fix}, then run {resume} (the cluster's state could not be read after the failure, so whether upgrade mode may still be cancelled is unknown)."
+                ? upgradedByUs > 0
+                    ? $"{fix}, then run {resume}: the cluster must finish the upgrade ({upgradedByUs} node{(upgradedByUs == 1 ? "" : "s")} already upgraded; upgrade mode cannot be cancelled now; the cluster's state could not be read after the failure)."
+                    : $"{fix}, then run {resume} (the cluster's state could not be read after the failure, so whether upgrade mode may still be cancelled is unknown)."
                 : diagnosis?.ErrorId == "UpgradeModeCancelled" && cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
                 ? $"{fix}; when the cluster may be upgraded, run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} again. Nothing of this run is left to finish "
                     + $"(upgrade mode is off and no node runs {target}), so a fresh run enables upgrade mode again and upgrades every node."
