@@ -103,7 +103,8 @@ public sealed class KillAndResumeTests
         Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} of {lab.Load.Total} user requests failed: {lab.Load.FailureSummary}");
         foreach (var (point, step, took) in timings)
             lab.Record($"process killed at {point.Kind} {point.Step}, then -Resume",
-                "journal ends on the struck line; -Resume upgraded 3/3, STABLE, all in rotation", null,
+                (point.Step == "pre-stage" ? "journal ends on a pre-stage line (every node pre-stages at once)" : "journal ends on the struck line")
+                + "; -Resume upgraded 3/3, STABLE, all in rotation", null,
                 $"SIGKILL at {point.Kind} {step} in a chain of {points.Count} kills ({chain}); {took.TotalSeconds:0} s to the kill");
     }
 
