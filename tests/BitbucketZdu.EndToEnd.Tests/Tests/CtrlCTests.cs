@@ -14,8 +14,9 @@ namespace BitbucketZdu.EndToEnd.Tests.Tests;
 /// <summary>
 /// Ctrl+C in the middle of Invoke-BbRollingUpgrade (in-process: the hook calls BeginStop on the running PowerShell,
 /// which is what the console host does on Ctrl+C): the cmdlet ends promptly, the struck node is put back when it still
-/// serves or is reported (warning, -LogPath log, journal) as left out when it is stopped, the journal ends on
-/// run-cancelled, the lock is released, and -Resume completes.
+/// serves its old version, or is reported (warning, -LogPath log, journal) as left out when it is stopped or runs the new
+/// version without having passed the health gate; the journal ends on run-cancelled, the lock is released, and -Resume
+/// completes.
 /// </summary>
 public sealed class CtrlCTests
 {
@@ -24,10 +25,12 @@ public sealed class CtrlCTests
     public CtrlCTests(ITestOutputHelper output) => _output = output;
 
     [Theory]
-    [InlineData("NodeOutOfRotation", null, true)] // drained, still running the old version: put back
-    [InlineData("StepDone", "stop", false)]       // stopped: nothing can serve, it stays out until -Resume
-    public async Task Ctrl_C_mid_run_ends_promptly_truthfully_and_resume_completes(string phase, string? step, bool putBack)
+    [InlineData("NodeOutOfRotation", null, "put back")]       // drained, still running the old version: put back
+    [InlineData("StepDone", "stop", "stopped")]                // stopped: nothing can serve, it stays out until -Resume
+    [InlineData("StepStarting", "health-gate", "unverified")]  // started on the new version, health gate not passed: stays out
+    public async Task Ctrl_C_mid_run_ends_promptly_truthfully_and_resume_completes(string phase, string? step, string left)
     {
+        var putBack = left == "put back";
         await using var lab = await E2eLab.StartAsync(_output);
         using var session = new ModuleSession();
         var log = Path.Combine(lab.Dir, "run.log.jsonl");
@@ -62,7 +65,8 @@ public sealed class CtrlCTests
         Assert.Equal(JournalKinds.RunCancelled, last.Kind);
         Assert.Contains(struck!, last.Message);
         Assert.Contains("-Resume", last.Message);
-        Assert.Contains(putBack ? "was put back into rotation" : "stays out of rotation", last.Message);
+        Assert.Contains(left switch { "put back" => "was put back into rotation", "stopped" => "was stopped", _ => "was not through the health gate" }, last.Message);
+        if (!putBack) Assert.Contains("stays out of rotation", last.Message);
 
         // Reality matches: put back when it still served, else left out (stopped) and said so.
         var profile = ClusterProfileReader.Read(lab.Profile(), lab.ProfilePath);
@@ -74,7 +78,7 @@ public sealed class CtrlCTests
         _output.WriteLine($"{struck}: {rotationState}, install dir {state.InstalledVersion}, process {(state.ProcessRunning ? "running" : "stopped")}");
         var logText = File.ReadAllText(log);
         Canary.AssertAbsent(logText, "the -LogPath log");
-        Assert.Equal("8.19.3", state.InstalledVersion);
+        Assert.Equal(left == "unverified" ? "8.19.4" : "8.19.3", state.InstalledVersion);
         if (putBack)
         {
             Assert.Equal(RotationState.InRotation, rotationState);
@@ -85,9 +89,10 @@ public sealed class CtrlCTests
         else
         {
             Assert.Equal(RotationState.OutOfRotation, rotationState);
-            Assert.False(state.ProcessRunning);
+            Assert.Equal(left == "unverified", state.ProcessRunning);
             Assert.DoesNotContain(entries, e => e.Kind == JournalKinds.RollbackDone && e.Node == struck);
-            Assert.Contains($"Node {struck} was interrupted while stopped: it stays out of rotation", logText);
+            Assert.Contains(left == "stopped" ? $"Node {struck} was interrupted while stopped: it stays out of rotation"
+                : $"Node {struck} was interrupted before passing the health gate on 8.19.4: it stays out of rotation", logText);
             await lab.Load.AssertEveryNodeServesAsync(lab.NodeNames.Where(n => n != struck));
         }
 
@@ -100,7 +105,8 @@ public sealed class CtrlCTests
         await lab.AssertClusterOnAsync("8.19.4");
         Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} user requests failed: {lab.Load.FailureSummary}");
         lab.Record($"Ctrl+C at {(step is null ? phase : phase + " " + step)}, then -Resume",
-            (putBack ? "stopped promptly; the drained node put back into rotation" : "stopped promptly; the stopped node reported left out of rotation")
+            (putBack ? "stopped promptly; the drained node put back into rotation"
+                : $"stopped promptly; the {(left == "stopped" ? "stopped node" : "node started on 8.19.4 but not through the health gate")} reported left out of rotation")
             + "; journal run-cancelled, lock released; -Resume upgraded 3/3, STABLE", null,
             $"the cmdlet returned {stopTook?.TotalSeconds:0.0} s after the stop request");
     }

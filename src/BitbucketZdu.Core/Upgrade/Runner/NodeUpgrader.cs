@@ -169,7 +169,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 report.Outcome = NodeOutcome.Interrupted;
                 report.Error = "Cancelled (Ctrl+C).";
-                report.Restored = await PutBackIfStillServingAsync(node).ConfigureAwait(false);
+                report.Restored = await PutBackIfStillServingAsync(node, current).ConfigureAwait(false);
                 throw;
             }
             catch (Exception ex0) when (report.Outcome != NodeOutcome.Upgraded)
@@ -390,13 +390,24 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
         }
 
-        /// <summary>After Ctrl+C: a node still running its old version is put back so we never leave it out by ourselves.</summary>
-        private async Task<string?> PutBackIfStillServingAsync(NodeProfile node)
+        /// <summary>
+        /// After Ctrl+C: a node still running its old version (or one that passed the health gate, interrupted while being
+        /// put back) is put back so we never leave it out by ourselves. A node on the new version that has not passed the
+        /// health gate stays out: -Resume runs the gate first.
+        /// </summary>
+        private async Task<string?> PutBackIfStillServingAsync(NodeProfile node, PlanStep? interrupted)
         {
             using var cts = new CancellationTokenSource(Timeouts.Healthy);
             try
             {
                 var state = await _ports.Nodes.GetStateAsync(node, cts.Token).ConfigureAwait(false);
+                if (state.ProcessRunning && state.InstalledVersion == Target && interrupted?.Kind != StepKind.PutBack
+                    && await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) != RotationState.InRotation)
+                {
+                    Interruption = $"node {node.Name} runs {Target} but was not through the health gate, so it stays out of rotation until -Resume finishes it";
+                    _host.Warning($"Node {node.Name} was interrupted before passing the health gate on {Target}: it stays out of rotation. Run with -Resume to finish it.");
+                    return null;
+                }
                 if (!state.ProcessRunning || !state.StatusRunning)
                 {
                     Interruption = $"node {node.Name} was {(state.ProcessRunning ? "starting" : "stopped")} (install dir {state.InstalledVersion ?? "unknown"}) and stays out of rotation until -Resume finishes it";
