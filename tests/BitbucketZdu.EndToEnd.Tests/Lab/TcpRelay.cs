@@ -82,7 +82,9 @@ public sealed class TcpRelay : IAsyncDisposable
             }
             var a = client.GetStream();
             var b = upstream.GetStream();
-            await Task.WhenAny(a.CopyToAsync(b, _stop.Token), b.CopyToAsync(a, _stop.Token));
+            // Half-close is passed on, not turned into a close: HAProxy's runtime API client shuts down its sending side
+            // after the command and then reads the answer.
+            await Task.WhenAll(PumpAsync(a, b, upstream), PumpAsync(b, a, client));
         }
         catch (Exception ex) when (ex is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
         {
@@ -96,6 +98,12 @@ public sealed class TcpRelay : IAsyncDisposable
             }
             client.Dispose();
         }
+    }
+
+    private async Task PumpAsync(Stream from, Stream to, TcpClient toClient)
+    {
+        await from.CopyToAsync(to, _stop.Token);
+        toClient.Client.Shutdown(SocketShutdown.Send);
     }
 
     private static void Reset(TcpClient c)

@@ -44,6 +44,9 @@ public sealed class LoadBalancerUnreachableTests
         Assert.Contains(node, run.ErrorMessage);
         Assert.Contains($"127.0.0.1:{relay.Port}", run.ErrorMessage);
         Assert.Matches("(?i)-Resume", run.ErrorMessage);
+        // A healthy node on the new version is not rolled back because the load balancer cannot be told: it waits out of rotation.
+        Assert.Contains("passed the health gate", run.ErrorMessage);
+        Assert.Contains("-Resume puts it back", run.ErrorMessage);
         Assert.True(relay.Refused > 0, "the cut should have hit the runtime API");
         Assert.Equal(JournalKinds.RunHalted, journal.Last().Kind);
         Canary.AssertAbsent(File.ReadAllText(lab.JournalFile), "journal");

@@ -331,7 +331,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             using var cts = new CancellationTokenSource(Timeouts.Stop + Timeouts.Start + Timeouts.Healthy + Timeouts.Healthy);
             var ct = cts.Token;
             if (failedStep.Kind == StepKind.PutBack)
-                return ($"nothing: node {node.Name} runs {Target} and passed the health gate, but could not be put back into rotation. Put it back at the load balancer by hand.", false, false);
+                return ($"nothing: node {node.Name} runs {Target} and passed the health gate, but could not be put back into rotation; it stays out (the other nodes serve) until the load balancer answers again: -Resume puts it back and carries on (or add it back at the load balancer by hand)", false, false);
             if (cause is DiagnosedFailure { ErrorId: "UpgradeNodeStopTimeout" })
             {
                 // Stopping it again would only wait another timeout, and a node that is shutting down takes no new work.
