@@ -34,7 +34,12 @@ public sealed class NodeRuntime
             Pid = Environment.ProcessId,
         };
         ReloadFaults();
+        // The start's extra delay is fixed when the process starts, before anyone can see it STARTING: a fault cleared
+        // once the node shows STARTING must not shorten (or skip) the very start it was meant to slow down.
+        _startDelayFault = TimeSpan.FromMilliseconds(_faults.StartDelayMs ?? 0);
     }
+
+    private readonly TimeSpan _startDelayFault;
 
     public NodeConfig Config { get; }
     public SharedStore Store { get; }
@@ -60,8 +65,7 @@ public sealed class NodeRuntime
     /// <summary>The start-up: STARTING for the configured time, then the version check, then ACTIVE or ERROR.</summary>
     public async Task RunStartupAsync(CancellationToken ct)
     {
-        ReloadFaults();
-        var delay = Config.StartDelay + TimeSpan.FromMilliseconds(Faults.StartDelayMs ?? 0);
+        var delay = Config.StartDelay + _startDelayFault;
         await Task.Delay(delay, ct).ConfigureAwait(false);
         string? refusal;
         using (Store.Lock())

@@ -215,7 +215,7 @@ public sealed class E2eLab : IAsyncDisposable
     /// <summary>Prints the run's figures: requests, failures, and each node's out-of-rotation window against its stop + start.</summary>
     public void Print(string title, UpgradeRun run)
     {
-        Output?.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}");
+        Output?.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}, sent again on a fresh connection {Load.Retried}");
         Output?.WriteLine("  served: " + string.Join(", ", Load.PerNode.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + kv.Value)));
         if (run.Report is UpgradeReport r)
         {

@@ -24,6 +24,9 @@ public sealed class UserLoad : IAsyncDisposable
 
     public int Total => Volatile.Read(ref _total);
     public int Failed => _failures.Count;
+    /// <summary>Requests sent a second time after their connection died before any answer (then served or counted failed).</summary>
+    public int Retried => Volatile.Read(ref _retried);
+    private int _retried;
     public IReadOnlyCollection<string> Failures => _failures.ToArray();
     public IReadOnlyDictionary<string, int> PerNode => new Dictionary<string, int>(_perNode);
 
@@ -36,11 +39,26 @@ public sealed class UserLoad : IAsyncDisposable
         {
             try
             {
-                using var response = await _client.GetAsync(target, _stop.Token);
-                await response.Content.ReadAsStringAsync(_stop.Token);
-                if ((int)response.StatusCode == 200)
-                    _perNode.AddOrUpdate(response.Headers.TryGetValues("X-Bbsim-Node", out var v) ? v.First() : "?", 1, (_, n) => n + 1);
-                else _failures.Enqueue($"HTTP {(int)response.StatusCode}");
+                HttpResponseMessage response;
+                try
+                {
+                    response = await _client.GetAsync(target, _stop.Token);
+                }
+                catch (HttpRequestException) when (!_stop.IsCancellationRequested)
+                {
+                    // What browsers and libcurl do: a GET that dies on a connection before any answer is sent once more
+                    // on a fresh one (NGINX's graceful reload closes idle keep-alive connections under the client's feet).
+                    // Counted apart; a second failure is a failed request.
+                    Interlocked.Increment(ref _retried);
+                    response = await _client.GetAsync(target, _stop.Token);
+                }
+                using (response)
+                {
+                    await response.Content.ReadAsStringAsync(_stop.Token);
+                    if ((int)response.StatusCode == 200)
+                        _perNode.AddOrUpdate(response.Headers.TryGetValues("X-Bbsim-Node", out var v) ? v.First() : "?", 1, (_, n) => n + 1);
+                    else _failures.Enqueue($"HTTP {(int)response.StatusCode}");
+                }
                 Interlocked.Increment(ref _total);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
