@@ -161,7 +161,9 @@ function Invoke-Test {
     $exe = $pwsh[0]; $pre = @($pwsh | Select-Object -Skip 1)
     & $exe @pre @pesterArgs
     $pesterExit = $LASTEXITCODE
-    $pester = if (Test-Path $pesterOut) { Get-Content $pesterOut -Raw | ConvertFrom-Json } else { [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
+    $pester = if (Test-Path $pesterOut) { Get-Content $pesterOut -Raw | ConvertFrom-Json } else { $null }
+    # No counts (or empty ones) means Pester did not report a run: that is a failure, never a silent pass.
+    if ($null -eq $pester -or $null -eq $pester.Passed -or $null -eq $pester.Failed) { $pester = [pscustomobject]@{ Passed = 0; Failed = 1; Skipped = 0 } }
 
     $passed = $xunit.Passed + $pester.Passed
     $failed = $xunit.Failed + $pester.Failed
