@@ -351,23 +351,24 @@ namespace BitbucketZdu.Core.Nodes
 
         public override Task<ShellResult> ExtractAsync(string archive, string destination, CancellationToken ct) =>
             RunAsync($"if (Test-Path -LiteralPath {Q(destination)}) {{ Remove-Item -LiteralPath {Q(destination)} -Recurse -Force }}; New-Item -ItemType Directory -Force -Path {Q(destination)} | Out-Null; " + (archive.EndsWith(".zip", StringComparison.OrdinalIgnoreCase)
-                ? $"Expand-Archive -LiteralPath {Q(archive)} -DestinationPath {Q(destination)}"
+                // .NET's ZipFile, not Expand-Archive: that one is slow on Windows PowerShell 5.1 and streams progress
+                // records through the remote session.
+                ? $"Add-Type -AssemblyName System.IO.Compression.FileSystem; [IO.Compression.ZipFile]::ExtractToDirectory({Q(archive)}, {Q(destination)})"
                 : $"tar.exe -xzf {Q(archive)} -C {Q(destination)}; if ($LASTEXITCODE) {{ throw \"tar exited with $LASTEXITCODE\" }}"), ct, Options.TransferTimeout);
 
         public override Task<ShellResult> FetchAsync(Uri uri, string destination, CancellationToken ct) =>
             RunAsync($"[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12; " +
                      $"$ProgressPreference = 'SilentlyContinue'; Invoke-WebRequest -UseBasicParsing -Uri {Q(uri.AbsoluteUri)} -OutFile {Q(destination)}", ct, Options.TransferTimeout);
 
-        public override Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct)
-        {
-            var bin = Combine(installDir, "bin");
-            var args = string.Join(" ", arguments);
-            var env = home is null ? "" : $"$env:BITBUCKET_HOME = {Q(home)}; ";
-            var cmd = script.StartsWith("start", StringComparison.Ordinal)
-                ? $"{env}Start-Process -FilePath {Q(Combine(bin, script + ".bat"))} {(args.Length == 0 ? "" : "-ArgumentList " + Q(args))} -WorkingDirectory {Q(bin)} -WindowStyle Hidden"
-                : $"{env}Push-Location {Q(bin)}; try {{ & cmd.exe /c {Q(script + ".bat")} {args}; if ($LASTEXITCODE) {{ throw \"{script}.bat exited with $LASTEXITCODE\" }} }} finally {{ Pop-Location }}";
-            return RunAsync(cmd, ct);
-        }
+        /// <summary>
+        /// Refused: on Windows Bitbucket runs as the AtlassianBitbucket service (Atlassian's installer sets it up). A
+        /// start-bitbucket.bat started inside a remote session dies with the session, so Script mode is not offered.
+        /// </summary>
+        public override Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct) =>
+            throw new BbException("NodeWindowsServiceRequired", BbErrorCategory.InvalidOperation,
+                $"{Shell.HostName} is a Windows node without the {Options.WindowsServiceName} service: the module starts and stops Bitbucket on Windows only through its service " +
+                $"(a {script}.bat started in a remote session dies with the session; Atlassian: on Windows Bitbucket \"should be installed as a service\"). " +
+                $"Install the service for {installDir} as Atlassian's installer does, then run again.", Shell.HostName);
 
         public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct) =>
             RunAsync($"{(start ? "Start-Service" : "Stop-Service")} -Name {Q(installation.ServiceName ?? Options.WindowsServiceName)}", ct);
@@ -391,7 +392,8 @@ namespace BitbucketZdu.Core.Nodes
         public override async Task<string?> ReadServiceDefinitionAsync(NodeInstallation installation, CancellationToken ct)
         {
             var r = await RunAsync(
-                $"foreach ($k in {RegistryKeys(installation)}) {{ if (Test-Path $k) {{ Get-ChildItem $k -Recurse | ForEach-Object {{ $_ }}; Get-Item $k }} }} | " +
+                // The keys are collected first (a foreach statement cannot be piped: "An empty pipe element is not allowed").
+                $"$keys = @(foreach ($k in {RegistryKeys(installation)}) {{ if (Test-Path -LiteralPath $k) {{ Get-Item -LiteralPath $k; Get-ChildItem -LiteralPath $k -Recurse }} }}); $keys | " +
                 "ForEach-Object { $key = $_; foreach ($n in $key.GetValueNames()) { '{0}\\{1}={2}' -f $key.Name, $n, (@($key.GetValue($n)) -join ' ') } }", ct).ConfigureAwait(false);
             return r.Succeeded ? r.StandardOutput : null;
         }

@@ -48,7 +48,7 @@ namespace BitbucketZdu.Nodes
             {
                 try
                 {
-                    os = await probe.InvokeAsync("[string][Environment]::OSVersion.Platform", null, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+                    os = await probe.InvokeAsync(ProbePlatformScript, null, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
                 }
                 catch
                 {
@@ -62,19 +62,53 @@ namespace BitbucketZdu.Nodes
             return new PSSessionShell(session, session.ComputerName, platform, onDispose);
         }
 
+        /// <summary>Runs a POSIX command through /bin/sh inside the session; the result is its exit code and both streams.</summary>
+        internal const string PosixWrapper =
+            "param($c) $o = New-Object System.Text.StringBuilder; $e = New-Object System.Text.StringBuilder; " +
+            "$r = $c | & /bin/sh 2>&1; $code = $LASTEXITCODE; " +
+            "foreach ($x in $r) { if ($x -is [System.Management.Automation.ErrorRecord]) { [void]$e.AppendLine($x.Exception.Message) } else { [void]$o.AppendLine([string]$x) } }; " +
+            "@{ ExitCode = [int]$code; Out = $o.ToString(); Err = $e.ToString() }";
+
+        /// <summary>
+        /// Runs a PowerShell command inside the session. The command fails (exit code 1 unless a native command set
+        /// another) on a terminating error and also on any error record it writes: a Move-Item or Get-Item that fails
+        /// without terminating is a failed step, never a success with text on the error stream.
+        /// </summary>
+        internal const string WindowsWrapper =
+            "param($c) $o = New-Object System.Text.StringBuilder; $e = New-Object System.Text.StringBuilder; $code = 0; $failed = $false; $global:LASTEXITCODE = 0; " +
+            "try { & ([scriptblock]::Create($c)) 2>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { $failed = $true; [void]$e.AppendLine($_.ToString()) } else { [void]$o.AppendLine(($_ | Out-String).TrimEnd()) } }; if ($global:LASTEXITCODE) { $code = $global:LASTEXITCODE } } " +
+            "catch { [void]$e.AppendLine($_.ToString()); $failed = $true }; if ($failed -and $code -eq 0) { $code = 1 }; @{ ExitCode = [int]$code; Out = $o.ToString(); Err = $e.ToString() }";
+
+        internal const string PathExistsScript = "param($p) [IO.File]::Exists($p) -or [IO.Directory]::Exists($p)";
+        internal const string ReadTextScript = "param($p) [IO.File]::ReadAllText($p)";
+        internal const string ProbePlatformScript = "[string][Environment]::OSVersion.Platform";
+
+        /// <summary>Keeps the replaced file's Unix mode (scripts stay executable) and renames the temp file over it.</summary>
+        private const string KeepModeAndMove =
+            "if ([IO.File]::Exists($p) -and $PSVersionTable.PSVersion.Major -ge 7 -and -not $IsWindows) { try { [IO.File]::SetUnixFileMode($tmp, [IO.File]::GetUnixFileMode($p)) } catch { } }; " +
+            "if ([IO.File]::Exists($p)) { [IO.File]::Replace($tmp, $p, [NullString]::Value) } else { [IO.File]::Move($tmp, $p) }";
+
+        internal const string WriteTextScript =
+            "param($p, $t) $tmp = $p + '.bbzdu-tmp'; [IO.File]::WriteAllText($tmp, $t, (New-Object System.Text.UTF8Encoding $false)); " + KeepModeAndMove;
+
+        internal const string CopyChunkScript =
+            "param($p, [byte[]]$b, $first) $tmp = $p + '.bbzdu-tmp'; $mode = if ($first) { [IO.FileMode]::Create } else { [IO.FileMode]::Append }; " +
+            "$fs = [IO.File]::Open($tmp, $mode, [IO.FileAccess]::Write); try { $fs.Write($b, 0, $b.Length) } finally { $fs.Dispose() }";
+
+        internal const string CopyFinishScript = "param($p) $tmp = $p + '.bbzdu-tmp'; " + KeepModeAndMove;
+
+        /// <summary>Every script this shell sends to a node (the parser test reads this list).</summary>
+        internal static readonly IReadOnlyList<string> Scripts = new[]
+        {
+            PosixWrapper, WindowsWrapper, PathExistsScript, ReadTextScript, ProbePlatformScript, WriteTextScript, CopyChunkScript, CopyFinishScript,
+        };
+
         public async Task<ShellResult> RunAsync(string command, TimeSpan timeout, CancellationToken cancellationToken = default,
             IReadOnlyDictionary<string, string>? environment = null)
         {
             command = ShellQuote.WithEnvironment(Platform, command, environment);
             // The command travels as an argument, never spliced into script text.
-            var script = Platform == ShellPlatform.Posix
-                ? "param($c) $o = New-Object System.Text.StringBuilder; $e = New-Object System.Text.StringBuilder; " +
-                  "$r = $c | & /bin/sh 2>&1; $code = $LASTEXITCODE; " +
-                  "foreach ($x in $r) { if ($x -is [System.Management.Automation.ErrorRecord]) { [void]$e.AppendLine($x.Exception.Message) } else { [void]$o.AppendLine([string]$x) } }; " +
-                  "@{ ExitCode = [int]$code; Out = $o.ToString(); Err = $e.ToString() }"
-                : "param($c) $o = New-Object System.Text.StringBuilder; $e = New-Object System.Text.StringBuilder; $code = 0; $global:LASTEXITCODE = 0; " +
-                  "try { & ([scriptblock]::Create($c)) 2>&1 | ForEach-Object { if ($_ -is [System.Management.Automation.ErrorRecord]) { [void]$e.AppendLine($_.ToString()) } else { [void]$o.AppendLine(($_ | Out-String).TrimEnd()) } }; if ($global:LASTEXITCODE) { $code = $global:LASTEXITCODE } } " +
-                  "catch { [void]$e.AppendLine($_.ToString()); $code = 1 }; @{ ExitCode = [int]$code; Out = $o.ToString(); Err = $e.ToString() }";
+            var script = Platform == ShellPlatform.Posix ? PosixWrapper : WindowsWrapper;
             var output = await InvokeAsync(script, new object[] { command }, timeout, cancellationToken).ConfigureAwait(false);
             var table = output.Select(o => o?.BaseObject).OfType<System.Collections.IDictionary>().LastOrDefault()
                 ?? throw new BbException("NodeCommandFailed", BbErrorCategory.ProtocolError, $"The PSSession to {HostName} returned no result for a command.", HostName);
@@ -84,25 +118,19 @@ namespace BitbucketZdu.Nodes
 
         public async Task<bool> PathExistsAsync(string path, CancellationToken cancellationToken = default)
         {
-            var r = await InvokeAsync("param($p) [IO.File]::Exists($p) -or [IO.Directory]::Exists($p)", new object[] { path }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            var r = await InvokeAsync(PathExistsScript, new object[] { path }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
             return r.Count > 0 && r[0]?.BaseObject is bool b && b;
         }
 
         public async Task<string> ReadTextAsync(string path, CancellationToken cancellationToken = default)
         {
-            var r = await InvokeAsync("param($p) [IO.File]::ReadAllText($p)", new object[] { path }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            var r = await InvokeAsync(ReadTextScript, new object[] { path }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
             return r.Count > 0 ? r[0]?.BaseObject as string ?? "" : throw new FileNotFoundException($"Cannot read {path} on {HostName}.", path);
         }
 
         public Task WriteTextAsync(string path, string content, CancellationToken cancellationToken = default) =>
-            InvokeAsync(
-                "param($p, $t) $tmp = $p + '.bbzdu-tmp'; [IO.File]::WriteAllText($tmp, $t, (New-Object System.Text.UTF8Encoding $false)); " + KeepModeAndMove,
+            InvokeAsync(WriteTextScript,
                 new object[] { path, content }, TimeSpan.FromSeconds(60), cancellationToken);
-
-        /// <summary>Keeps the replaced file's Unix mode (scripts stay executable) and renames the temp file over it.</summary>
-        private const string KeepModeAndMove =
-            "if ([IO.File]::Exists($p) -and $PSVersionTable.PSVersion.Major -ge 7 -and -not $IsWindows) { try { [IO.File]::SetUnixFileMode($tmp, [IO.File]::GetUnixFileMode($p)) } catch { } }; " +
-            "if ([IO.File]::Exists($p)) { [IO.File]::Replace($tmp, $p, [NullString]::Value) } else { [IO.File]::Move($tmp, $p) }";
 
         /// <summary>Copies in 4 MB chunks (byte[] arguments serialize as base64 over remoting), to a temp name, then renames.</summary>
         public async Task CopyFileToAsync(string localPath, string remotePath, CancellationToken cancellationToken = default)
@@ -116,14 +144,12 @@ namespace BitbucketZdu.Nodes
                 if (n == 0 && !first) break;
                 var chunk = new byte[n];
                 Buffer.BlockCopy(buffer, 0, chunk, 0, n);
-                await InvokeAsync(
-                    "param($p, [byte[]]$b, $first) $tmp = $p + '.bbzdu-tmp'; $mode = if ($first) { [IO.FileMode]::Create } else { [IO.FileMode]::Append }; " +
-                    "$fs = [IO.File]::Open($tmp, $mode, [IO.FileAccess]::Write); try { $fs.Write($b, 0, $b.Length) } finally { $fs.Dispose() }",
+                await InvokeAsync(CopyChunkScript,
                     new object[] { remotePath, chunk, first }, TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
                 first = false;
                 if (n == 0) break;
             }
-            await InvokeAsync("param($p) $tmp = $p + '.bbzdu-tmp'; " + KeepModeAndMove, new object[] { remotePath }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
+            await InvokeAsync(CopyFinishScript, new object[] { remotePath }, TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
         }
 
         private async Task<IList<PSObject>> InvokeAsync(string script, object[]? arguments, TimeSpan timeout, CancellationToken cancellationToken)
