@@ -7,6 +7,8 @@
     CompanyName            = 'BitbucketZdu'
     Copyright              = '(c) BitbucketZdu contributors. MIT licence.'
     Description            = 'Zero-downtime rolling upgrades of Bitbucket Data Center clusters through the /rest/zdu API: upgrade mode, load-balancer draining (HAProxy, NGINX, Apache, Azure Application Gateway), node work over PowerShell remoting or SSH, journaled and resumable.'
+    # Windows PowerShell 5.1, or PowerShell 7.4+ (.NET 8). A manifest cannot say "5.1 or 7.4+": the module refuses
+    # PowerShell 7.0-7.3 at import with a clear error (Loading/ModuleInitializer.cs).
     PowerShellVersion      = '5.1'
     CompatiblePSEditions   = @('Desktop', 'Core')
     DotNetFrameworkVersion = '4.7.2'
@@ -51,7 +53,7 @@
 0.1.0 - first release.
 - Rolling-upgrade API client and cluster cmdlets: Connect-BbCluster, Get-BbClusterStatus, Get-BbNode, Enable-/Disable-BbUpgradeMode, Wait-BbClusterState, Wait-BbNodeState, Complete-BbRollingUpgrade.
 - Orchestrated upgrades: New-/Test-BbClusterProfile, Invoke-BbNodeUpgrade, Invoke-BbRollingUpgrade; journaled, resumable, rolled back node by node.
-- Runs in Windows PowerShell 5.1 and PowerShell 7.2+, Azure Automation runbooks and scheduled tasks.
+- Runs in Windows PowerShell 5.1 and PowerShell 7.4+, Azure Automation runbooks (5.1 and 7.4 runtimes) and scheduled tasks.
 '@
         }
     }

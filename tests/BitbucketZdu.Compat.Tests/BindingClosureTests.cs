@@ -135,3 +135,23 @@ public class BindingClosureTests
     public void Without_TLS_13_in_the_runtime_only_12_is_added() =>
         Assert.Equal(0xCC0, BindingPolicy.WithModernTls(0xC0, tls12: 0xC00, tls13: null));
 }
+
+public class RuntimeFloorTests
+{
+    [Theory]
+    [InlineData(false, "6.0.36", false)]   // PowerShell 7.2
+    [InlineData(false, "7.0.20", false)]   // PowerShell 7.3
+    [InlineData(false, "8.0.11", true)]    // PowerShell 7.4
+    [InlineData(false, "10.0.0", true)]    // PowerShell 7.6
+    [InlineData(true, "4.0.30319.42000", true)]   // Windows PowerShell 5.1
+    public void Import_refuses_PowerShell_7_below_74_and_accepts_51(bool netFramework, string runtime, bool accepted)
+    {
+        var error = BitbucketZdu.Loading.ModuleInitializer.RuntimeFloorError(netFramework, Version.Parse(runtime), "7.2.24");
+        Assert.Equal(accepted, error is null);
+        if (error is not null) Assert.Contains("PowerShell 7.4 or later", error);
+    }
+
+    [Fact]
+    public void This_test_host_passes_the_floor() =>
+        Assert.Null(BitbucketZdu.Loading.ModuleInitializer.RuntimeFloorError(BitbucketZdu.Loading.ModuleInitializer.IsNetFramework, Environment.Version, null));
+}

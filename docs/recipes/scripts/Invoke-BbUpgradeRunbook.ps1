@@ -1,6 +1,6 @@
 <#
 .SYNOPSIS
-    Azure Automation runbook (PowerShell 7.2 runtime): a rolling upgrade of Bitbucket Data Center with output that
+    Azure Automation runbook (PowerShell 7.4 or 5.1 runtime): a rolling upgrade of Bitbucket Data Center with output that
     reads well in the job log.
 
 .DESCRIPTION

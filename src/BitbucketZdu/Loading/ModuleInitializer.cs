@@ -25,8 +25,25 @@ namespace BitbucketZdu.Loading
         internal static bool IsNetFramework =>
             RuntimeInformation.FrameworkDescription.StartsWith(".NET Framework", StringComparison.OrdinalIgnoreCase);
 
+        /// <summary>The lowest .NET that PowerShell 7 must run on: .NET 8 (PowerShell 7.4), which ships the System.Text.Json 8 the module references.</summary>
+        internal static readonly Version NetFloor = new Version(8, 0);
+
+        /// <summary>
+        /// Why this runtime cannot run the module, or null. Windows PowerShell 5.1 (.NET Framework) is supported; on
+        /// PowerShell 7 the floor is 7.4 (.NET 8): 7.2 (.NET 6) and 7.3 (.NET 7) ship an older System.Text.Json than the
+        /// module references, so their first JSON parse would fail. A manifest cannot say "5.1 or 7.4+", so it is said here.
+        /// </summary>
+        internal static string? RuntimeFloorError(bool isNetFramework, Version runtime, string? powerShellVersion) =>
+            isNetFramework || runtime >= NetFloor
+                ? null
+                : $"BitbucketZdu needs PowerShell 7.4 or later (or Windows PowerShell 5.1); this is PowerShell {powerShellVersion ?? "?"} on .NET {runtime}. " +
+                  "Install PowerShell 7.4+ (in Azure Automation: a runtime environment of PowerShell 7.4), then import the module again.";
+
         public void OnImport()
         {
+            var floor = RuntimeFloorError(IsNetFramework, Environment.Version, typeof(PSObject).Assembly.GetName().Version?.ToString());
+            if (floor is not null)
+                throw new PSNotSupportedException(floor);
             if (!IsNetFramework) return;
             lock (Gate)
             {
