@@ -50,6 +50,17 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             {
                 response = await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
                 LoadBalancerDiagnostics.Http(_d, request.Method.Method, request.RequestUri, (int)response.StatusCode, watch, null);
+                if (IsArcChallenge(request, response, out var keyFile))
+                {
+                    // Azure Arc-enabled server (a Hybrid Runbook Worker on premises): the agent answers 401 naming a
+                    // file only local administrators (and its own group) can read; its content is the Basic secret.
+                    response.Dispose();
+                    using var again = ArcRequest(request.RequestUri!);
+                    again.Headers.TryAddWithoutValidation("Authorization", "Basic " + ReadArcSecret(keyFile!, where));
+                    watch.Restart();
+                    response = await _http.SendAsync(again, cancellationToken).ConfigureAwait(false);
+                    LoadBalancerDiagnostics.Http(_d, again.Method.Method, again.RequestUri, (int)response.StatusCode, watch, null);
+                }
             }
             catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
@@ -83,13 +94,19 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             var endpoint = _d.IdentityEndpoint ?? (Environment.GetEnvironmentVariable("IDENTITY_ENDPOINT") is { Length: > 0 } e ? new Uri(e) : null);
             var clientId = string.IsNullOrEmpty(_d.ClientId) ? "" : "&client_id=" + Uri.EscapeDataString(_d.ClientId);
             var resource = Uri.EscapeDataString(_d.AzureResource);
+            var identityHeader = _d.IdentityHeader is not null ? LoadBalancerHttp.Reveal(_d.IdentityHeader) : Environment.GetEnvironmentVariable("IDENTITY_HEADER") ?? "";
+            if (endpoint is not null && (ArcAgent ?? IsArcAgent(identityHeader, Environment.GetEnvironmentVariable("IMDS_ENDPOINT"))))
+            {
+                // The Azure Connected Machine agent (Arc-enabled servers, e.g. a Hybrid Runbook Worker): it wants api-version and answers the first request with a secret-file challenge. Arc has only the
+                // system-assigned identity, so no client_id.
+                return ArcRequest(new Uri(endpoint + (endpoint.Query.Length > 0 ? "&" : "?") + "api-version=" + ArcApiVersion + "&resource=" + resource));
+            }
             if (endpoint is not null)
             {
                 // Azure Automation (and App Service style) identity endpoint.
                 var sep = endpoint.Query.Length > 0 ? "&" : "?";
                 var request = new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint + sep + "resource=" + resource + clientId));
-                var header = _d.IdentityHeader is not null ? LoadBalancerHttp.Reveal(_d.IdentityHeader) : Environment.GetEnvironmentVariable("IDENTITY_HEADER") ?? "";
-                request.Headers.TryAddWithoutValidation("X-IDENTITY-HEADER", header);
+                request.Headers.TryAddWithoutValidation("X-IDENTITY-HEADER", identityHeader);
                 request.Headers.TryAddWithoutValidation("Metadata", "True");
                 return request;
             }
@@ -97,6 +114,73 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
                 new Uri(_d.ImdsEndpoint, "metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + resource + clientId));
             imds.Headers.TryAddWithoutValidation("Metadata", "true");
             return imds;
+        }
+
+        /// <summary>
+        /// Whether the identity endpoint is the Azure Connected Machine agent's: it sets IDENTITY_ENDPOINT and
+        /// IMDS_ENDPOINT and no IDENTITY_HEADER (the Automation sandbox sets IDENTITY_HEADER), as Azure.Identity tells them apart.
+        /// </summary>
+        internal static bool IsArcAgent(string? identityHeader, string? imdsEndpoint) =>
+            string.IsNullOrEmpty(identityHeader) && !string.IsNullOrEmpty(imdsEndpoint);
+
+        /// <summary>For tests: whether the endpoint is an Arc agent's; null decides from the environment (<see cref="IsArcAgent"/>).</summary>
+        internal bool? ArcAgent { get; set; }
+
+        /// <summary>The api-version of the Arc agent's identity endpoint (Microsoft: "Authenticate against Azure resources with Azure Arc-enabled servers").</summary>
+        internal const string ArcApiVersion = "2020-06-01";
+
+        /// <summary>
+        /// Where the Arc agent writes its challenge files; a challenge naming any other place is refused, so a local
+        /// process posing as the agent cannot make the module read and send an arbitrary file.
+        /// </summary>
+        internal string ArcKeyDirectory { get; set; } = System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Windows)
+            ? System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.CommonApplicationData), "AzureConnectedMachineAgent", "Tokens")
+            : "/var/opt/azcmagent/tokens";
+
+        private static HttpRequestMessage ArcRequest(Uri uri)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, uri);
+            request.Headers.TryAddWithoutValidation("Metadata", "true");
+            return request;
+        }
+
+        private bool IsArcChallenge(HttpRequestMessage request, HttpResponseMessage response, out string? keyFile)
+        {
+            keyFile = null;
+            if (response.StatusCode != System.Net.HttpStatusCode.Unauthorized || request.Headers.Contains("Authorization")) return false;
+            if (request.RequestUri is null || request.RequestUri.Query.IndexOf("api-version=" + ArcApiVersion, StringComparison.Ordinal) < 0) return false;
+            foreach (var challenge in response.Headers.WwwAuthenticate)
+            {
+                if (!string.Equals(challenge.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) || challenge.Parameter is null) continue;
+                var p = challenge.Parameter.Trim();
+                if (p.StartsWith("realm=", StringComparison.OrdinalIgnoreCase)) { keyFile = p.Substring(6).Trim('"'); return true; }
+            }
+            return false;
+        }
+
+        private string ReadArcSecret(string keyFile, string where)
+        {
+            string full;
+            try { full = System.IO.Path.GetFullPath(keyFile); }
+            catch (Exception ex) when (ex is ArgumentException || ex is NotSupportedException || ex is System.IO.PathTooLongException) { full = ""; }
+            var dir = System.IO.Path.GetFullPath(ArcKeyDirectory).TrimEnd(System.IO.Path.DirectorySeparatorChar);
+            var comparison = System.Runtime.InteropServices.RuntimeInformation.IsOSPlatform(System.Runtime.InteropServices.OSPlatform.Windows) ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal;
+            if (full.Length == 0 || !string.Equals(System.IO.Path.GetDirectoryName(full), dir, comparison) || !full.EndsWith(".key", comparison))
+                throw new BbException("AzureArcChallengeInvalid", BbErrorCategory.SecurityError,
+                    $"{where} answered with a challenge file outside {dir} ({keyFile}); the Azure Connected Machine agent writes them only there. Refusing to read it.", where);
+            try
+            {
+                var info = new System.IO.FileInfo(full);
+                if (info.Length > 4096)
+                    throw new BbException("AzureArcChallengeInvalid", BbErrorCategory.SecurityError, $"The challenge file {full} is larger than 4096 bytes; it is not the agent's.", where);
+                return System.IO.File.ReadAllText(full).Trim();
+            }
+            catch (Exception ex) when (ex is UnauthorizedAccessException || ex is System.IO.IOException)
+            {
+                throw new BbException("AzureArcChallengeDenied", BbErrorCategory.PermissionDenied,
+                    $"Cannot read the Azure Arc challenge file {full}: {ex.Message} On an Arc-enabled Hybrid Runbook Worker the job's account must be a local administrator " +
+                    "or in the 'Hybrid agent extension applications' group (Windows) / 'himds' group (Linux).", where, ex);
+            }
         }
 
         private HttpRequestMessage ServicePrincipalRequest()
