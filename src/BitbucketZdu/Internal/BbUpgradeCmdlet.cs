@@ -172,6 +172,7 @@ namespace BitbucketZdu.Internal
                 options.Credential = zc.Options.Credential;
             if (SkipCertificateCheck)
                 WriteWarning("TLS certificate verification is OFF for the cluster and node URLs. Use this only against a test server.");
+            foreach (var warning in NodeShellOpener.CertificateCheckWarnings(profile.Nodes)) WriteWarning(warning);
             try
             {
                 var ports = UpgradePortsFactory.Current.Create(profile, options);

@@ -15,7 +15,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         Ssh,
         /// <summary><c>pwsh+ssh://[user@]host[:port]</c>: a PowerShell session over SSH (New-PSSession -HostName).</summary>
         PowerShellSsh,
-        /// <summary><c>winrm://host[:port]</c> or a bare host name: a PowerShell session over WinRM (New-PSSession -ComputerName).</summary>
+        /// <summary><c>winrm://[user@]host[:port]</c> or a bare host name: a PowerShell session over WinRM (New-PSSession -ComputerName; port 5986 means HTTPS).</summary>
         WinRM,
     }
 
@@ -41,10 +41,20 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         /// <summary>The identity and known_hosts file of ssh:// and pwsh+ssh:// targets (from the profile's Ssh).</summary>
         public SshSettings Ssh { get; private set; } = SshSettings.None;
 
+        /// <summary>The WinRM settings of winrm:// targets (from the profile's WinRM).</summary>
+        public WinRMSettings WinRM { get; private set; } = WinRMSettings.None;
+
+        /// <summary>The port WinRM listens on over HTTPS; a winrm:// target on it speaks HTTPS without being told.</summary>
+        public const int WinRMHttpsPort = 5986;
+
+        /// <summary>Whether a winrm:// session uses HTTPS: the profile's UseSSL, else port 5986.</summary>
+        public bool UseSsl => Kind == RemotingKind.WinRM && (WinRM.UseSsl ?? Port == WinRMHttpsPort);
+
         public static RemotingTarget Parse(NodeProfile node)
         {
             var target = TryParse(node.RemotingTarget) ?? throw Invalid(node.Place, node.RemotingTarget.Trim());
             target.Ssh = node.Ssh;
+            target.WinRM = node.WinRM;
             return target;
         }
 
@@ -83,7 +93,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         /// <summary>What a valid Remoting looks like (for messages).</summary>
         internal static string Expected(string text) =>
-            $"'{text}' is not a node target. Use 'local', 'ssh://user@host[:port]' (plain OpenSSH), 'pwsh+ssh://user@host[:port]' (PowerShell over SSH) or 'winrm://host' / a host name (PowerShell over WinRM).";
+            $"'{text}' is not a node target. Use 'local', 'ssh://user@host[:port]' (plain OpenSSH), 'pwsh+ssh://user@host[:port]' (PowerShell over SSH) or 'winrm://[user@]host[:port]' / a host name (PowerShell over WinRM; 5986 is HTTPS).";
 
         private static BbException Invalid(string place, string text) =>
             new BbException("ProfileInvalidRemoting", BbErrorCategory.InvalidData, $"{place}.Remoting: {Expected(text)}", place);

@@ -81,6 +81,35 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 : path;
     }
 
+    /// <summary>
+    /// The profile's <c>WinRM = @{ UseSSL = $true; Authentication = 'Kerberos'; ConfigurationName = '...'; SkipCACheck = $false; ... }</c>
+    /// for winrm:// nodes (cluster-wide, a node's own wins key by key). Null leaves New-PSSession's default. The skip
+    /// switches turn certificate checks off and are only ever set when the profile says so (the run warns each time).
+    /// </summary>
+    public sealed class WinRMSettings
+    {
+        public static readonly WinRMSettings None = new WinRMSettings();
+
+        public bool? UseSsl { get; set; }
+        /// <summary>Default, Negotiate, Kerberos, CredSSP or Basic (New-PSSession -Authentication).</summary>
+        public string? Authentication { get; set; }
+        public string? ConfigurationName { get; set; }
+        public bool? SkipCACheck { get; set; }
+        public bool? SkipCNCheck { get; set; }
+        public bool? SkipRevocationCheck { get; set; }
+
+        /// <summary>These settings with <paramref name="inherited"/> under them.</summary>
+        public WinRMSettings Over(WinRMSettings inherited) => new WinRMSettings
+        {
+            UseSsl = UseSsl ?? inherited.UseSsl,
+            Authentication = Authentication ?? inherited.Authentication,
+            ConfigurationName = ConfigurationName ?? inherited.ConfigurationName,
+            SkipCACheck = SkipCACheck ?? inherited.SkipCACheck,
+            SkipCNCheck = SkipCNCheck ?? inherited.SkipCNCheck,
+            SkipRevocationCheck = SkipRevocationCheck ?? inherited.SkipRevocationCheck,
+        };
+    }
+
     /// <summary>One node of the cluster as the profile describes it.</summary>
     public sealed class NodeProfile
     {
@@ -113,6 +142,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public string Place { get; }
         /// <summary>The SSH identity and known_hosts file for ssh:// and pwsh+ssh:// (none: ssh's own config and agent).</summary>
         public SshSettings Ssh { get; set; } = SshSettings.None;
+        /// <summary>How winrm:// reaches the node (TLS, authentication, endpoint, certificate checks).</summary>
+        public WinRMSettings WinRM { get; set; } = WinRMSettings.None;
 
         public override string ToString() => Name;
     }

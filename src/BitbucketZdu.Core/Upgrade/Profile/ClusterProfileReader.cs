@@ -50,10 +50,12 @@ namespace BitbucketZdu.Core.Upgrade.Profile
     /// </summary>
     public static class ClusterProfileReader
     {
-        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh" };
+        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh", "WinRM" };
         private static readonly string[] JournalKeys = { "Uri", "Authentication", "ClientId", "BlobPrefix", "LeaseSeconds", "AllowHttp" };
-        private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members", "Ssh" };
+        private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members", "Ssh", "WinRM" };
         private static readonly string[] SshKeys = { "KeyFilePath", "KnownHostsFile" };
+        private static readonly string[] WinRMKeys = { "UseSSL", "Authentication", "ConfigurationName", "SkipCACheck", "SkipCNCheck", "SkipRevocationCheck" };
+        internal static readonly string[] WinRMAuthentications = { "Default", "Negotiate", "Kerberos", "CredSSP", "Basic" };
         private static readonly string[] LbKeys = { "Name", "Kind", "Settings" };
         private static readonly string[] ArchiveKeys = { "Path", "Url", "Sha256" };
         private static readonly string[] TimeoutKeys = { "DrainSeconds", "StopSeconds", "OfflineSeconds", "StartSeconds", "HealthySeconds", "StableSeconds", "FirstPollMilliseconds", "MaxPollMilliseconds" };
@@ -89,7 +91,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             var archive = ReadArchive(r, data);
             var lbs = ReadLoadBalancers(r, data);
             var ssh = ReadSsh(r, data, "Ssh", SshSettings.None);
-            var nodes = ReadNodes(r, data, lbs, ssh);
+            var winrm = ReadWinRM(r, data, "WinRM", WinRMSettings.None);
+            var nodes = ReadNodes(r, data, lbs, ssh, winrm);
 
             var minDisk = r.Number(data, "MinFreeDiskGB", "MinFreeDiskGB", 0, 10000);
             var maxUsers = r.Number(data, "MaxUsersPerNode", "MaxUsersPerNode", 1, 1000000);
@@ -156,7 +159,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             return result;
         }
 
-        private static List<NodeProfile> ReadNodes(Reader r, IDictionary data, List<LoadBalancerProfile> lbs, SshSettings clusterSsh)
+        private static List<NodeProfile> ReadNodes(Reader r, IDictionary data, List<LoadBalancerProfile> lbs, SshSettings clusterSsh, WinRMSettings clusterWinRM)
         {
             var result = new List<NodeProfile>();
             var taken = new List<(string node, NodeMember member)>();
@@ -187,6 +190,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                     r.Add("ProfileInvalidValue", place + ".Service", $"'{serviceText}' is not a service kind; use Systemd, WindowsService or Script.");
 
                 var ssh = ReadSsh(r, n, place + ".Ssh", clusterSsh);
+                var winrm = ReadWinRM(r, n, place + ".WinRM", clusterWinRM);
                 var members = ReadMembers(r, n, place, lbs);
                 if (name is not null && result.Any(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase)))
                     r.Add("ProfileDuplicate", place + ".Name", $"Node '{name}' is defined twice.");
@@ -200,7 +204,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                     else taken.Add((name ?? place, m));
                 }
                 if (name is not null && url is not null && remoting is not null && installRoot is not null)
-                    result.Add(new NodeProfile(name, apiAddress, url, remoting, installRoot, service, members, place) { Ssh = ssh });
+                    result.Add(new NodeProfile(name, apiAddress, url, remoting, installRoot, service, members, place) { Ssh = ssh, WinRM = winrm });
             }
             return result;
         }
@@ -224,6 +228,37 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 return full;
             }
             return new SshSettings(File("KeyFilePath", "private key file") ?? inherited.KeyFilePath, File("KnownHostsFile", "known_hosts file") ?? inherited.KnownHostsFile);
+        }
+
+        /// <summary>The WinRM settings of winrm:// nodes (cluster-wide <c>WinRM</c>, a node's own wins key by key).</summary>
+        private static WinRMSettings ReadWinRM(Reader r, IDictionary data, string place, WinRMSettings inherited)
+        {
+            var m = r.Map(data, "WinRM", place, required: false);
+            if (m is null) return inherited;
+            r.UnknownKeys(m, WinRMKeys, place + ".");
+            bool? Flag(string key)
+            {
+                var text = r.Text(m, key, place + "." + key, required: false);
+                if (text is null) return null;
+                if (bool.TryParse(text, out var b)) return b;
+                r.Add("ProfileInvalidValue", place + "." + key, $"'{text}' is not $true or $false.");
+                return null;
+            }
+            var auth = r.Text(m, "Authentication", place + ".Authentication", required: false);
+            if (auth is not null && !WinRMAuthentications.Contains(auth, StringComparer.OrdinalIgnoreCase))
+            {
+                r.Add("ProfileInvalidValue", place + ".Authentication", $"'{auth}' is not a WinRM authentication; use {string.Join(", ", WinRMAuthentications)}.");
+                auth = null;
+            }
+            return new WinRMSettings
+            {
+                UseSsl = Flag("UseSSL"),
+                Authentication = auth is null ? null : WinRMAuthentications.First(a => string.Equals(a, auth, StringComparison.OrdinalIgnoreCase)),
+                ConfigurationName = r.Text(m, "ConfigurationName", place + ".ConfigurationName", required: false),
+                SkipCACheck = Flag("SkipCACheck"),
+                SkipCNCheck = Flag("SkipCNCheck"),
+                SkipRevocationCheck = Flag("SkipRevocationCheck"),
+            }.Over(inherited);
         }
 
         private static List<NodeMember> ReadMembers(Reader r, IDictionary n, string place, List<LoadBalancerProfile> lbs)
