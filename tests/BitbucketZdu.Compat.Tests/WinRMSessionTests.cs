@@ -157,3 +157,19 @@ public class SessionHostTests
         Assert.False(host.HasWSMan);   // as New-PSSession -ComputerName reports here: "no supported WSMan client library was found"
     }
 }
+
+public class NodeCmdletWSManTests
+{
+    [Fact]
+    public void A_node_cmdlet_over_WinRM_on_Linux_fails_with_NodeWSManUnavailable_before_connecting()
+    {
+        using var ps = PowerShell.Create();
+        ps.AddScript("param($m) Import-Module $m; Get-BbNodeInstallation -ComputerName bb1.corp.example -Port 5986")
+            .AddArgument(Path.Combine(ModuleFolder.Path_, "BitbucketZdu.dll"));
+        ps.Invoke();
+        var error = Assert.Single(ps.Streams.Error);
+        Assert.StartsWith("NodeWSManUnavailable,", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.NotInstalled, error.CategoryInfo.Category);
+        Assert.Contains("pwsh+ssh://", error.Exception.Message);
+    }
+}

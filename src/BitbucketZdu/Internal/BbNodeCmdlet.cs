@@ -180,14 +180,18 @@ namespace BitbucketZdu.Internal
             }
 
             var p = new Hashtable { ["ErrorAction"] = "Stop" };
+            var sessionHost = Upgrade.NodeShellOpener.SessionHost.Current();
             if (transport == BbNodeTransport.WinRM)
             {
+                Upgrade.NodeShellOpener.RequireWSMan(sessionHost, $"-ComputerName {NodeName}", NodeName);
                 p["ComputerName"] = NodeName;
                 if (Credential is not null) p["Credential"] = Credential;
-                if (UseSSL) p["UseSSL"] = true;
+                // 5986 is WinRM's HTTPS port: speaking HTTP to it only fails.
+                if (UseSSL || Port == Core.Upgrade.Adapters.RemotingTarget.WinRMHttpsPort) p["UseSSL"] = true;
             }
             else
             {
+                Upgrade.NodeShellOpener.RequireSshRemoting(sessionHost, $"-HostName {NodeName} -Transport PowerShell", NodeName);
                 p["HostName"] = NodeName;
                 if (!string.IsNullOrEmpty(UserName)) p["UserName"] = UserName;
                 if (!string.IsNullOrEmpty(KeyFilePath)) p["KeyFilePath"] = SessionState.Path.GetUnresolvedProviderPathFromPSPath(KeyFilePath);

@@ -87,10 +87,7 @@ namespace BitbucketZdu.Upgrade
             var o = new Hashtable();
             if (target.Kind == RemotingKind.WinRM)
             {
-                if (!host.HasWSMan)
-                    throw new BbException("NodeWSManUnavailable", BbErrorCategory.NotInstalled,
-                        $"{node.Place}.Remoting is {target} but this machine has no WSMan client: PowerShell {host.PowerShellVersion} on Linux or macOS cannot open WinRM sessions. " +
-                        "Reach the node with pwsh+ssh://user@host (PowerShell's SSH remoting; OpenSSH server on the node), or install the PSWSMan module here (Install-Module PSWSMan; Install-WSMan) and run again.", node.Name);
+                RequireWSMan(host, $"{node.Place}.Remoting is {target}", node.Name);
                 if (target.UserName is not null)
                 {
                     if (credential is null)
@@ -118,10 +115,7 @@ namespace BitbucketZdu.Upgrade
             }
             else
             {
-                if (host.IsDesktop || host.PowerShellVersion.Major < 7)
-                    throw new BbException("NodeTransportNeedsPowerShell7", BbErrorCategory.NotInstalled,
-                        $"{node.Place}.Remoting is {target}: PowerShell sessions over SSH (New-PSSession -HostName) need PowerShell 7; this is Windows PowerShell {host.PowerShellVersion}. " +
-                        "Run the upgrade from PowerShell 7.4+, or use ssh://user@host (plain OpenSSH, Linux nodes) or winrm://host.", node.Name);
+                RequireSshRemoting(host, $"{node.Place}.Remoting is {target}", node.Name);
                 p["HostName"] = target.Host;
                 if (target.UserName is not null) p["UserName"] = target.UserName;
                 if (target.Ssh.KeyFilePath is not null) p["KeyFilePath"] = target.Ssh.KeyFilePath;
@@ -136,6 +130,24 @@ namespace BitbucketZdu.Upgrade
             }
             if (target.Port is int port) p["Port"] = port;
             return (p, o);
+        }
+
+        /// <summary>WinRM sessions need a WSMan client: Windows has one; PowerShell 7 on Linux/macOS only with PSWSMan.</summary>
+        internal static void RequireWSMan(SessionHost host, string what, string nodeName)
+        {
+            if (!host.HasWSMan)
+                throw new BbException("NodeWSManUnavailable", BbErrorCategory.NotInstalled,
+                    $"{what} (WinRM) but this machine has no WSMan client: PowerShell {host.PowerShellVersion} on Linux or macOS cannot open WinRM sessions. " +
+                    "Reach the node with pwsh+ssh://user@host (PowerShell's SSH remoting; OpenSSH server on the node), or install the PSWSMan module here (Install-Module PSWSMan; Install-WSMan) and run again.", nodeName);
+        }
+
+        /// <summary>PowerShell sessions over SSH (New-PSSession -HostName) exist from PowerShell 7 on.</summary>
+        internal static void RequireSshRemoting(SessionHost host, string what, string nodeName)
+        {
+            if (host.IsDesktop || host.PowerShellVersion.Major < 7)
+                throw new BbException("NodeTransportNeedsPowerShell7", BbErrorCategory.NotInstalled,
+                    $"{what}: PowerShell sessions over SSH (New-PSSession -HostName) need PowerShell 7; this is Windows PowerShell {host.PowerShellVersion}. " +
+                    "Run from PowerShell 7.4+, or use plain SSH (ssh://user@host, -Transport Ssh; Linux nodes) or WinRM.", nodeName);
         }
 
         /// <summary>One loud warning per node whose profile turns WinRM certificate checks off (written on the pipeline thread before the run).</summary>
