@@ -172,4 +172,12 @@ public sealed class WindowsStepTests : IDisposable
         Assert.Null(files[1]);
         Assert.Equal(1, await ops.FileSizeAsync(Path.Combine(InstallDir, "bin", "bitbucket.exe"), default));
     }
+
+    [Theory]
+    [InlineData("HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\AtlassianBitbucket\\ImagePath=\"C:\\Program Files\\Atlassian\\Bitbucket\\8.19.3\\bin\\bserv64.exe\" //RS//AtlassianBitbucket", @"C:\Program Files\Atlassian\Bitbucket\8.19.3")]
+    [InlineData("HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\AtlassianBitbucket\\ImagePath=D:\\Atlassian\\Bitbucket\\8.19.3\\bin\\bserv64.exe //RS//AtlassianBitbucket", @"D:\Atlassian\Bitbucket\8.19.3")]
+    [InlineData("cmd.exe /c \"C:\\Program Files\\Atlassian\\Bitbucket\\8.19.3\\bin\\start-bitbucket.bat\" --no-search", @"C:\Program Files\Atlassian\Bitbucket\8.19.3")]
+    [InlineData("ExecStart=/opt/atlassian/bitbucket/8.19.3/bin/start-bitbucket.sh --no-search", "/opt/atlassian/bitbucket/8.19.3")]
+    public void The_install_dir_is_read_from_a_service_definition_whose_path_has_spaces(string definition, string expected) =>
+        Assert.Equal(expected, NodeSteps.InstallDirIn(definition));
 }

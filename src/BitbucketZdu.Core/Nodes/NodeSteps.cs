@@ -656,6 +656,13 @@ namespace BitbucketZdu.Core.Nodes
 
         internal static string? InstallDirIn(string serviceText)
         {
+            // A Windows service (procrun): ImagePath names <install dir>\bin\<service exe>, quoted when the path has
+            // spaces (C:\Program Files\Atlassian\Bitbucket\<version>).
+            var w = Regex.Match(serviceText, @"\\ImagePath=""?(?<dir>[A-Za-z]:\\[^""\r\n]*?)\\bin\\[^\\""\r\n]+\.exe", RegexOptions.IgnoreCase);
+            if (w.Success) return w.Groups["dir"].Value;
+            // A quoted Windows path may hold spaces; an unquoted one (and any POSIX path) ends at white space.
+            var q = Regex.Match(serviceText, @"""(?<dir>[A-Za-z]:\\[^""\r\n]*?)\\bin\\(?:start|stop)-bitbucket\.bat", RegexOptions.IgnoreCase);
+            if (q.Success) return q.Groups["dir"].Value;
             var m = Regex.Match(serviceText, @"(?<dir>(?:/|[A-Za-z]:\\)[^\s""';=]*?)[/\\]bin[/\\](?:start|stop)-bitbucket\.(?:sh|bat)");
             if (m.Success) return m.Groups["dir"].Value;
             m = Regex.Match(serviceText, @"cd\s+[""']?(?<dir>/[^\s""';]+?)/bin[""']?(?=[\s;&|]|$)", RegexOptions.Multiline);
