@@ -180,4 +180,100 @@ public sealed class WindowsStepTests : IDisposable
     [InlineData("ExecStart=/opt/atlassian/bitbucket/8.19.3/bin/start-bitbucket.sh --no-search", "/opt/atlassian/bitbucket/8.19.3")]
     public void The_install_dir_is_read_from_a_service_definition_whose_path_has_spaces(string definition, string expected) =>
         Assert.Equal(expected, NodeSteps.InstallDirIn(definition));
+
+    /// <summary>
+    /// The registry as Atlassian's installer leaves it (the AtlassianBitbucket service and its procrun parameters),
+    /// served by Test-Path/Get-Item/Get-ChildItem/Set-ItemProperty functions for HKLM: paths only (anything else goes
+    /// to the real cmdlets), with RegistryKey-like objects; Set-ItemProperty calls are recorded.
+    /// </summary>
+    private const string RegistryStubs = """
+        param($from, $bbhome)
+        $svc = 'HKLM:\SYSTEM\CurrentControlSet\Services\AtlassianBitbucket'
+        $pr = 'HKLM:\SOFTWARE\WOW6432Node\Apache Software Foundation\Procrun 2.0\AtlassianBitbucket'
+        $global:Reg = [ordered]@{
+            $svc = @{ ImagePath = @('ExpandString', ('"' + $from + '\bin\bserv64.exe" //RS//AtlassianBitbucket')); DisplayName = @('String', 'Atlassian Bitbucket'); Start = @('DWord', 2) }
+            $pr = @{}
+            ($pr + '\Parameters\Java') = @{ Jvm = @('String', ($from + '\jre\bin\server\jvm.dll')); Classpath = @('String', ($from.ToUpper() + '\app\bootstrap.jar;' + $from + '\app\lib.jar')); Options = @('MultiString', [string[]]@('-Xmx1g', ('-Dbitbucket.home=' + $bbhome))) }
+            ($pr + '\Parameters\Start') = @{ WorkingPath = @('String', ($from + '\bin')); Class = @('String', 'com.atlassian.bitbucket.internal.launcher.BitbucketServerLauncher') }
+        }
+        function global:New-FakeKey([string]$path) {
+            $o = [pscustomobject]@{ Name = $path -replace '^HKLM:', 'HKEY_LOCAL_MACHINE'; PSPath = $path }
+            $o | Add-Member ScriptMethod GetValueNames { @($global:Reg[$this.PSPath].Keys | Sort-Object) }
+            $o | Add-Member ScriptMethod GetValue { param($n, $d, $opt) $global:Reg[$this.PSPath][$n][1] }
+            $o | Add-Member ScriptMethod GetValueKind { param($n) $global:Reg[$this.PSPath][$n][0] }
+            $o
+        }
+        function global:Test-Path { param([Parameter(Position = 0)][string]$Path, [string]$LiteralPath, $PathType)
+            $p = if ($LiteralPath) { $LiteralPath } else { $Path }
+            if ($p -like 'HKLM:*') { $global:BbCalls.Add("Test-Path $p"); return $global:Reg.Contains($p) }
+            if ($PathType) { Microsoft.PowerShell.Management\Test-Path -LiteralPath $p -PathType $PathType } else { Microsoft.PowerShell.Management\Test-Path -LiteralPath $p } }
+        function global:Get-Item { param([Parameter(Position = 0)][string]$Path, [string]$LiteralPath)
+            $p = if ($LiteralPath) { $LiteralPath } else { $Path }
+            if ($p -like 'HKLM:*') { New-FakeKey $p } else { Microsoft.PowerShell.Management\Get-Item -LiteralPath $p } }
+        function global:Get-ChildItem { param([Parameter(Position = 0)][string]$Path, [string]$LiteralPath, [switch]$Recurse, [switch]$Force, [switch]$Name)
+            $p = if ($LiteralPath) { $LiteralPath } else { $Path }
+            if ($p -like 'HKLM:*') { foreach ($k in @($global:Reg.Keys)) { if ($k -like ($p + '\*')) { New-FakeKey $k } } }
+            else { Microsoft.PowerShell.Management\Get-ChildItem -LiteralPath $p -Force:$Force -Name:$Name } }
+        function global:Set-ItemProperty { param([string]$LiteralPath, [string]$Name, $Value)
+            $global:BbCalls.Add("Set-ItemProperty $Name=$(@($Value) -join '|')"); $global:Reg[$LiteralPath][$Name] = @($global:Reg[$LiteralPath][$Name][0], $Value) }
+        """;
+
+    private void StubRegistry()
+    {
+        using var ps = PowerShell.Create(_runspace);
+        ps.AddScript(RegistryStubs).AddArgument(InstallDir).AddArgument(HomeDir).Invoke();
+        Assert.False(ps.HadErrors, string.Join("\n", ps.Streams.Error));
+    }
+
+    private string NewDir => Path.Combine(ProgramFiles, "atlassian-bitbucket-8.19.4");
+
+    private NodeInstallation Service() => new()
+    {
+        InstallDir = InstallDir, HomeDir = HomeDir, RunMode = NodeRunMode.WindowsService, ServiceName = "AtlassianBitbucket", Platform = ShellPlatform.Windows,
+    };
+
+    [Fact]
+    public async Task The_service_definition_is_read_from_the_service_and_procrun_keys()
+    {
+        LayOutInstall();
+        StubRegistry();
+        var text = await Ops().ReadServiceDefinitionAsync(Service(), default);
+        Assert.NotNull(text);
+        Assert.Contains(@"\Parameters\Java\Jvm=" + InstallDir, text);
+        Assert.Contains($"\\Services\\AtlassianBitbucket\\ImagePath=\"{InstallDir}\\bin\\bserv64.exe\" //RS//AtlassianBitbucket", text);
+        // (InstallDirIn reads drive-letter paths; the theory above covers it with C:\Program Files paths.)
+    }
+
+    [Fact]
+    public async Task Repointing_changes_every_value_naming_the_old_dir_in_any_case_once_the_new_dir_has_what_they_name()
+    {
+        LayOutInstall();
+        foreach (var f in new[] { @"bin/bserv64.exe", @"jre/bin/server/jvm.dll", @"app/bootstrap.jar", @"app/lib.jar" })
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(NewDir, f))!);
+            File.WriteAllText(Path.Combine(NewDir, f), "x");
+        }
+        StubRegistry();
+        var diff = await Ops().RepointServiceAsync(Service(), InstallDir, NewDir, default);
+        var sets = Calls().Where(c => c.StartsWith("Set-ItemProperty", StringComparison.Ordinal)).ToList();
+        Assert.Contains($"Set-ItemProperty ImagePath=\"{NewDir}\\bin\\bserv64.exe\" //RS//AtlassianBitbucket", sets);
+        Assert.Contains($"Set-ItemProperty Jvm={NewDir}\\jre\\bin\\server\\jvm.dll", sets);
+        Assert.Contains($"Set-ItemProperty Classpath={NewDir}\\app\\bootstrap.jar;{NewDir}\\app\\lib.jar", sets);   // the upper-cased old dir too
+        Assert.Contains($"Set-ItemProperty WorkingPath={NewDir}\\bin", sets);
+        Assert.Equal(4, sets.Count);   // the home in the JVM options and the other values are untouched
+        Assert.Contains(NewDir, diff);
+    }
+
+    [Fact]
+    public async Task Repointing_to_a_dir_without_the_JRE_the_service_uses_changes_nothing_and_says_what_is_missing()
+    {
+        LayOutInstall();
+        Directory.CreateDirectory(Path.Combine(NewDir, "bin"));
+        File.WriteAllText(Path.Combine(NewDir, "bin", "bserv64.exe"), "x");   // a zip distribution: no jre\
+        StubRegistry();
+        var ex = await Assert.ThrowsAsync<Core.BbException>(() => Ops().RepointServiceAsync(Service(), InstallDir, NewDir, default));
+        Assert.Equal("NodeServiceRepointFailed", ex.ErrorId);
+        Assert.Contains(@"Jvm names " + NewDir + @"\jre\bin\server\jvm.dll", ex.Message);
+        Assert.DoesNotContain(Calls(), c => c.StartsWith("Set-ItemProperty", StringComparison.Ordinal));
+    }
 }

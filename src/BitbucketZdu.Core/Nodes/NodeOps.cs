@@ -398,16 +398,35 @@ namespace BitbucketZdu.Core.Nodes
             return r.Succeeded ? r.StandardOutput : null;
         }
 
+        /// <summary>
+        /// procrun's values that name files the service needs to start (the service exe, the JVM, the classpath, the
+        /// working dirs): after repointing, each path they name inside the new install dir must exist there. A zip
+        /// distribution ships no bundled JRE, for example: pointing Jvm at its jre\bin\server\jvm.dll would leave a
+        /// service that cannot start, so nothing is changed and the message lists what is missing.
+        /// </summary>
+        internal static readonly string[] ProcrunPathValues = { "ImagePath", "Jvm", "Classpath", "StartPath", "StopPath", "StartImage", "StopImage", "LibraryPath" };
+
+        /// <summary>The PowerShell that repoints the service's registry values from one install dir to another (exposed for the tests).</summary>
+        internal string RepointScript(NodeInstallation installation, string from, string to) =>
+            $"$from = {Q(from.TrimEnd('\\'))}; $to = {Q(to.TrimEnd('\\'))}; $checked = @({string.Join(", ", ProcrunPathValues.Select(Q))}); " +
+            // The old dir as a whole path, any case (Windows paths are case-insensitive).
+            "$rx = '(?i)' + [regex]::Escape($from) + '(?=[\\\\\";\\s]|$)'; $changes = @(); " +
+            $"foreach ($k in {RegistryKeys(installation)}) {{ if (-not (Test-Path -LiteralPath $k)) {{ continue }}; foreach ($key in @(Get-Item -LiteralPath $k) + @(Get-ChildItem -LiteralPath $k -Recurse)) {{ " +
+            "foreach ($n in $key.GetValueNames()) { $kind = [string]$key.GetValueKind($n); if ($kind -ne 'String' -and $kind -ne 'ExpandString' -and $kind -ne 'MultiString') { continue }; " +
+            "$old = @($key.GetValue($n, $null, 'DoNotExpandEnvironmentNames')); $new = @($old | ForEach-Object { [regex]::Replace([string]$_, $rx, $to.Replace('$', '$$')) }); " +
+            "if (($old -join \"`n\") -ceq ($new -join \"`n\")) { continue }; " +
+            "$val = if ($kind -eq 'MultiString') { ,[string[]]$new } else { [string]$new[0] }; $changes += [pscustomobject]@{ Key = $key; Name = $n; Value = $val } } } }; " +
+            // Every path a start-critical value names inside the new dir must exist there, before anything is written.
+            "$missing = @(foreach ($c in $changes) { if ($checked -notcontains $c.Name) { continue }; foreach ($part in (@($c.Value) -join ';') -split ';') { " +
+            "foreach ($m in [regex]::Matches($part, '(?i)' + [regex]::Escape($to) + '[^\"]*')) { $p = ($m.Value -split ' //| -')[0].Trim(); " +
+            "if (-not (Test-Path -LiteralPath $p)) { '{0} names {1}' -f $c.Name, $p } } } }); " +
+            "if ($missing.Count) { throw ('The service cannot be moved to ' + $to + ': ' + ($missing -join '; ') + '. The new install dir lacks what the service uses (an installer-bundled JRE? point Jvm at a JRE outside the install dir). Nothing was changed.') }; " +
+            "foreach ($c in $changes) { Set-ItemProperty -LiteralPath $c.Key.PSPath -Name $c.Name -Value $c.Value }";
+
         public override async Task<string> RepointServiceAsync(NodeInstallation installation, string from, string to, CancellationToken ct)
         {
             var before = await ReadServiceDefinitionAsync(installation, ct).ConfigureAwait(false) ?? "";
-            await RunCheckedAsync(
-                $"$from = {Q(from.TrimEnd('\\'))}; $to = {Q(to.TrimEnd('\\'))}; " +
-                $"foreach ($k in {RegistryKeys(installation)}) {{ if (-not (Test-Path $k)) {{ continue }}; foreach ($key in @(Get-Item $k) + @(Get-ChildItem $k -Recurse)) {{ " +
-                "foreach ($n in $key.GetValueNames()) { $v = $key.GetValue($n, $null, 'DoNotExpandEnvironmentNames'); $kind = $key.GetValueKind($n); " +
-                "if ($kind -eq 'String' -or $kind -eq 'ExpandString') { if ($v.Contains($from)) { Set-ItemProperty -LiteralPath $key.PSPath -Name $n -Value $v.Replace($from, $to) } } " +
-                "elseif ($kind -eq 'MultiString') { if (($v -join \"`n\").Contains($from)) { Set-ItemProperty -LiteralPath $key.PSPath -Name $n -Value ([string[]]($v | ForEach-Object { $_.Replace($from, $to) })) } } } } }",
-                "update the Windows service definition", ct).ConfigureAwait(false);
+            await RunCheckedAsync(RepointScript(installation, from, to), "update the Windows service definition", ct, errorId: "NodeServiceRepointFailed").ConfigureAwait(false);
             var after = await ReadServiceDefinitionAsync(installation, ct).ConfigureAwait(false) ?? "";
             return AssignmentFile.Diff("registry/" + (installation.ServiceName ?? Options.WindowsServiceName), before, after);
         }
