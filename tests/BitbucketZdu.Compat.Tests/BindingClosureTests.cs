@@ -18,11 +18,13 @@ public class BindingClosureTests
         ["System.Management.Automation"] = new Version(3, 0, 0, 0),
     };
 
-    private static Dictionary<string, (AssemblyName Name, string Path)> Shipped() =>
-        ModuleInitializer_ReadFolder(ModuleFolder.Files);
-
-    internal static Dictionary<string, (AssemblyName Name, string Path)> ModuleInitializer_ReadFolder(IEnumerable<string> files) =>
-        files.Select(f => (ModuleFolder.Read(f).Name, f)).ToDictionary(p => p.Name.Name!, p => (p.Name, p.f), StringComparer.OrdinalIgnoreCase);
+    /// <summary>The shipped set as the initializer reads it on Windows PowerShell.</summary>
+    internal static Dictionary<string, (AssemblyName Name, string Path)> Shipped()
+    {
+        var shipped = ModuleInitializer.ReadFolder(ModuleFolder.Path_);
+        Assert.Equal(ModuleFolder.Files.Length, shipped.Count);
+        return shipped;
+    }
 
     /// <summary>
     /// .NET Framework: a framework assembly binds when the in-box set has it at the version asked or higher

@@ -16,8 +16,7 @@ public class ExactVersionLoadTests
 {
     private sealed class ExactVersionContext(bool withResolver) : AssemblyLoadContext("exact-version", isCollectible: true)
     {
-        private readonly Dictionary<string, (AssemblyName Name, string Path)> _shipped =
-            BindingClosureTests.ModuleInitializer_ReadFolder(ModuleFolder.Files);
+        private readonly Dictionary<string, (AssemblyName Name, string Path)> _shipped = BindingClosureTests.Shipped();
 
         protected override Assembly? Load(AssemblyName requested)
         {
