@@ -108,7 +108,8 @@ namespace BitbucketZdu.Cmdlets
 
         protected override void ProcessRecord()
         {
-            if (Kind != LoadBalancerKind.HAProxy && Endpoint.Length != 1)
+            var descriptor = LoadBalancerKinds.Get(Kind);
+            if (!descriptor.MultipleEndpoints && Endpoint.Length != 1)
                 ThrowError("NewBbLoadBalancerInvalidEndpoint", ErrorCategory.InvalidArgument,
                     $"{Kind} takes exactly one endpoint; only HAProxy takes several (one per instance of an HA pair).", Endpoint);
             if (Kind == LoadBalancerKind.AzureAppGateway)
@@ -161,7 +162,7 @@ namespace BitbucketZdu.Cmdlets
 
             try
             {
-                LoadBalancerFactory.Create(d).Dispose(); // validates the endpoints' form now, not at the first change
+                descriptor.Create(d).Dispose(); // validates the endpoints' form now, not at the first change
             }
             catch (Core.BbException ex)
             {
