@@ -95,6 +95,16 @@ public sealed class ProfileCredentialTests : IClassFixture<ApacheBasicAuthFixtur
     }
 
     [Fact]
+    public async Task F5_big_ip_works_from_a_profile_with_its_user_by_name()
+    {
+        using var f5 = new BitbucketZdu.LoadBalancers.Tests.F5BigIp.F5Stub(partition: "Tenant1");
+        var profile = Profile("F5BigIp", new Hashtable { ["Endpoint"] = f5.Url, ["Backend"] = "bitbucket", ["Partition"] = "Tenant1", ["TimeoutSec"] = 5 }, "10.0.0.11:7990", "10.0.0.12:7990");
+        await OutAndBackAsync(profile, Cred("f5ops", Canary.Password), "user name and password");
+        Assert.Equal(1, f5.Logins);
+        Assert.Contains(f5.Patches, p => p == "10.0.0.11:7990 {\"session\":\"user-disabled\",\"state\":\"user-down\"}");
+    }
+
+    [Fact]
     public async Task Azure_service_principal_secret_reaches_a_profile_driven_rotation()
     {
         var settings = new Hashtable
