@@ -143,6 +143,42 @@ public sealed class F5BigIpTests : IDisposable
     }
 
     [Fact]
+    public async Task The_devices_certificate_must_chain_to_the_given_ca()
+    {
+        using var ca = TestCertificates.NewCa("BIG-IP Test CA");
+        using var otherCa = TestCertificates.NewCa("Other Test CA");
+        var leaf = TestCertificates.NewServer(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(29));
+        using var tls = new F5Stub(certificate: leaf);
+        Assert.StartsWith("https://localhost:", tls.Url, StringComparison.Ordinal);
+        var dir = Directory.CreateTempSubdirectory("bbzdu-f5ca-").FullName;
+        try
+        {
+            string Pem(System.Security.Cryptography.X509Certificates.X509Certificate2 c, string name)
+            {
+                var path = Path.Combine(dir, name);
+                File.WriteAllText(path, c.ExportCertificatePem());
+                return path;
+            }
+            var right = Describe("bitbucket", tls);
+            right.Options["CaCertificateFile"] = Pem(ca, "ca.pem");
+            using (var lb = LoadBalancerFactory.Create(right))
+                Assert.Equal(2, (await lb.GetMembersAsync(CancellationToken.None)).Count);
+
+            var wrong = Describe("bitbucket", tls);
+            wrong.Options["CaCertificateFile"] = Pem(otherCa, "other.pem");
+            using (var lb = LoadBalancerFactory.Create(wrong))
+                Assert.Equal("LoadBalancerUnreachable", (await Assert.ThrowsAsync<BbException>(() => lb.GetMembersAsync(CancellationToken.None))).ErrorId);
+            using (var lb = LoadBalancerFactory.Create(Describe("bitbucket", tls))) // no CA given: the system's store, which does not trust it
+                Assert.Equal("LoadBalancerUnreachable", (await Assert.ThrowsAsync<BbException>(() => lb.GetMembersAsync(CancellationToken.None))).ErrorId);
+            Assert.Equal(1, tls.Logins); // only the right CA got as far as a login
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void A_bad_endpoint_or_missing_ca_file_is_refused_when_described()
     {
         var bad = new LoadBalancerDescription(LoadBalancerKind.F5BigIp, new[] { "bigip1:443" }, "bitbucket");

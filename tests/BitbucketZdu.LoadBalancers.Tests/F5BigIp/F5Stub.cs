@@ -32,13 +32,17 @@ public sealed class F5Stub : IDisposable
         public int DownReads;
     }
 
-    public F5Stub(string partition = "Common", string pool = "bitbucket")
+    public F5Stub(string partition = "Common", string pool = "bitbucket", System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
         Partition = partition;
         Pool = pool;
         Members.Add(new Member { Name = "10.0.0.11:7990", Address = "10.0.0.11", CurConns = 3 });
         Members.Add(new Member { Name = "10.0.0.12:7990", Address = "10.0.0.12", CurConns = 2 });
-        Server = WireMockServer.Start();
+        Server = certificate is null ? WireMockServer.Start() : WireMockServer.Start(new WireMock.Settings.WireMockServerSettings
+        {
+            Port = FreePort.Next(), UseSSL = true, HostingScheme = WireMock.Types.HostingScheme.Https,
+            CertificateSettings = new WireMock.Settings.WireMockCertificateSettings { X509Certificate = certificate },
+        });
         Server.Given(Request.Create().WithPath(new WildcardMatcher("/mgmt/*")).UsingAnyMethod()).RespondWith(Response.Create().WithCallback(req =>
         {
             AllRequests.Enqueue($"{req.Method} {req.Path} {string.Join(";", req.Headers?.Select(h => h.Key + "=" + string.Join(",", h.Value)) ?? Array.Empty<string>())} {req.Body}");
@@ -47,7 +51,7 @@ public sealed class F5Stub : IDisposable
     }
 
     public WireMockServer Server { get; }
-    public string Url => Server.Url!;
+    public string Url => Server.Urls[0].Replace("0.0.0.0", "localhost").Replace("127.0.0.1", "localhost");
     public string Partition { get; }
     public string Pool { get; }
     public List<Member> Members { get; } = new();

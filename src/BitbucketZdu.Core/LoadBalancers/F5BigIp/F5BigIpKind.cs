@@ -13,7 +13,7 @@ namespace BitbucketZdu.Core.LoadBalancers.F5BigIp
             LoadBalancerSetting.Text("Partition", "The pool's partition when Backend names none (default Common).", (d, v) => d.Options["Partition"] = v),
             LoadBalancerSetting.Text("LoginProvider", "The login provider of /mgmt/shared/authn/login (default tmos; e.g. a RADIUS or LDAP provider's name).", (d, v) => d.Options["LoginProvider"] = v),
             LoadBalancerSetting.Boolean("ConfigSync", "true (default): the HA pair syncs its configuration, so only the active unit is changed; false: every unit is changed.", (d, v) => d.Options["ConfigSync"] = v ? "true" : "false"),
-            LoadBalancerSetting.Text("CaCertificateFile", "A PEM file with the CA that signed the devices' management certificates (checked instead of the system's trust store).", (d, v) => d.Options["CaCertificateFile"] = v),
+            LoadBalancerSetting.Text("CaCertificateFile", "A PEM file with the CA that signed the devices' management certificates: only a certificate that chains to it (and names the host) is accepted.", (d, v) => d.Options["CaCertificateFile"] = v),
         };
         public override LoadBalancerSecret? Secret { get; } = new LoadBalancerSecret(
             "a BIG-IP user (role Operator or higher on the partition) and its password, exchanged for an X-F5-Auth-Token",

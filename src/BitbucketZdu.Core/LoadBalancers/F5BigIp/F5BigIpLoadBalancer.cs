@@ -72,10 +72,11 @@ namespace BitbucketZdu.Core.LoadBalancers.F5BigIp
             var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
             if (d.SkipCertificateCheck) handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
             else if (ca is not null)
-                // The device's certificate must chain to the given CA and name the host (no fallback to "any CA").
+                // The device's certificate must name the host and chain to the given CA: a certificate of any other CA,
+                // even one this machine trusts, is refused.
                 handler.ServerCertificateCustomValidationCallback = (_, cert, _, errors) =>
-                    errors == System.Net.Security.SslPolicyErrors.None
-                    || (cert is not null && errors == System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors && Api.ZduTls.ChainEndsAtAnchor(cert, ca) is null);
+                    cert is not null && (errors & (System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch | System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable)) == 0
+                    && Api.ZduTls.ChainEndsAtAnchor(cert, ca) is null;
             return new HttpClient(handler) { Timeout = d.RequestTimeout };
         }
 
