@@ -195,7 +195,7 @@ public sealed class BadInputTests : IClassFixture<BadInputReport>, IClassFixture
         ["Enable-BbUpgradeMode: not connected"] = new("Enable-BbUpgradeMode", "$PSDefaultParameterValues.Clear(); Enable-BbUpgradeMode -Confirm:$false", "BbNotConnected", ErrorCategory.ConnectionError),
 
         // ---- load balancers: kinds, endpoints, backends, members, member maps (real HAProxy must stay unchanged)
-        ["New-BbLoadBalancer: unknown kind"] = new("New-BbLoadBalancer", "New-BbLoadBalancer -Kind F5 -Endpoint $sock -Backend bitbucket", "CannotConvertArgumentNoMessage", ErrorCategory.InvalidArgument),
+        ["New-BbLoadBalancer: unknown kind"] = new("New-BbLoadBalancer", "New-BbLoadBalancer -Kind Citrix -Endpoint $sock -Backend bitbucket", "CannotConvertArgumentNoMessage", ErrorCategory.InvalidArgument),
         ["New-BbLoadBalancer: NGINX with two endpoints"] = new("New-BbLoadBalancer", "New-BbLoadBalancer -Kind Nginx -Endpoint /etc/nginx/a.conf, /etc/nginx/b.conf -Backend bitbucket", "NewBbLoadBalancerInvalidEndpoint", ErrorCategory.InvalidArgument),
         ["New-BbLoadBalancer: HAProxy endpoint is a URL"] = new("New-BbLoadBalancer", "New-BbLoadBalancer -Kind HAProxy -Endpoint http://127.0.0.1:9000/stats -Backend bitbucket", "HAProxyInvalidEndpoint", ErrorCategory.InvalidArgument),
         ["New-BbLoadBalancer: empty backend"] = new("New-BbLoadBalancer", "New-BbLoadBalancer -Kind HAProxy -Endpoint $sock -Backend ''", "ParameterArgumentValidationError", ErrorCategory.InvalidData),

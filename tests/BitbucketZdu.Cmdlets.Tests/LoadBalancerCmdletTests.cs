@@ -178,5 +178,41 @@ public sealed class LoadBalancerCmdletTests : IClassFixture<LoadBalancerCmdletFi
         Canary.AssertAbsent(r.AllText, "the formatted description");
     }
 
+    [Fact]
+    public void New_takes_a_kinds_own_settings_and_refuses_one_it_does_not_take()
+    {
+        var vars = new Dictionary<string, object?> { ["c"] = new PSCredential("f5ops", Canary.Secure(Canary.Password)) };
+        var r = _ps.Run("$f5 = New-BbLoadBalancer -Kind F5BigIp -Endpoint https://bigip1.example.com, https://bigip2.example.com -Backend bitbucket -Credential $c "
+            + "-Setting @{ Partition = 'Tenant1'; ConfigSync = $false }; $f5.Options['Partition']; $f5.Options['ConfigSync']; $f5.Endpoints.Count", vars);
+        Assert.Null(r.FirstError);
+        Assert.Equal(new[] { "Tenant1", "false", "2" }, r.Output.Select(o => o.ToString()));
+        r = _ps.Run("New-BbLoadBalancer -Kind F5BigIp -Endpoint https://bigip1.example.com -Backend bitbucket -Setting @{ NginxCommand = 'nginx' }");
+        Assert.Equal("NewBbLoadBalancerUnknownSetting,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
+        r = _ps.Run("New-BbLoadBalancer -Kind F5BigIp -Endpoint https://bigip1.example.com -Backend bitbucket -Setting @{ ConfigSync = 'maybe' }");
+        Assert.Equal("NewBbLoadBalancerInvalidSetting,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
+        r = _ps.Run("New-BbLoadBalancer -Kind F5BigIp -Endpoint bigip1:443 -Backend bitbucket");
+        Assert.Equal("F5InvalidEndpoint,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
+    }
+
+    [Fact]
+    public void The_profile_template_is_written_from_the_kinds_descriptor()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "bbzdu-tpl-" + Guid.NewGuid().ToString("N") + ".psd1");
+        try
+        {
+            var r = _ps.Run("New-BbClusterProfile -Path $p -LoadBalancerKind F5BigIp | Out-Null; Import-PowerShellDataFile $p", new Dictionary<string, object?> { ["p"] = path });
+            Assert.Null(r.FirstError);
+            var text = File.ReadAllText(path);
+            Assert.Contains("Kind     = 'F5BigIp'", text, StringComparison.Ordinal);
+            Assert.Contains("#   Partition", text, StringComparison.Ordinal);
+            Assert.Contains("#   CredentialAsset", text, StringComparison.Ordinal);
+            Assert.Contains("-LoadBalancerCredential", text, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     public void Dispose() => _ps.Dispose();
 }

@@ -87,6 +87,9 @@ namespace BitbucketZdu.Core.LoadBalancers
         /// <summary>Upper bound for one wait after 429 Retry-After / 409 conflicts (tests shorten it).</summary>
         public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+        /// <summary>Settings of a kind that has no property of its own here (written by its descriptor's settings; never secrets).</summary>
+        public IDictionary<string, string> Options { get; } = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+
         /// <summary>A name for messages: kind, endpoints and backend (no secrets).</summary>
         public string DisplayName => $"{Kind} {EndpointText} [{Backend}]";
 

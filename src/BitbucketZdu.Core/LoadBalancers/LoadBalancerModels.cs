@@ -11,6 +11,7 @@ namespace BitbucketZdu.Core.LoadBalancers
         NginxPlus,
         Apache,
         AzureAppGateway,
+        F5BigIp,
     }
 
     /// <summary>What the load balancer was told to do with a member (its administrative state).</summary>

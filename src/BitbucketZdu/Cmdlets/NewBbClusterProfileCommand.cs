@@ -1,4 +1,5 @@
 using System;
+using BitbucketZdu.Core.LoadBalancers;
 using System.Globalization;
 using System.IO;
 using System.Linq;
@@ -42,8 +43,7 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>The load balancer in front of the nodes.</summary>
         [Parameter]
-        [ValidateSet("HAProxy", "Nginx", "Apache", "AzureAppGateway")]
-        public string LoadBalancerKind { get; set; } = "HAProxy";
+        public LoadBalancerKind LoadBalancerKind { get; set; } = LoadBalancerKind.HAProxy;
 
         /// <summary>The release archive (file path or URL).</summary>
         [Parameter]
@@ -117,13 +117,18 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine($"        Sha256 = {Q(ArchiveSha256?.ToLowerInvariant() ?? "<sha-256 of the archive: 64 hex digits>")}");
             sb.AppendLine("    }");
             sb.AppendLine();
-            sb.AppendLine("    # Load balancers in front of the nodes. Kind: HAProxy, Nginx, Apache or AzureAppGateway.");
-            sb.AppendLine("    # Settings depend on the kind (HAProxy: AdminSocket = 'host:port' or a socket path; Backend = 'bitbucket').");
+            var kind = LoadBalancerKinds.Get(LoadBalancerKind);
+            sb.AppendLine($"    # Load balancers in front of the nodes. Kind: {LoadBalancerKinds.Names}.");
+            sb.AppendLine($"    # Settings depend on the kind. {kind.Name}: Endpoint = {kind.EndpointHelp}; Backend = {kind.BackendHelp}.");
+            foreach (var setting in kind.AllSettings)
+                sb.AppendLine($"    #   {setting.Name,-20} {setting.Help}");
+            if (kind.Secret is not null)
+                sb.AppendLine($"    # Its credential ({kind.Secret.Help}) never goes here: Invoke-BbRollingUpgrade -LoadBalancerCredential @{{ lb1 = $cred }}, or in a runbook CredentialAsset = '<asset name>'.");
             sb.AppendLine("    LoadBalancers = @(");
             sb.AppendLine("        @{");
             sb.AppendLine("            Name     = 'lb1'");
-            sb.AppendLine($"            Kind     = {Q(LoadBalancerKind)}");
-            sb.AppendLine("            Settings = @{ AdminSocket = '127.0.0.1:9999'; Backend = 'bitbucket' }");
+            sb.AppendLine($"            Kind     = {Q(kind.Name)}");
+            sb.AppendLine($"            Settings = @{{ {kind.TemplateSettings} }}");
             sb.AppendLine("        }");
             sb.AppendLine("    )");
             sb.AppendLine();

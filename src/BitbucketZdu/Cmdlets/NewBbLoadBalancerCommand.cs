@@ -16,14 +16,14 @@ namespace BitbucketZdu.Cmdlets
     [OutputType(typeof(LoadBalancerDescription))]
     public sealed class NewBbLoadBalancerCommand : BbCmdlet
     {
-        /// <summary>HAProxy, Nginx, NginxPlus, Apache or AzureAppGateway.</summary>
+        /// <summary>HAProxy, Nginx, NginxPlus, Apache, AzureAppGateway or F5BigIp.</summary>
         [Parameter(Mandatory = true, Position = 0)]
         public LoadBalancerKind Kind { get; set; }
 
         /// <summary>
         /// HAProxy: admin sockets (unix:///run/haproxy.sock, tcp://host:port), one per instance of an HA pair. Nginx: the config
         /// file with the upstream. NginxPlus: the API URL (http://lb:8080/api). Apache: the balancer-manager URL.
-        /// AzureAppGateway: the gateway's resource id.
+        /// AzureAppGateway: the gateway's resource id. F5BigIp: the management URL of each unit of the pair.
         /// </summary>
         [Parameter(Mandatory = true, Position = 1)]
         [ValidateNotNullOrEmpty]
@@ -42,7 +42,7 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public MemberMatch MatchBy { get; set; } = MemberMatch.Auto;
 
-        /// <summary>HTTP Basic credentials for the NGINX Plus API or the balancer-manager.</summary>
+        /// <summary>HTTP Basic credentials for the NGINX Plus API or the balancer-manager; the BIG-IP user for F5BigIp.</summary>
         [Parameter]
         [Credential]
         public PSCredential? Credential { get; set; }
@@ -106,9 +106,14 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public Uri? IdentityEndpoint { get; set; }
 
+        /// <summary>The kind's own settings by name, as in a profile's Settings (e.g. F5BigIp: @{ Partition = 'Tenant1'; ConfigSync = $false; CaCertificateFile = './bigip-ca.pem' }).</summary>
+        [Parameter]
+        public Hashtable? Setting { get; set; }
+
         protected override void ProcessRecord()
         {
-            if (Kind != LoadBalancerKind.HAProxy && Endpoint.Length != 1)
+            var descriptor = LoadBalancerKinds.Get(Kind);
+            if (!descriptor.MultipleEndpoints && Endpoint.Length != 1)
                 ThrowError("NewBbLoadBalancerInvalidEndpoint", ErrorCategory.InvalidArgument,
                     $"{Kind} takes exactly one endpoint; only HAProxy takes several (one per instance of an HA pair).", Endpoint);
             if (Kind == LoadBalancerKind.AzureAppGateway)
@@ -156,12 +161,29 @@ namespace BitbucketZdu.Cmdlets
             if (AuthorityEndpoint is not null) d.AuthorityEndpoint = AuthorityEndpoint;
             if (ImdsEndpoint is not null) d.ImdsEndpoint = ImdsEndpoint;
             d.IdentityEndpoint = IdentityEndpoint;
+            if (Setting is not null)
+                foreach (DictionaryEntry e in Setting)
+                {
+                    var key = e.Key?.ToString() ?? "";
+                    var setting = System.Linq.Enumerable.FirstOrDefault(descriptor.Settings, x => string.Equals(x.Name, key, StringComparison.OrdinalIgnoreCase));
+                    if (setting is null)
+                        ThrowError("NewBbLoadBalancerUnknownSetting", ErrorCategory.InvalidArgument,
+                            $"-Setting '{key}' is not a setting of {descriptor.Name}; it takes {(descriptor.Settings.Count == 0 ? "none" : string.Join(", ", System.Linq.Enumerable.Select(descriptor.Settings, x => x.Name)))}.", key);
+                    try
+                    {
+                        setting!.Apply(d, Convert.ToString(LanguagePrimitives.ConvertTo<string>(e.Value), System.Globalization.CultureInfo.InvariantCulture)?.Trim() ?? "");
+                    }
+                    catch (FormatException ex)
+                    {
+                        ThrowError("NewBbLoadBalancerInvalidSetting", ErrorCategory.InvalidArgument, $"-Setting {key}: {ex.Message}", key);
+                    }
+                }
             if (SkipCertificateCheck)
                 WriteWarning($"TLS certificate verification is OFF for {d.DisplayName}. Use this only against a test server.");
 
             try
             {
-                LoadBalancerFactory.Create(d).Dispose(); // validates the endpoints' form now, not at the first change
+                descriptor.Create(d).Dispose(); // validates the endpoints' form now, not at the first change
             }
             catch (Core.BbException ex)
             {

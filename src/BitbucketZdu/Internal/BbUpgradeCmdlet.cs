@@ -70,6 +70,14 @@ namespace BitbucketZdu.Internal
         [Parameter]
         public SwitchParameter JournalAllowHttp { get; set; }
 
+        /// <summary>
+        /// Credentials of the profile's load balancers by name: @{ lb1 = (Get-Credential) }. What the credential means depends on
+        /// the kind (NGINX Plus, Apache: HTTP Basic; Azure: the service principal's application id and client secret, or a token).
+        /// Wins over the profile's CredentialAsset (an Azure Automation credential asset, read with Get-AutomationPSCredential).
+        /// </summary>
+        [Parameter]
+        public Hashtable? LoadBalancerCredential { get; set; }
+
         /// <summary>Reads and validates the profile; a terminating error with the first issue's ErrorId and every place otherwise.</summary>
         protected ClusterProfile LoadProfile()
         {
@@ -160,6 +168,7 @@ namespace BitbucketZdu.Internal
                 JournalAccountName = JournalCredential?.UserName,
                 JournalSecret = JournalCredential?.Password,
                 JournalAllowHttp = JournalAllowHttp,
+                LoadBalancerCredentials = ResolveLoadBalancerCredentials(profile),
             };
             if (Credential is null && connection is not null)
             {
@@ -184,6 +193,50 @@ namespace BitbucketZdu.Internal
                 ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
                 throw;
             }
+        }
+
+        /// <summary>
+        /// -LoadBalancerCredential by load-balancer name, then the profile's CredentialAsset entries through
+        /// Get-AutomationPSCredential (Azure Automation; a terminating error where that command does not exist).
+        /// </summary>
+        private System.Collections.Generic.IReadOnlyDictionary<string, Core.LoadBalancers.LoadBalancerCredential> ResolveLoadBalancerCredentials(ClusterProfile profile)
+        {
+            var result = new System.Collections.Generic.Dictionary<string, Core.LoadBalancers.LoadBalancerCredential>(StringComparer.OrdinalIgnoreCase);
+            if (LoadBalancerCredential is not null)
+                foreach (DictionaryEntry e in LoadBalancerCredential)
+                {
+                    var name = e.Key?.ToString() ?? "";
+                    if (!profile.LoadBalancers.Any(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)))
+                        ThrowError("UpgradeUnknownLoadBalancerCredential", ErrorCategory.InvalidArgument,
+                            $"-LoadBalancerCredential names '{name}', which is no load balancer of the profile; it has {string.Join(", ", profile.LoadBalancers.Select(l => l.Name))}.", name);
+                    if (((e.Value as PSObject)?.BaseObject ?? e.Value) is not PSCredential c)
+                        ThrowError("UpgradeInvalidLoadBalancerCredential", ErrorCategory.InvalidArgument,
+                            $"-LoadBalancerCredential '{name}' must be a PSCredential (Get-Credential, or New-Object PSCredential(user, secure string)).", name);
+                    else result[name] = new Core.LoadBalancers.LoadBalancerCredential(c.UserName, c.Password);
+                }
+            foreach (var lb in profile.LoadBalancers)
+            {
+                if (result.ContainsKey(lb.Name) || !lb.Settings.TryGetValue("CredentialAsset", out var asset) || string.IsNullOrWhiteSpace(asset)) continue;
+                if (InvokeCommand.GetCommand("Get-AutomationPSCredential", CommandTypes.All) is null)
+                    ThrowError("LoadBalancerCredentialAssetUnavailable", ErrorCategory.ObjectNotFound,
+                        $"{lb.Place}.Settings.CredentialAsset names the Automation credential asset '{asset}', but Get-AutomationPSCredential does not exist here (it exists in Azure Automation runbooks). Outside a runbook pass -LoadBalancerCredential @{{ '{lb.Name}' = <PSCredential> }}.", lb.Name);
+                System.Collections.ObjectModel.Collection<PSObject> found;
+                try
+                {
+                    found = InvokeCommand.InvokeScript(false, ScriptBlock.Create("param($n) Get-AutomationPSCredential -Name $n"), null, asset!.Trim());
+                }
+                catch (RuntimeException ex)
+                {
+                    ThrowError("LoadBalancerCredentialAssetUnavailable", ErrorCategory.ObjectNotFound,
+                        $"{lb.Place}.Settings.CredentialAsset: Get-AutomationPSCredential -Name '{asset}' failed: {ex.Message}", lb.Name);
+                    throw;
+                }
+                if (found.Select(o => o?.BaseObject).OfType<PSCredential>().FirstOrDefault() is not PSCredential cred)
+                    ThrowError("LoadBalancerCredentialAssetUnavailable", ErrorCategory.ObjectNotFound,
+                        $"{lb.Place}.Settings.CredentialAsset: Get-AutomationPSCredential -Name '{asset}' returned no credential. Check the asset's name in the Automation account.", lb.Name);
+                else result[lb.Name] = new Core.LoadBalancers.LoadBalancerCredential(cred.UserName, cred.Password);
+            }
+            return result;
         }
 
         /// <summary>

@@ -25,7 +25,7 @@ namespace BitbucketZdu.Upgrade
 
         /// <summary>Binds <see cref="IRotation"/> for a profile: the load-balancer providers of Core/LoadBalancers.</summary>
         public static Func<ClusterProfile, UpgradeConnectionOptions, IRotation> RotationFactory { get; set; } =
-            (p, o) => new LoadBalancerRotation(p);
+            (p, o) => new LoadBalancerRotation(p, credentials: o.LoadBalancerCredentials);
 
         /// <summary>Binds <see cref="INodeHost"/> for a profile: the node steps of Core/Nodes over each node's shell.</summary>
         public static Func<ClusterProfile, UpgradeConnectionOptions, INodeHost> NodeHostFactory { get; set; } =

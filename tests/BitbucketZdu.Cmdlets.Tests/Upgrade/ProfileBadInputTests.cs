@@ -73,6 +73,14 @@ public sealed class ProfileBadInputTests : IClassFixture<BadInputReport>, IDispo
     public static readonly IReadOnlyDictionary<string, Case> Cases = new Dictionary<string, Case>
     {
         // ---- the profile file itself
+        ["Profile: -LoadBalancerCredential names no load balancer of the profile"] = new("Invoke-BbRollingUpgrade", Run + " -LoadBalancerCredential @{ nosuch = $cred }",
+            "UpgradeUnknownLoadBalancerCredential", ErrorCategory.InvalidArgument, Says: "no load balancer of the profile"),
+        ["Profile: -LoadBalancerCredential value that is no PSCredential"] = new("Test-BbClusterProfile", Test + " -LoadBalancerCredential @{ lb1 = 'plain-text' }",
+            "UpgradeInvalidLoadBalancerCredential", ErrorCategory.InvalidArgument, Says: "must be a PSCredential"),
+        ["Profile: CredentialAsset outside an Automation runbook"] = new("Test-BbClusterProfile", Test, "LoadBalancerCredentialAssetUnavailable", ErrorCategory.ObjectNotFound,
+            Swap("Backend = 'bitbucket' }", "Backend = 'bitbucket'; CredentialAsset = 'lb-admin' }"), Says: "Get-AutomationPSCredential does not exist here"),
+        ["Profile: load-balancer setting its kind does not take (or a secret)"] = new("Invoke-BbRollingUpgrade", Run, "ProfileUnknownKey", ErrorCategory.InvalidData,
+            Swap("Backend = 'bitbucket' }", "Backend = 'bitbucket'; Password = 'x' }"), Says: "not a setting of HAProxy"),
         ["Profile: path that does not exist"] = new("Test-BbClusterProfile", "Test-BbClusterProfile -ProfilePath (Join-Path $dir no-such.psd1)", "ProfileNotFound", ErrorCategory.ObjectNotFound, Says: "does not exist"),
         ["Profile: path is a folder"] = new("Invoke-BbRollingUpgrade", "Invoke-BbRollingUpgrade -ProfilePath $dir -Credential $cred -JournalPath $j -Confirm:$false", "ProfileIsDirectory", ErrorCategory.InvalidArgument, Says: "is a folder, not a file"),
         ["Profile: .psd1 with a syntax error"] = new("Test-BbClusterProfile", Test, "ProfileUnreadable", ErrorCategory.ParserError,

@@ -79,6 +79,37 @@ public sealed class UpgradeCmdletTests : IDisposable
     }
 
     [Fact]
+    public void Load_balancer_credentials_come_by_name_or_from_an_automation_asset_and_never_from_the_profile()
+    {
+        var text = File.ReadAllText(_profile);
+        File.WriteAllText(_profile, text.Replace("Backend = 'bitbucket' }", "Backend = 'bitbucket'; CredentialAsset = 'lb-admin' }"));
+        Assert.Contains("CredentialAsset = 'lb-admin'", File.ReadAllText(_profile));
+        // Azure Automation's Get-AutomationPSCredential, stood in for by a function (it exists only in runbooks).
+        const string Asset = "function Get-AutomationPSCredential { param([string] $Name) if ($Name -eq 'lb-admin') { $cred } else { throw \"no asset $Name\" } }; ";
+
+        var r = _ps.Run(Asset + "Test-BbClusterProfile -ProfilePath $p -Credential $cred -JournalPath $j | Out-Null", Vars());
+        Assert.Null(r.FirstError);
+        var fromAsset = _factory.LastOptions!.LoadBalancerCredentials!["LB1"];
+        Assert.Equal(Canary.UserName, fromAsset.UserName);
+        Assert.Equal(Canary.Password, new System.Net.NetworkCredential("", fromAsset.Password).Password);
+
+        // -LoadBalancerCredential wins over the asset.
+        var other = new PSCredential("sp-app", Canary.Secure(Canary.Token));
+        var vars = Vars();
+        vars["other"] = other;
+        r = _ps.Run(Asset + "Test-BbClusterProfile -ProfilePath $p -Credential $cred -JournalPath $j -LoadBalancerCredential @{ lb1 = $other } | Out-Null", vars);
+        Assert.Null(r.FirstError);
+        Assert.Equal("sp-app", _factory.LastOptions!.LoadBalancerCredentials!["lb1"].UserName);
+
+        // Outside a runbook the asset cannot be read: a clear error, not a silent run without the credential.
+        r = _ps.Run("Remove-Item function:Get-AutomationPSCredential; Test-BbClusterProfile -ProfilePath $p -Credential $cred -JournalPath $j", Vars());
+        Assert.Equal("LoadBalancerCredentialAssetUnavailable", r.FirstError!.FullyQualifiedErrorId.Split(',')[0]);
+        Assert.Contains("-LoadBalancerCredential", r.FirstError.Exception.Message, StringComparison.Ordinal);
+        Canary.AssertAbsent(r.AllText, "the output");
+        Canary.AssertAbsent(File.ReadAllText(_profile), "the profile");
+    }
+
+    [Fact]
     public void A_template_without_checksum_points_at_the_place_to_fill_in()
     {
         var bare = Path.Combine(_f.Directory, "bare.psd1");

@@ -36,6 +36,8 @@ public sealed class NginxPlusStub : IDisposable
         Server = WireMockServer.Start();
         Server.Given(Request.Create().WithPath(new WildcardMatcher("/api*")).UsingAnyMethod()).RespondWith(Response.Create().WithCallback(req =>
         {
+            if (BasicAuth is string expected && Stub.Header(req, "Authorization") != "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(expected)))
+                return Stub.Json(401, """{"error":{"status":401,"text":"unauthorized","code":"Unauthorized"}}""", ("WWW-Authenticate", "Basic realm=\"api\""));
             lock (_gate) return Handle(req.Method, req.Path, req.Body);
         }));
     }
@@ -43,6 +45,8 @@ public sealed class NginxPlusStub : IDisposable
     public WireMockServer Server { get; }
     public string ApiBase => Server.Url + "/api";
     public bool ReadOnly { get; set; }
+    /// <summary>"user:password" the API requires as HTTP Basic (auth_basic in front of the api location); null = open.</summary>
+    public string? BasicAuth { get; set; }
     public int[] Versions { get; set; } = Enumerable.Range(1, 9).ToArray();
     public List<string> Patches { get; } = new();
     public Peer this[int id] { get { lock (_gate) return _peers[id]; } }

@@ -26,10 +26,12 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private readonly UpgradeTimeouts _timeouts;
 
         public LoadBalancerRotation(ClusterProfile profile, IOperationHost? host = null,
-            Func<LoadBalancerProfile, LoadBalancerController>? createController = null)
+            Func<LoadBalancerProfile, LoadBalancerController>? createController = null,
+            IReadOnlyDictionary<string, LoadBalancerCredential>? credentials = null)
         {
             _profiles = profile.LoadBalancers.ToDictionary(l => l.Name, StringComparer.OrdinalIgnoreCase);
-            _createController = createController ?? (p => LoadBalancerFactory.CreateController(LoadBalancerProfileMapper.ToDescription(p)));
+            _createController = createController ?? (p => LoadBalancerFactory.CreateController(LoadBalancerProfileMapper.ToDescription(p,
+                credentials is not null && credentials.TryGetValue(p.Name, out var c) ? c : null)));
             _host = host ?? NullOperationHost.Instance;
             _timeouts = profile.Timeouts;
         }

@@ -154,6 +154,8 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         public System.Security.SecureString? JournalSecret { get; set; }
         /// <summary>-JournalAllowHttp: http:// to a host that is not loopback (a storage emulator).</summary>
         public bool JournalAllowHttp { get; set; }
+        /// <summary>Load-balancer name (the profile's LoadBalancers[i].Name) → its credential: -LoadBalancerCredential or an Automation credential asset.</summary>
+        public System.Collections.Generic.IReadOnlyDictionary<string, BitbucketZdu.Core.LoadBalancers.LoadBalancerCredential>? LoadBalancerCredentials { get; set; }
         /// <summary>Tests and proxies: the HTTP handler of the blob store (and of managed-identity tokens); null for a default one that verifies TLS.</summary>
         public Func<System.Net.Http.HttpMessageHandler>? JournalHttpHandler { get; set; }
         /// <summary>Tests: the managed-identity endpoints (default IDENTITY_ENDPOINT / IDENTITY_HEADER, else IMDS).</summary>

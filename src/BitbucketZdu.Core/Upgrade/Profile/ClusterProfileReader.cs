@@ -59,7 +59,6 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         private static readonly string[] LbKeys = { "Name", "Kind", "Settings" };
         private static readonly string[] ArchiveKeys = { "Path", "Url", "Sha256" };
         private static readonly string[] TimeoutKeys = { "DrainSeconds", "StopSeconds", "OfflineSeconds", "StartSeconds", "HealthySeconds", "StableSeconds", "FirstPollMilliseconds", "MaxPollMilliseconds" };
-        private static readonly string[] LbKinds = { "HAProxy", "Nginx", "NginxPlus", "Apache", "AzureAppGateway" };
         private static readonly Regex Sha256Pattern = new Regex("^[0-9a-fA-F]{64}$", RegexOptions.CultureInvariant);
         private static readonly Regex NamePattern = new Regex(@"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", RegexOptions.CultureInvariant);
 
@@ -144,14 +143,18 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 r.UnknownKeys(lb, LbKeys, place + ".");
                 var name = r.Text(lb, "Name", place + ".Name", required: true);
                 var kind = r.Text(lb, "Kind", place + ".Kind", required: true);
-                var canonical = kind is null ? null : LbKinds.FirstOrDefault(k => string.Equals(k, kind, StringComparison.OrdinalIgnoreCase));
+                var canonical = LoadBalancers.LoadBalancerKinds.Find(kind)?.Name;
                 if (kind is not null && canonical is null)
-                    r.Add("ProfileInvalidValue", place + ".Kind", $"'{kind}' is not a supported load balancer; use one of {string.Join(", ", LbKinds)}.");
+                    r.Add("ProfileInvalidValue", place + ".Kind", $"'{kind}' is not a supported load balancer; use one of {LoadBalancers.LoadBalancerKinds.Names}.");
                 var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
                 var s = r.Map(lb, "Settings", place + ".Settings", required: false);
                 if (s is not null)
                     foreach (DictionaryEntry e in s)
                         settings[Convert.ToString(e.Key, CultureInfo.InvariantCulture) ?? ""] = e.Value is null ? null : Convert.ToString(e.Value, CultureInfo.InvariantCulture);
+                if (canonical is not null)
+                    foreach (var unknown in Adapters.LoadBalancerProfileMapper.UnknownSettings(canonical, settings.Keys))
+                        r.Add("ProfileUnknownKey", place + ".Settings." + unknown,
+                            $"'{unknown}' is not a setting of {canonical}; it takes {string.Join(", ", LoadBalancers.LoadBalancerKinds.Find(canonical)!.AllSettings.Select(x => x.Name))}. Secrets never go in a profile: use -LoadBalancerCredential or CredentialAsset.");
                 if (name is not null && result.Any(x => string.Equals(x.Name, name, StringComparison.OrdinalIgnoreCase)))
                     r.Add("ProfileDuplicate", place + ".Name", $"Load balancer '{name}' is defined twice.");
                 if (name is not null && canonical is not null) result.Add(new LoadBalancerProfile(name, canonical, settings, place));
