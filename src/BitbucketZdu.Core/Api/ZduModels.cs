@@ -53,6 +53,9 @@ namespace BitbucketZdu.Core.Api
         public IReadOnlyList<ZduNode> Nodes { get; set; } = Array.Empty<ZduNode>();
         public IReadOnlyList<ZduLink> Links { get; set; } = Array.Empty<ZduLink>();
 
+        /// <summary>What the client tolerated in this answer and the user should know (e.g. a stale duplicate node row).</summary>
+        public IReadOnlyList<string> Warnings { get; set; } = Array.Empty<string>();
+
         /// <summary>True when the server offers the action now (its link is present).</summary>
         public bool Allows(string relation) =>
             Links.Any(l => string.Equals(l.Rel, relation, StringComparison.OrdinalIgnoreCase));
