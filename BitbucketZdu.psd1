@@ -19,6 +19,7 @@
         'Enable-BbUpgradeMode'
         'Disable-BbUpgradeMode'
         'Complete-BbRollingUpgrade'
+        'Resume-BbUpgradeTask'
         'Wait-BbClusterState'
         'Wait-BbNodeState'
         'New-BbLoadBalancer'
