@@ -89,7 +89,9 @@ namespace BitbucketZdu.Core.Api
             {
                 var rows = cluster.Nodes.Where(r => string.Equals(r.Id, n.Id, StringComparison.Ordinal)).ToList();
                 var winner = rows.FirstOrDefault(r => r.State != NodeState.OFFLINE) ?? rows[0];
-                if (ReferenceEquals(n, winner)) kept.Add(n);
+                if (!ReferenceEquals(n, winner)) continue;
+                n.StaleAddresses = rows.Where(r => !ReferenceEquals(r, winner) && r.IpAddress is not null).Select(r => r.IpAddress!).ToArray();
+                kept.Add(n);
             }
             cluster.Nodes = kept;
             cluster.Warnings = warnings;
