@@ -21,6 +21,7 @@
         'Enable-BbUpgradeMode'
         'Disable-BbUpgradeMode'
         'Complete-BbRollingUpgrade'
+        'Resume-BbUpgradeTask'
         'Wait-BbClusterState'
         'Wait-BbNodeState'
         'New-BbLoadBalancer'

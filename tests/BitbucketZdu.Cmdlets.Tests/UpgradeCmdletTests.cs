@@ -122,6 +122,88 @@ public sealed class UpgradeCmdletTests : IDisposable
         Assert.Equal(0, Posts);
     }
 
+    // Issue 12 problem 5 and issue 17: finalization tasks, and an approve that would leave an OFFLINE node behind.
+    private const string RunningTasks = """{"upgradeModeEnabled":false,"hasFinalizationTasks":true,"state":"RUNNING_UPGRADE_TASKS","originalVersion":null,"nodes":[{"id":"a1","name":"node-1","ipAddress":"10.0.0.1","state":"RUNNING_FINALIZE_UPGRADE_TASKS","version":"8.19.4"},{"id":"b2","name":"node-2","ipAddress":"10.0.0.2","state":"ACTIVE","version":"8.19.4"}],"links":[{"rel":"self","href":"/"}]}""";
+    private const string TasksFailed = """{"upgradeModeEnabled":false,"hasFinalizationTasks":true,"state":"UPGRADE_TASKS_FAILED","originalVersion":null,"nodes":[{"id":"a1","name":"node-1","ipAddress":"10.0.0.1","state":"UPGRADE_TASKS_FAILED","version":"8.19.4"},{"id":"b2","name":"node-2","ipAddress":"10.0.0.2","state":"ACTIVE","version":"8.19.4"}],"links":[{"rel":"self","href":"/"},{"rel":"retryUpgrade","href":"/retryUpgrade"}]}""";
+    private const string ReadyWithOffline = """{"upgradeModeEnabled":true,"state":"READY_TO_RUN_UPGRADE_TASKS","originalVersion":"8.19.3","nodes":[{"id":"a1","name":"node-1","ipAddress":"10.0.0.1","state":"ACTIVE","version":"8.19.4"},{"id":"b2","name":"node-2","ipAddress":"10.0.0.2","state":"ACTIVE","version":"8.19.4"},{"id":"c3","name":"node-3","ipAddress":"10.0.0.3","state":"OFFLINE","version":null}],"links":[{"rel":"self","href":"/"},{"rel":"approve","href":"/approve"}]}""";
+
+    [Fact]
+    public void Complete_BbRollingUpgrade_waits_through_the_finalization_tasks_until_STABLE()
+    {
+        _server.AnswerSteps("GET", "/rest/zdu/cluster", (Reply(ReadyToFinalize), 1), (Reply(RunningTasks), 2), (Reply(Stable), 1000));
+        _server.Answer("POST", "/rest/zdu/approve", Reply(RunningTasks));
+
+        var r = Run("Complete-BbRollingUpgrade -Confirm:$false -PassThru -TimeoutSec 60");
+
+        Assert.Null(r.FirstError);
+        Assert.Equal(ClusterState.STABLE, Assert.IsType<ZduCluster>(Assert.Single(r.Output).BaseObject).State);
+        Assert.Equal(1, Posts);
+    }
+
+    [Fact]
+    public void Complete_BbRollingUpgrade_reports_failed_finalization_tasks_as_an_error_with_the_next_step()
+    {
+        _server.AnswerSteps("GET", "/rest/zdu/cluster", (Reply(ReadyToFinalize), 1), (Reply(RunningTasks), 1), (Reply(TasksFailed), 1000));
+        _server.Answer("POST", "/rest/zdu/approve", Reply(RunningTasks));
+
+        var r = Run("Complete-BbRollingUpgrade -Confirm:$false -TimeoutSec 60");
+
+        var error = r.FirstError!;
+        Assert.Equal("CompleteBbRollingUpgradeTasksFailed,BitbucketZdu.Cmdlets.CompleteBbRollingUpgradeCommand", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidResult, error.CategoryInfo.Category);
+        Assert.Contains("UPGRADE_TASKS_FAILED", error.Exception.Message);
+        Assert.Contains("Resume-BbUpgradeTask", error.Exception.Message);
+    }
+
+    [Fact]
+    public void Complete_BbRollingUpgrade_refuses_while_a_node_is_OFFLINE_unless_forced()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(ReadyWithOffline));
+        _server.Answer("POST", "/rest/zdu/approve", Reply(Stable));
+
+        var refused = Run("Complete-BbRollingUpgrade -Confirm:$false");
+
+        var error = refused.FirstError!;
+        Assert.Equal("CompleteBbRollingUpgradeNodeOffline,BitbucketZdu.Cmdlets.CompleteBbRollingUpgradeCommand", error.FullyQualifiedErrorId);
+        Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
+        Assert.Contains("node-3", error.Exception.Message);
+        Assert.Contains("8.19.3", error.Exception.Message);
+        Assert.Contains("-Force", error.Exception.Message);
+        Assert.Equal(0, Posts);
+
+        var forced = Run("Complete-BbRollingUpgrade -Confirm:$false -Force");
+
+        Assert.Null(forced.FirstError);
+        Assert.Contains(forced.Warnings, w => w.Contains("node-3"));
+        Assert.Equal(1, Posts);
+    }
+
+    [Fact]
+    public void Resume_BbUpgradeTask_sends_retryUpgrade_once_in_UPGRADE_TASKS_FAILED_and_waits_for_STABLE()
+    {
+        _server.AnswerSteps("GET", "/rest/zdu/cluster", (Reply(TasksFailed), 1), (Reply(RunningTasks), 1), (Reply(Stable), 1000));
+        _server.Answer("POST", "/rest/zdu/retryUpgrade", Reply(RunningTasks));
+
+        var r = Run("Resume-BbUpgradeTask -Confirm:$false -PassThru -TimeoutSec 60");
+
+        Assert.Null(r.FirstError);
+        Assert.Equal(ClusterState.STABLE, Assert.IsType<ZduCluster>(Assert.Single(r.Output).BaseObject).State);
+        Assert.Equal(1, _server.Count("POST", "/rest/zdu/retryUpgrade"));
+    }
+
+    [Fact]
+    public void Resume_BbUpgradeTask_refuses_outside_UPGRADE_TASKS_FAILED_and_is_high_impact()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
+
+        var r = Run("Resume-BbUpgradeTask -Confirm:$false");
+        var impact = Run("(Get-Command Resume-BbUpgradeTask).ImplementingType.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false).ConfirmImpact");
+
+        Assert.Equal("ResumeBbUpgradeTaskInvalidState,BitbucketZdu.Cmdlets.ResumeBbUpgradeTaskCommand", r.FirstError!.FullyQualifiedErrorId);
+        Assert.Equal(0, Posts);
+        Assert.Equal("High", impact.Output.Single().ToString());
+    }
+
     [Fact]
     public void Complete_BbRollingUpgrade_is_high_impact()
     {

@@ -19,7 +19,8 @@ function Get-ExamplePlan {
     $order = [ordered]@{
         main    = @('Connect-BbCluster', 'Disconnect-BbCluster', 'Get-BbClusterStatus', 'Get-BbNode', 'Wait-BbClusterState#2',
             'Enable-BbUpgradeMode', 'Disable-BbUpgradeMode', 'Get-BbLoadBalancerMember', 'New-BbLoadBalancer',
-            'Remove-BbNodeFromLoadBalancer', 'Add-BbNodeToLoadBalancer', 'New-BbClusterProfile', 'Test-BbClusterProfile')
+            'Remove-BbNodeFromLoadBalancer', 'Add-BbNodeToLoadBalancer', 'New-BbClusterProfile', 'Test-BbClusterProfile',
+            'Resume-BbUpgradeTask')
         nodes   = @('Get-BbNodeInstallation', 'Copy-BbDistribution', 'Install-BbNodeVersion', 'Stop-BbNode#1', 'Start-BbNode#1',
             'Undo-BbNodeUpgrade#1', 'Wait-BbNodeState#1', 'Wait-BbNodeState#2', 'Stop-BbNode#2', 'Start-BbNode#2', 'Undo-BbNodeUpgrade#2')
         upgrade = @('Invoke-BbRollingUpgrade', 'Invoke-BbNodeUpgrade', 'Wait-BbClusterState#1', 'Complete-BbRollingUpgrade#1',

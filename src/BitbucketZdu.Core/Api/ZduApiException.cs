@@ -34,6 +34,8 @@ namespace BitbucketZdu.Core.Api
         CertificateUntrusted,
         /// <summary>The answer is larger than <see cref="ZduClientOptions.MaxResponseBytes"/>: not read further.</summary>
         ResponseTooLarge,
+        /// <summary>407: the HTTP proxy wants credentials (or refused the ones given).</summary>
+        ProxyAuthenticationRequired,
     }
 
     /// <summary>A failed rolling-upgrade API call. The message carries the URL and the server's own messages, never a credential.</summary>
@@ -67,6 +69,7 @@ namespace BitbucketZdu.Core.Api
         private static BbErrorCategory CategoryOf(ZduErrorKind kind) => kind switch
         {
             ZduErrorKind.Unauthorized => BbErrorCategory.AuthenticationError,
+            ZduErrorKind.ProxyAuthenticationRequired => BbErrorCategory.AuthenticationError,
             ZduErrorKind.Forbidden => BbErrorCategory.PermissionDenied,
             ZduErrorKind.TokenRefused => BbErrorCategory.PermissionDenied,
             ZduErrorKind.NotFound => BbErrorCategory.ObjectNotFound,

@@ -387,7 +387,9 @@ namespace BitbucketZdu.Core.Api
                 if (!response.IsSuccessStatusCode)
                 {
                     var error = ZduErrorTranslator.FromResponse(method, uri, response, body, _options.Credential.IsBearerToken, notFoundHint, attempts);
-                    error.Ambiguous = method == HttpMethod.Post && (status == 502 || status == 503 || status == 504);
+                    // approve is documented to answer 500 (zdu-api.md §1), and a 500 may come after the transition took
+                    // effect: re-read the cluster rather than report a failure that did not happen.
+                    error.Ambiguous = method == HttpMethod.Post && (status == 500 || status == 502 || status == 503 || status == 504);
                     throw error;
                 }
                 try
@@ -401,11 +403,23 @@ namespace BitbucketZdu.Core.Api
             }
         }
 
-        private static ZduCluster ParseClusterStrict(string body) => ZduJson.ParseClusterStrict(body);
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _warned = new System.Collections.Concurrent.ConcurrentDictionary<string, bool>();
+
+        /// <summary>Parses a cluster answer; what the parser tolerated is said once per client as a warning.</summary>
+        private ZduCluster ParseClusterStrict(string body)
+        {
+            var cluster = ZduJson.ParseClusterStrict(body);
+            foreach (var warning in cluster.Warnings)
+                if (_warned.TryAdd(warning, true)) ZduDiagnostics.Warn(_options, warning);
+            return cluster;
+        }
 
         private ZduApiException TransportFailure(HttpMethod method, Uri uri, HttpRequestException ex, int attempts)
         {
             var after = attempts > 1 ? $" (after {attempts} attempts)" : string.Empty;
+            if (ZduTls.IsProxyAuthFailure(ex))
+                return new ZduApiException(ZduErrorKind.ProxyAuthenticationRequired,
+                    ZduErrorTranslator.ProxyAuthMessage($"{method} {uri}: the proxy refused to connect to Bitbucket ({Innermost(ex).Message})."), uri, 407, inner: ex);
             if (ZduTls.IsTlsFailure(ex))
             {
                 var why = _tls?.LastFailure is { } f ? $" ({f})" : string.Empty;

@@ -45,6 +45,21 @@ namespace BitbucketZdu.Core.Api
         /// </summary>
         public string? TrustedCertificatePath { get; set; }
 
+        /// <summary>An HTTP proxy for every call (null: the system's proxy settings, HTTPS_PROXY/HTTP_PROXY/NO_PROXY).</summary>
+        public Uri? Proxy { get; set; }
+
+        /// <summary>The proxy's credential (null: none, or the system's default credentials for the proxy).</summary>
+        public System.Net.NetworkCredential? ProxyCredential { get; set; }
+
+        /// <summary>TLS trust and proxy of this client, for other HTTP clients to the same servers (node /status probes).</summary>
+        public ZduTransport Transport => new ZduTransport
+        {
+            TrustedCertificatePath = TrustedCertificatePath,
+            SkipCertificateCheck = SkipCertificateCheck,
+            Proxy = Proxy,
+            ProxyCredential = ProxyCredential,
+        };
+
         /// <summary>
         /// On a 404 for a POST action, try the path printed in the 7.x how-to pages (<c>/rest/zdu/cluster/&lt;action&gt;</c>).
         /// </summary>

@@ -29,6 +29,23 @@ namespace BitbucketZdu.Core.Api
             return new Restore(() => CurrentRequests.Value = previous);
         }
 
+        private static readonly AsyncLocal<Action<string>?> CurrentWarnings = new AsyncLocal<Action<string>?>();
+
+        /// <summary>Sends the client's warnings (what it tolerated in an answer) of the current async flow to <paramref name="sink"/>.</summary>
+        public static IDisposable WarnTo(Action<string> sink)
+        {
+            var previous = CurrentWarnings.Value;
+            CurrentWarnings.Value = sink;
+            return new Restore(() => CurrentWarnings.Value = previous);
+        }
+
+        /// <summary>A warning: to the ambient warning sink when there is one, else as a diagnostic line.</summary>
+        internal static void Warn(ZduClientOptions options, string message)
+        {
+            if (CurrentWarnings.Value is { } sink) sink(message);
+            else Write(options, "WARNING: " + message);
+        }
+
         internal static void Write(ZduClientOptions options, string message)
         {
             options.Diagnostic?.Invoke(message);

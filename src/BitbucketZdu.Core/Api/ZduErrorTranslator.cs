@@ -10,6 +10,11 @@ namespace BitbucketZdu.Core.Api
     /// <summary>Turns an HTTP failure from /rest/zdu into a <see cref="ZduApiException"/> with the server's own messages.</summary>
     internal static class ZduErrorTranslator
     {
+        /// <summary>What a 407 means and what to do: the proxy between here and Bitbucket wants (other) credentials.</summary>
+        internal static string ProxyAuthMessage(string prefix) =>
+            $"{prefix} The HTTP proxy between this machine and Bitbucket requires authentication (407 Proxy Authentication Required), so the request never reached Bitbucket. "
+            + "Pass the proxy's credential with -ProxyCredential (and its address with -Proxy, or Proxy = @{ Uri = ... } in the profile), or reach Bitbucket without that proxy (NO_PROXY).";
+
         public static ZduApiException FromResponse(HttpMethod method, Uri uri, HttpResponseMessage response, string body, bool usedBearerToken,
             string? notFoundHint = null, int attempts = 1)
         {
@@ -36,6 +41,8 @@ namespace BitbucketZdu.Core.Api
                     return new ZduApiException(ZduErrorKind.NotFound,
                         $"{prefix} {notFoundHint ?? "Nothing is there: no Bitbucket rolling-upgrade API under this base URL (check -Uri and its context path)."}{said}",
                         uri, status, messages);
+                case 407:
+                    return new ZduApiException(ZduErrorKind.ProxyAuthenticationRequired, ProxyAuthMessage(prefix), uri, status, messages);
                 case 409:
                     return new ZduApiException(ZduErrorKind.InvalidState,
                         $"{prefix} The cluster is not in a state that allows this action.{said}",

@@ -22,6 +22,10 @@ namespace BitbucketZdu.Core.Api
         /// The cluster as an answer of /rest/zdu/cluster must be: tolerant of unknown fields, but the fields we act on
         /// must have their documented types, and node ids must be unique (two nodes with one id would make every
         /// per-node step ambiguous). A <see cref="FormatException"/> says what is wrong.
+        /// <para>One exception: the plugin merges its start-time snapshot with the live nodes by ip:port, so a node back
+        /// on a new address leaves a stale OFFLINE row that may share the live row's id (zdu-api.md §12). Such duplicates
+        /// are tolerated: the non-OFFLINE row wins and <see cref="ZduCluster.Warnings"/> says which rows were dropped.
+        /// Two live rows with one id are still refused.</para>
         /// </summary>
         public static ZduCluster ParseClusterStrict(string json)
         {
@@ -31,7 +35,7 @@ namespace BitbucketZdu.Core.Api
             RequireKind(root, "upgradeModeEnabled", "cluster", JsonValueKind.True, JsonValueKind.False);
             RequireKind(root, "nodes", "cluster", JsonValueKind.Array);
             RequireKind(root, "links", "cluster", JsonValueKind.Array);
-            var ids = new HashSet<string>(StringComparer.Ordinal);
+            var ids = new Dictionary<string, List<string?>>(StringComparer.Ordinal);
             if (root.TryGetProperty("nodes", out var nodes))
             {
                 var i = 0;
@@ -48,13 +52,49 @@ namespace BitbucketZdu.Core.Api
                     var id = GetString(n, "id");
                     if (string.IsNullOrEmpty(id))
                         throw new FormatException($"{where} of 'nodes' has no 'id'.");
-                    if (!ids.Add(id!))
-                        throw new FormatException($"The node id '{id}' appears more than once in 'nodes': the answer does not describe one cluster consistently.");
+                    if (!ids.TryGetValue(id!, out var states)) ids[id!] = states = new List<string?>();
+                    states.Add(GetString(n, "state"));
                 }
             }
+            foreach (var pair in ids)
+            {
+                var live = pair.Value.Count(st => !string.Equals(st, nameof(NodeState.OFFLINE), StringComparison.OrdinalIgnoreCase));
+                if (live > 1)
+                    throw new FormatException($"The node id '{pair.Key}' appears {live} times in 'nodes' on rows that are not OFFLINE: the answer does not describe one cluster consistently.");
+            }
             var cluster = ReadCluster(root);
+            if (ids.Any(p => p.Value.Count > 1)) cluster = WithoutStaleDuplicates(cluster);
             if (cluster.StateText is null && cluster.Nodes.Count == 0 && cluster.Links.Count == 0)
                 throw new FormatException("The JSON has no 'state', 'nodes' or 'links': it is not a rolling-upgrade cluster.");
+            return cluster;
+        }
+
+        /// <summary>Keeps one row per id: the row that is not OFFLINE (else the first); says which rows were dropped.</summary>
+        private static ZduCluster WithoutStaleDuplicates(ZduCluster cluster)
+        {
+            var kept = new List<ZduNode>();
+            var warnings = new List<string>(cluster.Warnings);
+            foreach (var group in cluster.Nodes.GroupBy(n => n.Id, StringComparer.Ordinal))
+            {
+                var rows = group.ToList();
+                var winner = rows.FirstOrDefault(n => n.State != NodeState.OFFLINE) ?? rows[0];
+                if (rows.Count > 1)
+                {
+                    var dropped = rows.Where(r => !ReferenceEquals(r, winner)).Select(r => $"{r.StateText ?? "no state"} at {r.IpAddress ?? "no address"}");
+                    warnings.Add($"The node id '{group.Key}' appears {rows.Count} times in /rest/zdu/cluster: a node that came back on a new address leaves a stale OFFLINE row with its id. "
+                        + $"Using the {winner.StateText ?? "first"} row at {winner.IpAddress ?? "no address"}; ignoring {string.Join(", ", dropped)}.");
+                }
+            }
+            foreach (var n in cluster.Nodes)
+            {
+                var rows = cluster.Nodes.Where(r => string.Equals(r.Id, n.Id, StringComparison.Ordinal)).ToList();
+                var winner = rows.FirstOrDefault(r => r.State != NodeState.OFFLINE) ?? rows[0];
+                if (!ReferenceEquals(n, winner)) continue;
+                n.StaleAddresses = rows.Where(r => !ReferenceEquals(r, winner) && r.IpAddress is not null).Select(r => r.IpAddress!).ToArray();
+                kept.Add(n);
+            }
+            cluster.Nodes = kept;
+            cluster.Warnings = warnings;
             return cluster;
         }
 

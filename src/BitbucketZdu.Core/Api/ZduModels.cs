@@ -26,6 +26,8 @@ namespace BitbucketZdu.Core.Api
         public string? Name { get; set; }
         public string? IpAddress { get; set; }
         public int? PortNumber { get; set; }
+        /// <summary>Addresses of stale OFFLINE rows with this node's id that the client dropped (a node back on a new address).</summary>
+        public IReadOnlyList<string> StaleAddresses { get; set; } = Array.Empty<string>();
         public NodeState State { get; set; }
         /// <summary>The state exactly as the server sent it (kept when <see cref="State"/> is Unknown).</summary>
         public string? StateText { get; set; }
@@ -52,6 +54,9 @@ namespace BitbucketZdu.Core.Api
         public string? OriginalVersion { get; set; }
         public IReadOnlyList<ZduNode> Nodes { get; set; } = Array.Empty<ZduNode>();
         public IReadOnlyList<ZduLink> Links { get; set; } = Array.Empty<ZduLink>();
+
+        /// <summary>What the client tolerated in this answer and the user should know (e.g. a stale duplicate node row).</summary>
+        public IReadOnlyList<string> Warnings { get; set; } = Array.Empty<string>();
 
         /// <summary>True when the server offers the action now (its link is present).</summary>
         public bool Allows(string relation) =>

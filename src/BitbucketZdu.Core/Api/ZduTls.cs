@@ -32,10 +32,27 @@ namespace BitbucketZdu.Core.Api
         /// <summary>Why the last certificate was refused (policy errors and chain status), for the error message.</summary>
         public string? LastFailure => _lastFailure;
 
-        public static ZduTls Create(ZduClientOptions options)
+        public static ZduTls Create(ZduClientOptions options) => Create(options.Transport);
+
+        /// <summary>
+        /// THE place where the module's HTTP handlers to Bitbucket (its API and each node's /status) are made: no
+        /// redirects, no cookies, the certificate policy of <paramref name="transport"/> and its proxy.
+        /// </summary>
+        public static ZduTls Create(ZduTransport transport)
         {
+            var options = transport ?? new ZduTransport();
             var anchors = options.TrustedCertificatePath is { } path ? LoadCertificates(path) : Array.Empty<X509Certificate2>();
             var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
+            if (options.Proxy is { } proxy)
+            {
+                handler.Proxy = new WebProxy(proxy) { Credentials = options.ProxyCredential };
+                handler.UseProxy = true;
+            }
+            else if (options.ProxyCredential is { } proxyCredential)
+            {
+                // The system's proxy (environment or OS settings) with the given credential.
+                handler.DefaultProxyCredentials = proxyCredential;
+            }
             var tls = new ZduTls(handler, anchors);
             if (options.SkipCertificateCheck)
                 handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
@@ -107,6 +124,14 @@ namespace BitbucketZdu.Core.Api
             }
         }
 
+        /// <summary>True when an HTTPS proxy tunnel (CONNECT) was refused with 407: the proxy wants credentials.</summary>
+        public static bool IsProxyAuthFailure(Exception ex)
+        {
+            for (var e = ex; e is not null; e = e.InnerException)
+                if (e.Message.IndexOf("407", StringComparison.Ordinal) >= 0 && e.Message.IndexOf("proxy", StringComparison.OrdinalIgnoreCase) >= 0) return true;
+            return false;
+        }
+
         /// <summary>True when TLS (certificate or handshake) failed.</summary>
         public static bool IsTlsFailure(Exception ex)
         {
@@ -121,7 +146,7 @@ namespace BitbucketZdu.Core.Api
         /// <summary>True when the request certainly never reached the server (refused, name not resolved, TLS failed).</summary>
         public static bool WasNotSent(Exception ex)
         {
-            if (IsTlsFailure(ex)) return true;
+            if (IsTlsFailure(ex) || IsProxyAuthFailure(ex)) return true;
             for (var e = ex; e is not null; e = e.InnerException)
             {
                 if (e is SocketException se)

@@ -47,6 +47,8 @@ namespace BitbucketZdu.Core.Nodes
         public string? JreHome { get; set; }
         public long? FreeBytes { get; set; }
         public int HttpPort { get; set; } = 7990;
+        /// <summary>server.context-path of bitbucket.properties without slashes ("bitbucket"), null for the root.</summary>
+        public string? ContextPath { get; set; }
         public int? ProcessId { get; set; }
         public bool IsRunning { get; set; }
         /// <summary>Set when this directory was pre-staged by the module: the dir it was staged next to.</summary>
@@ -175,8 +177,10 @@ namespace BitbucketZdu.Core.Nodes
         public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(10);
         /// <summary>Start flags for the bin script (e.g. --no-search); default: those discovered or recorded at configure time.</summary>
         public IReadOnlyList<string>? StartArguments { get; set; }
-        /// <summary>The status URL; default http://&lt;host&gt;:&lt;server.port&gt;/status.</summary>
+        /// <summary>The status URL; default http://&lt;host&gt;:&lt;server.port&gt;/&lt;server.context-path&gt;/status.</summary>
         public Uri? StatusUri { get; set; }
+        /// <summary>TLS trust and proxy of the /status probe (the connection's); null: system defaults.</summary>
+        public BitbucketZdu.Core.Api.ZduTransport? Transport { get; set; }
         /// <summary>Only wait for the process to be started (no /status check).</summary>
         public bool NoWait { get; set; }
     }

@@ -9,6 +9,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
 
 namespace BitbucketZdu.Core.Nodes
@@ -20,7 +21,6 @@ namespace BitbucketZdu.Core.Nodes
     /// </summary>
     public sealed class NodeSteps
     {
-        private static readonly HttpClient Http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         private static readonly Regex ArchiveName = new Regex(@"^atlassian-bitbucket-(?<v>\d+\.\d+\.\d+)\.(?<kind>tar\.gz|tgz|zip)$", RegexOptions.IgnoreCase);
         private static int _activityIds = 5000;
 
@@ -104,11 +104,18 @@ namespace BitbucketZdu.Core.Nodes
 
             if (inst.HomeDir is not null)
             {
-                var homeFiles = await _ops.ReadFilesAsync(new[] { _ops.Combine(inst.HomeDir, "bitbucket.properties"), _ops.Combine(inst.HomeDir, Options.PidFile) }, ct).ConfigureAwait(false);
-                var props = homeFiles[0] ?? "";
+                // Bitbucket Data Center keeps bitbucket.properties in $BITBUCKET_HOME/shared/ (the shared home); a node
+                // that has none there (a single node, or an old layout) may have it in the home itself.
+                var homeFiles = await _ops.ReadFilesAsync(new[]
+                {
+                    _ops.Combine(inst.HomeDir, "shared", "bitbucket.properties"), _ops.Combine(inst.HomeDir, "bitbucket.properties"), _ops.Combine(inst.HomeDir, Options.PidFile),
+                }, ct).ConfigureAwait(false);
+                var props = homeFiles[0] ?? homeFiles[1] ?? "";
                 var port = Regex.Match(props, @"^\s*server\.port\s*[=:]\s*(?<p>\d+)\s*$", RegexOptions.Multiline);
                 if (port.Success) inst.HttpPort = int.Parse(port.Groups["p"].Value, CultureInfo.InvariantCulture);
-                inst.ProcessId = ParsePid(homeFiles[1]);
+                var contextPath = Regex.Match(props, @"^\s*server\.context-path\s*[=:]\s*(?<p>\S*)\s*$", RegexOptions.Multiline);
+                if (contextPath.Success) inst.ContextPath = NullIfEmpty(contextPath.Groups["p"].Value.Trim('/'));
+                inst.ProcessId = ParsePid(homeFiles[2]);
                 inst.IsRunning = inst.ProcessId is int pid && await _ops.IsProcessAliveAsync(pid, ct).ConfigureAwait(false);
             }
             return inst;
@@ -520,14 +527,19 @@ namespace BitbucketZdu.Core.Nodes
 
             if (!options.NoWait)
             {
-                var uri = options.StatusUri ?? new Uri($"http://{(Host.Contains(":") ? "[" + Host + "]" : Host)}:{installation.HttpPort}/status");
+                using var probe = options.StatusUri is { } given
+                    ? NodeStatusProbe.ForStatusUri(given, options.Transport)
+                    : new NodeStatusProbe(NodeUrls.FromParts(Host, installation.HttpPort, installation.ContextPath), options.Transport);
+                var uri = probe.StatusUri;
                 string last = "no answer";
                 var running = await PollAsync(async c =>
                 {
-                    last = await StatusOfAsync(uri, c).ConfigureAwait(false);
-                    if (last == "ERROR")
+                    var status = await probe.ReadAsync(c).ConfigureAwait(false);
+                    last = status.ToString();
+                    if (status.IsError)
                         throw new BbException("NodeStartFailed", BbErrorCategory.InvalidResult, $"Bitbucket on {Host} reports ERROR at {uri} while starting. See its logs in {home}/log.", Host);
-                    return last == "RUNNING";
+                    if (probe.Hopeless(status, Host) is { } hopeless) throw hopeless;
+                    return status.IsRunning;
                 }, options.Timeout, $"Waiting for {uri} to say RUNNING", ct).ConfigureAwait(false);
                 if (!running)
                     throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
@@ -536,31 +548,6 @@ namespace BitbucketZdu.Core.Nodes
             }
             result.Duration = sw.Elapsed;
             return result;
-        }
-
-        private static async Task<string> StatusOfAsync(Uri uri, CancellationToken ct)
-        {
-            try
-            {
-                using var response = await Http.GetAsync(uri, ct).ConfigureAwait(false);
-                var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-                try
-                {
-                    using var doc = JsonDocument.Parse(body);
-                    if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("state", out var s) && s.ValueKind == JsonValueKind.String)
-                        return s.GetString()!;
-                }
-                catch (JsonException) { }
-                return $"HTTP {(int)response.StatusCode}";
-            }
-            catch (HttpRequestException ex)
-            {
-                return "no answer (" + ex.Message + ")";
-            }
-            catch (TaskCanceledException) when (!ct.IsCancellationRequested)
-            {
-                return "no answer (timed out)";
-            }
         }
 
         // ------------------------------------------------------------------ roll back

@@ -42,6 +42,16 @@ namespace BitbucketZdu.Cmdlets
         [ValidateNotNullOrEmpty]
         public string? TrustedCertificatePath { get; set; }
 
+        /// <summary>An HTTP proxy between here and Bitbucket (default: the system's, HTTPS_PROXY/NO_PROXY).</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public Uri? Proxy { get; set; }
+
+        /// <summary>The proxy's credential (a 407 from the proxy asks for it).</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? ProxyCredential { get; set; }
+
         /// <summary>Seconds one HTTP request may take.</summary>
         [Parameter]
         [ValidateRange(1, 3600)]
@@ -64,7 +74,12 @@ namespace BitbucketZdu.Cmdlets
                     SkipCertificateCheck = SkipCertificateCheck,
                     TrustedCertificatePath = TrustedCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TrustedCertificatePath),
                     RequestTimeout = TimeSpan.FromSeconds(TimeoutSec),
+                    Proxy = Proxy,
+                    ProxyCredential = ProxyCredential?.GetNetworkCredential(),
                 };
+                if (Proxy is not null && (!Proxy.IsAbsoluteUri || (Proxy.Scheme != Uri.UriSchemeHttp && Proxy.Scheme != Uri.UriSchemeHttps) || !string.IsNullOrEmpty(Proxy.UserInfo)))
+                    ThrowError("ConnectBbClusterInvalidProxy", ErrorCategory.InvalidArgument,
+                        "-Proxy must be an http:// or https:// URL without credentials (pass those with -ProxyCredential), e.g. http://proxy.example.com:3128.");
             }
             catch (ArgumentException ex)
             {

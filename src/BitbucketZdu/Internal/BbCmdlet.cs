@@ -149,6 +149,8 @@ namespace BitbucketZdu.Internal
                            log?.Http(r);
                            bridge.DebugUnlogged(DescribeRequest(r));
                        }))
+                // What the API client tolerated in an answer (a stale duplicate node row): a warning.
+                using (ZduDiagnostics.WarnTo(bridge.Warning))
                 // Every load-balancer call (HTTP, HAProxy runtime command, nginx -t / reload): the same, tagged with the load balancer.
                 using (LoadBalancerDiagnostics.ReportTo(r =>
                        {

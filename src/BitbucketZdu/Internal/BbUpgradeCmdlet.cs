@@ -43,6 +43,21 @@ namespace BitbucketZdu.Internal
         [Parameter]
         public SwitchParameter SkipCertificateCheck { get; set; }
 
+        /// <summary>A CA certificate file (PEM or DER) trusted for the cluster URL, each node's URL and /status (an internal CA); overrides the profile's Tls.TrustedCertificatePath.</summary>
+        [Parameter]
+        [ValidateNotNullOrEmpty]
+        public string? TrustedCertificatePath { get; set; }
+
+        /// <summary>An HTTP proxy for every call to Bitbucket (default: the system's, HTTPS_PROXY/NO_PROXY); overrides the profile's Proxy.Uri.</summary>
+        [Parameter]
+        [ValidateNotNull]
+        public Uri? Proxy { get; set; }
+
+        /// <summary>The proxy's credential.</summary>
+        [Parameter]
+        [Credential]
+        public PSCredential? ProxyCredential { get; set; }
+
         /// <summary>The account for PowerShell sessions over WinRM to the nodes (profile Remoting 'winrm://host' or a host name). Default: the current identity.</summary>
         [Parameter]
         [Credential]
@@ -169,7 +184,16 @@ namespace BitbucketZdu.Internal
                 JournalSecret = JournalCredential?.Password,
                 JournalAllowHttp = JournalAllowHttp,
                 LoadBalancerCredentials = ResolveLoadBalancerCredentials(profile),
+                TrustedCertificatePath = TrustedCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TrustedCertificatePath),
+                Proxy = Proxy,
+                ProxyCredential = ProxyCredential?.GetNetworkCredential(),
             };
+            if (options.TrustedCertificatePath is { } ca && !System.IO.File.Exists(ca))
+                ThrowError(GetType().Name.Replace("Command", "") + "InvalidCertificate", ErrorCategory.ObjectNotFound,
+                    $"The trusted certificate file '{ca}' does not exist. Give the internal CA's certificate (PEM or DER) with -TrustedCertificatePath.", TrustedCertificatePath);
+            if (Proxy is not null && (!Proxy.IsAbsoluteUri || (Proxy.Scheme != Uri.UriSchemeHttp && Proxy.Scheme != Uri.UriSchemeHttps) || !string.IsNullOrEmpty(Proxy.UserInfo)))
+                ThrowError(GetType().Name.Replace("Command", "") + "InvalidProxy", ErrorCategory.InvalidArgument,
+                    "-Proxy must be an http:// or https:// URL without credentials (pass those with -ProxyCredential), e.g. http://proxy.example.com:3128.");
             if (Credential is null && connection is not null)
             {
                 if (!SameBase(connection.Uri, profile.BaseUrl))
@@ -180,7 +204,7 @@ namespace BitbucketZdu.Internal
             if (options.Credential is null && connection is not null && options.ClusterClient is null && connection.Client is ZduClient zc)
                 options.Credential = zc.Options.Credential;
             if (SkipCertificateCheck)
-                WriteWarning("TLS certificate verification is OFF for the cluster and node URLs. Use this only against a test server.");
+                WriteWarning("TLS certificate verification is OFF for the cluster URL, every node URL and every /status probe: anyone on the network path can read the administrator credentials. Use this only against a test server; for an internal CA pass -TrustedCertificatePath instead.");
             foreach (var warning in NodeShellOpener.CertificateCheckWarnings(profile.Nodes)) WriteWarning(warning);
             try
             {

@@ -31,7 +31,8 @@ namespace BitbucketZdu.Upgrade
         public static Func<ClusterProfile, UpgradeConnectionOptions, INodeHost> NodeHostFactory { get; set; } =
             (p, o) => new NodeStepsHost(p, o.OpenShell ?? ((node, ct) => Task.FromResult(RemotingTarget.Parse(node).OpenDirect()
                 ?? throw new BbException("UpgradeRemotingUnavailable", BbErrorCategory.NotInstalled,
-                    $"{node.Place}.Remoting '{node.RemotingTarget}' needs a PowerShell session, which only the cmdlets open."))));
+                    $"{node.Place}.Remoting '{node.RemotingTarget}' needs a PowerShell session, which only the cmdlets open."))),
+                transport: o.TransportFor(p));
     }
 
     internal sealed class DefaultUpgradePortsFactory : IUpgradePortsFactory
@@ -45,18 +46,27 @@ namespace BitbucketZdu.Upgrade
             var credential = options.Credential ?? (options.ClusterClient as ZduClient)?.Options.Credential
                 ?? throw new BbException("UpgradeNoCredential", BbErrorCategory.AuthenticationError,
                     $"No credential for {profile.BaseUrl}: pass -Credential (a Bitbucket system administrator) or connect first with Connect-BbCluster.");
+            // One TLS trust and proxy for every call: the cluster API, each node's own API and /status.
+            var transport = options.TransportFor(profile);
+            ZduClientOptions ClientOptions(Uri url) => new ZduClientOptions(url, credential)
+            {
+                SkipCertificateCheck = transport.SkipCertificateCheck,
+                TrustedCertificatePath = transport.TrustedCertificatePath,
+                Proxy = transport.Proxy,
+                ProxyCredential = transport.ProxyCredential,
+            };
             IZduClient cluster;
             if (options.ClusterClient is not null) cluster = options.ClusterClient;
             else
             {
-                var c = new ZduClient(new ZduClientOptions(profile.BaseUrl, credential) { SkipCertificateCheck = options.SkipCertificateCheck });
+                var c = new ZduClient(ClientOptions(profile.BaseUrl));
                 owned.Add(c);
                 cluster = c;
             }
             var perNode = new ConcurrentDictionary<string, IZduClient>(StringComparer.OrdinalIgnoreCase);
             IZduClient NodeApi(NodeProfile n) => perNode.GetOrAdd(n.Name, _ =>
             {
-                var c = new ZduClient(new ZduClientOptions(n.Url, credential) { SkipCertificateCheck = options.SkipCertificateCheck });
+                var c = new ZduClient(ClientOptions(n.Url));
                 owned.Add(c);
                 return c;
             });

@@ -188,6 +188,36 @@ public sealed class ZduClientResilienceTests : IDisposable
     }
 
     [Fact]
+    public async Task An_approve_500_that_took_effect_returns_the_cluster_after_a_re_read()
+    {
+        // Issue 12 problem 6: approve is documented with a 500; the cluster may be finalized all the same.
+        _server.Answer("POST", "/rest/zdu/approve", Response.Create().WithStatusCode(500));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
+        using var client = Client();
+
+        var cluster = await client.ApproveAsync();
+
+        Assert.False(cluster.UpgradeModeEnabled);
+        Assert.Equal(ClusterState.STABLE, cluster.State);
+        Assert.Equal(1, _server.Count("POST", "/rest/zdu/approve"));
+        Assert.Equal(1, _server.Count("GET", "/rest/zdu/cluster"));
+        Assert.Contains(_diagnostics, d => d.Contains("took effect"));
+    }
+
+    [Fact]
+    public async Task An_approve_500_that_did_not_take_effect_is_still_an_error()
+    {
+        _server.Answer("POST", "/rest/zdu/approve", Response.Create().WithStatusCode(500));
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(ReadyToFinalize));
+        using var client = Client();
+
+        var ex = await Assert.ThrowsAsync<ZduApiException>(() => client.ApproveAsync());
+
+        Assert.Equal("ZduServerError", ex.ErrorId);
+        Assert.Contains("did not take effect", ex.Message);
+    }
+
+    [Fact]
     public async Task A_cancel_502_that_took_effect_returns_the_cluster()
     {
         _server.Answer("POST", "/rest/zdu/cancel", Response.Create().WithStatusCode(502));

@@ -60,4 +60,28 @@ public class ZduJsonTests
     {
         Assert.Throws<FormatException>(() => ZduJson.ParseCluster(json));
     }
+
+    // Issue 12 problem 3: the plugin's JSON (no portNumber) with a stale OFFLINE row that shares the live row's id.
+    private const string StaleDuplicate = """{"upgradeModeEnabled":true,"state":"MIXED","originalVersion":"8.19.3","nodes":[{"id":"a1","name":"Not configured","ipAddress":"10.0.0.1","state":"ACTIVE","version":"8.19.3"},{"id":"b1","name":"Not configured","ipAddress":"10.0.0.2","state":"OFFLINE","version":null},{"id":"b1","name":"Not configured","ipAddress":"10.0.0.7","state":"ACTIVE","version":"8.19.4"}],"links":[{"rel":"self","href":"/"}]}""";
+
+    [Fact]
+    public void A_stale_OFFLINE_row_sharing_an_id_is_dropped_with_a_warning_and_the_live_row_wins()
+    {
+        var cluster = ZduJson.ParseClusterStrict(StaleDuplicate);
+
+        var b1 = Assert.Single(cluster.Nodes, n => n.Id == "b1");
+        Assert.Equal(NodeState.ACTIVE, b1.State);
+        Assert.Equal("10.0.0.7", b1.IpAddress);
+        Assert.Equal(2, cluster.Nodes.Count);
+        var warning = Assert.Single(cluster.Warnings);
+        Assert.Contains("'b1'", warning);
+        Assert.Contains("10.0.0.2", warning);
+    }
+
+    [Fact]
+    public void Two_live_rows_with_one_id_are_still_refused()
+    {
+        var json = StaleDuplicate.Replace("\"OFFLINE\",\"version\":null", "\"ACTIVE\",\"version\":\"8.19.3\"");
+        Assert.Contains("appears 2 times", Assert.Throws<FormatException>(() => ZduJson.ParseClusterStrict(json)).Message);
+    }
 }

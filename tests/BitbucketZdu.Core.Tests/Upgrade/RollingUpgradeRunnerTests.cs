@@ -99,6 +99,25 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_node_the_API_shows_in_ERROR_fails_the_health_gate_at_once_not_at_the_start_timeout()
+    {
+        // Issue 12 problem 7: /status never says ERROR here (it just never says RUNNING); the API says ERROR.
+        Loads();
+        _f.World["node-1"].FailStartOnVersion = To;
+
+        var ex = await Assert.ThrowsAsync<UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(1), CancellationToken.None));
+
+        var error = ex.Report.Nodes.Single(n => n.Name == "node-1").Error;
+        Assert.Contains("shows node node-1 in ERROR", error);
+        Assert.Contains("log", error);
+        var journal = await _f.ReadJournal();
+        var began = journal.Last(e => e.Kind == JournalKinds.StepBegin && e.Step == "node-1/health-gate").Time;
+        var failed = journal.Single(e => e.Kind == JournalKinds.StepFailed && e.Step == "node-1/health-gate").Time;
+        Assert.True(failed - began < _f.Profile.Timeouts.Start / 2,
+            $"the gate failed {(failed - began).TotalSeconds:0} s (virtual) after it began; the start timeout is {_f.Profile.Timeouts.Start.TotalSeconds:0} s");
+    }
+
+    [Fact]
     public async Task A_node_that_fails_to_start_is_rolled_back_and_the_run_halts_then_resumes()
     {
         Loads(); // order node-2, node-1, node-3
@@ -120,7 +139,8 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
         Assert.DoesNotContain("cluster:approve", _f.World.Operations);
         var report = ex.Report;
         Assert.Equal(new[] { NodeOutcome.Upgraded, NodeOutcome.RolledBack, NodeOutcome.NotStarted }, report.Nodes.Select(n => n.Outcome));
-        Assert.Contains("did not answer RUNNING", report.Nodes.Single(n => n.Name == "node-1").Error);
+        // The fake's API shows the node ERROR once its start fails: the gate says so instead of waiting out the start timeout.
+        Assert.Contains("shows node node-1 in ERROR", report.Nodes.Single(n => n.Name == "node-1").Error);
         var journal = await _f.ReadJournal();
         Assert.Contains(journal, e => e.Kind == JournalKinds.StepFailed && e.Step == "node-1/health-gate");
         Assert.Contains(journal, e => e.Kind == JournalKinds.RollbackDone && e.Node == "node-1");

@@ -6,6 +6,7 @@ using System.Net.Http;
 using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
 using BitbucketZdu.Core.Nodes;
 using BitbucketZdu.Core.Upgrade.Ports;
@@ -24,7 +25,6 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
     /// </summary>
     public sealed class NodeStepsHost : INodeHost, IDisposable
     {
-        private static readonly HttpClient StatusHttp = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
         private static readonly Regex InstallDirName = new Regex(@"^atlassian-bitbucket-(?<v>\d+\.\d+\.\d+)$", RegexOptions.IgnoreCase);
 
         private readonly Func<NodeProfile, CancellationToken, Task<INodeShell>> _openShell;
@@ -33,10 +33,14 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private readonly IOperationHost _host;
         private readonly UpgradeTimeouts _timeouts;
         private readonly NodeStepOptions _stepOptions;
+        private readonly ZduTransport? _transport;
+        private readonly ConcurrentDictionary<string, NodeStatusProbe> _probes = new ConcurrentDictionary<string, NodeStatusProbe>(StringComparer.OrdinalIgnoreCase);
 
+        /// <param name="transport">TLS trust and proxy of the /status probes: the connection's (the cluster API client's).</param>
         public NodeStepsHost(ClusterProfile profile, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell,
-            IOperationHost? host = null, NodeStepOptions? stepOptions = null)
+            IOperationHost? host = null, NodeStepOptions? stepOptions = null, ZduTransport? transport = null)
         {
+            _transport = transport;
             _openShell = openShell ?? throw new ArgumentNullException(nameof(openShell));
             _host = host ?? NullOperationHost.Instance;
             _timeouts = profile.Timeouts;
@@ -139,7 +143,8 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
                 {
                     Timeout = _timeouts.Start,
-                    StatusUri = new Uri(node.Url, "status"),
+                    StatusUri = Probe(node).StatusUri,
+                    Transport = _transport,
                 }, cancellationToken).ConfigureAwait(false);
             }
             catch (BbException ex) when (ex.ErrorId == "NodeStartTimeout")
@@ -153,11 +158,15 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         {
             var deadline = DateTime.UtcNow + timeout;
             var delay = _timeouts.FirstPollInterval;
-            while (!await StatusRunningAsync(node, cancellationToken).ConfigureAwait(false))
+            var probe = Probe(node);
+            while (true)
             {
+                var status = await probe.ReadAsync(cancellationToken).ConfigureAwait(false);
+                if (status.IsRunning) return;
+                if (probe.Hopeless(status, node.Name) is { } hopeless) throw hopeless;
                 if (DateTime.UtcNow > deadline)
                     throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
-                        $"{new Uri(node.Url, "status")} did not answer RUNNING within {timeout.TotalSeconds:0.#} s. {SlowStartHint(node)}", node.Name);
+                        $"{probe.StatusUri} did not answer RUNNING within {timeout.TotalSeconds:0.#} s (last seen: {status}). {SlowStartHint(node)}", node.Name);
                 await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
             }
@@ -252,19 +261,11 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                     $"Bitbucket on {node.Name} still runs (pid {view.Current.ProcessId}); stop it before you {doing}.", node.Name);
         }
 
-        private static async Task<bool> StatusRunningAsync(NodeProfile node, CancellationToken ct)
-        {
-            try
-            {
-                using var response = await StatusHttp.GetAsync(new Uri(node.Url, "status"), ct).ConfigureAwait(false);
-                var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-                return (int)response.StatusCode == 200 && body.IndexOf("\"RUNNING\"", StringComparison.Ordinal) >= 0;
-            }
-            catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
-            {
-                return false;
-            }
-        }
+        private async Task<bool> StatusRunningAsync(NodeProfile node, CancellationToken ct) =>
+            (await Probe(node).ReadAsync(ct).ConfigureAwait(false)).IsRunning;
+
+        /// <summary>The node's one /status probe (under its Url's context path, with the connection's TLS trust and proxy).</summary>
+        private NodeStatusProbe Probe(NodeProfile node) => _probes.GetOrAdd(node.Name, _ => new NodeStatusProbe(node.Url, _transport));
 
         private Task<INodeShell> ShellAsync(NodeProfile node, CancellationToken ct) =>
             _shells.GetOrAdd(node.Name, _ => new Lazy<Task<INodeShell>>(() => _openShell(node, ct))).Value;
@@ -279,6 +280,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public void Dispose()
         {
+            foreach (var probe in _probes.Values) probe.Dispose();
             foreach (var lazy in _shells.Values)
                 if (lazy.IsValueCreated && lazy.Value.Status == TaskStatus.RanToCompletion) lazy.Value.Result.Dispose();
         }

@@ -137,7 +137,7 @@ namespace BitbucketZdu.Core.Upgrade.Plan
                 Add(StepKind.WaitOffline, n.Name, n.Name, "Wait until the cluster API shows the node OFFLINE");
                 Add(StepKind.Install, n.Name, n.Name, $"Switch the service to the staged Bitbucket {target} install dir");
                 Add(StepKind.Start, n.Name, n.Name, $"Start Bitbucket {target}");
-                Add(StepKind.HealthGate, n.Name, n.Name, $"Health gate: {n.Url}status RUNNING, the API shows the node ACTIVE on {target}, seen from another node too");
+                Add(StepKind.HealthGate, n.Name, n.Name, $"Health gate: {Api.NodeUrls.Status(n.Url)} RUNNING, the API shows the node ACTIVE on {target}, seen from another node too");
                 Add(StepKind.PutBack, n.Name, n.Name, "Put back into rotation and wait until the load balancer sees it healthy");
             }
             Add(StepKind.Finalize, null, profile.BaseUrl.ToString(), "Finalize the upgrade (POST /rest/zdu/approve)");

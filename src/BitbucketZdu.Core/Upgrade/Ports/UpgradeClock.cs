@@ -37,7 +37,7 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         /// </summary>
         public async Task<T> PollAsync<T>(Func<CancellationToken, Task<T>> probe, Func<T, bool> accept, Func<T, string> describe,
             TimeSpan timeout, UpgradeTimeouts intervals, string what, string errorId, CancellationToken cancellationToken,
-            Action<T>? onEachPoll = null)
+            Action<T>? onEachPoll = null, Func<T, Exception?>? giveUp = null)
         {
             var started = Timestamp;
             var interval = intervals.FirstPollInterval;
@@ -51,6 +51,12 @@ namespace BitbucketZdu.Core.Upgrade.Ports
                     onEachPoll?.Invoke(value);
                     if (accept(value)) return value;
                     lastSeen = describe(value);
+                    // A state that waiting will not change (a node in ERROR): up at once, not at the deadline.
+                    if (giveUp?.Invoke(value) is { } hopeless) throw new PollGaveUpException(hopeless);
+                }
+                catch (PollGaveUpException gaveUp)
+                {
+                    throw gaveUp.InnerException!;
                 }
                 catch (Exception ex) when ((!(ex is OperationCanceledException) || !cancellationToken.IsCancellationRequested) && !CredentialsRefused(ex))
                 {
@@ -65,6 +71,11 @@ namespace BitbucketZdu.Core.Upgrade.Ports
                 var next = TimeSpan.FromTicks(interval.Ticks * 2);
                 interval = next > intervals.MaxPollInterval ? intervals.MaxPollInterval : next;
             }
+        }
+
+        private sealed class PollGaveUpException : Exception
+        {
+            public PollGaveUpException(Exception inner) : base(inner.Message, inner) { }
         }
 
         /// <summary>The API refused our credentials or our rights: permanent until the admin fixes the credential.</summary>

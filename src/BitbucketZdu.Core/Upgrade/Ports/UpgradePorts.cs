@@ -141,6 +141,28 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         /// <summary>An already open client for the cluster's base URL (Connect-BbCluster), used instead of a new one.</summary>
         public IZduClient? ClusterClient { get; set; }
         public bool SkipCertificateCheck { get; set; }
+        /// <summary>-TrustedCertificatePath: a CA file trusted for the cluster API, each node's API and /status (overrides the profile's Tls.TrustedCertificatePath).</summary>
+        public string? TrustedCertificatePath { get; set; }
+        /// <summary>-Proxy: an HTTP proxy for every call to Bitbucket (overrides the profile's Proxy.Uri).</summary>
+        public Uri? Proxy { get; set; }
+        /// <summary>-ProxyCredential.</summary>
+        public System.Net.NetworkCredential? ProxyCredential { get; set; }
+
+        /// <summary>
+        /// TLS trust and proxy for every call to Bitbucket (cluster API, nodes' APIs, /status): these options first, then
+        /// the open connection's (<see cref="ClusterClient"/>), then the profile's Tls and Proxy settings.
+        /// </summary>
+        public BitbucketZdu.Core.Api.ZduTransport TransportFor(ClusterProfile profile)
+        {
+            var connection = (ClusterClient as BitbucketZdu.Core.Api.ZduClient)?.Options;
+            return new BitbucketZdu.Core.Api.ZduTransport
+            {
+                TrustedCertificatePath = TrustedCertificatePath ?? connection?.TrustedCertificatePath ?? profile.TrustedCertificatePath,
+                SkipCertificateCheck = SkipCertificateCheck || (connection?.SkipCertificateCheck ?? false),
+                Proxy = Proxy ?? connection?.Proxy ?? profile.Proxy,
+                ProxyCredential = ProxyCredential ?? connection?.ProxyCredential,
+            };
+        }
         /// <summary>Overrides the profile's JournalPath.</summary>
         public string? JournalPath { get; set; }
 

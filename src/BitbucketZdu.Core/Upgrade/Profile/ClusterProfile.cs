@@ -213,6 +213,10 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         /// <summary>Where the profile was read from (for messages), or null.</summary>
         public string? Source { get; set; }
         public UpgradeTimeouts Timeouts { get; set; } = new UpgradeTimeouts();
+        /// <summary>Optional <c>Tls = @{ TrustedCertificatePath = ... }</c>: a CA trusted for the API, the nodes' APIs and /status.</summary>
+        public string? TrustedCertificatePath { get; set; }
+        /// <summary>Optional <c>Proxy = @{ Uri = ... }</c>: an HTTP proxy for every call to Bitbucket (its credential is -ProxyCredential).</summary>
+        public Uri? Proxy { get; set; }
 
         public NodeProfile? FindNode(string name)
         {

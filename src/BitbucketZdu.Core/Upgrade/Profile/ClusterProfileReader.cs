@@ -50,7 +50,9 @@ namespace BitbucketZdu.Core.Upgrade.Profile
     /// </summary>
     public static class ClusterProfileReader
     {
-        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh", "WinRM" };
+        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh", "WinRM", "Tls", "Proxy" };
+        private static readonly string[] TlsKeys = { "TrustedCertificatePath" };
+        private static readonly string[] ProxyKeys = { "Uri" };
         private static readonly string[] JournalKeys = { "Uri", "Authentication", "ClientId", "BlobPrefix", "LeaseSeconds", "AllowHttp" };
         private static readonly string[] NodeKeys = { "Name", "ApiAddress", "Url", "Remoting", "InstallRoot", "Service", "Member", "Members", "Ssh", "WinRM" };
         private static readonly string[] SshKeys = { "KeyFilePath", "KnownHostsFile" };
@@ -100,6 +102,27 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             if (journal is not null && blobJournal is not null)
                 r.Add("ProfileInvalidValue", "Journal", "Give JournalPath (a folder) or Journal (an Azure Storage container), not both.");
             var timeouts = ReadTimeouts(r, data);
+            string? trustedCa = null;
+            if (r.Map(data, "Tls", "Tls", required: false) is { } tls)
+            {
+                r.UnknownKeys(tls, TlsKeys, "Tls.");
+                trustedCa = r.Text(tls, "TrustedCertificatePath", "Tls.TrustedCertificatePath", required: false);
+                if (trustedCa is not null)
+                {
+                    if (!System.IO.Path.IsPathRooted(trustedCa) && source is not null && System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(source)) is { } dir)
+                        trustedCa = System.IO.Path.Combine(dir, trustedCa);
+                    if (!System.IO.File.Exists(trustedCa))
+                        r.Add("ProfileInvalidValue", "Tls.TrustedCertificatePath", $"The CA certificate file '{trustedCa}' does not exist on this machine (the upgrade trusts it here, where it runs).");
+                }
+            }
+            Uri? proxy = null;
+            if (r.Map(data, "Proxy", "Proxy", required: false) is { } proxyMap)
+            {
+                r.UnknownKeys(proxyMap, ProxyKeys, "Proxy.");
+                proxy = r.Url(proxyMap, "Uri", "Proxy.Uri", required: true);
+                if (proxy is not null && !string.IsNullOrEmpty(proxy.UserInfo))
+                    r.Add("ProfileInvalidValue", "Proxy.Uri", "Do not put credentials in the proxy URL of a profile; pass -ProxyCredential instead.");
+            }
 
             if (issues.Count > 0) return null;
             return new ClusterProfile(name!, baseUrl!, target!, archive!, nodes, lbs)
@@ -110,6 +133,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
                 Journal = blobJournal,
                 Source = source,
                 Timeouts = timeouts,
+                TrustedCertificatePath = trustedCa,
+                Proxy = proxy,
             };
         }
 

@@ -241,16 +241,62 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         /// <summary>/status RUNNING, the API shows the node ACTIVE on <paramref name="version"/>, and another node sees it so too.</summary>
         internal async Task HealthGateAsync(NodeProfile node, string version, CancellationToken ct)
         {
-            await _ports.Nodes.WaitStatusRunningAsync(node, Timeouts.Start, ct).ConfigureAwait(false);
+            await WaitStatusRunningOrApiErrorAsync(node, ct).ConfigureAwait(false);
             await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
                 cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
-                $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct, Waiting(node, "ACTIVE on " + version)).ConfigureAwait(false);
+                $"the API to show node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct, Waiting(node, "ACTIVE on " + version),
+                cl => ApiError(node, NodeMatcher.Find(cl.Nodes, node))).ConfigureAwait(false);
             var witnesses = _profile.Nodes.Where(n => !ReferenceEquals(n, node)).ToList();
             if (witnesses.Count == 0) return;
             await _ports.Clock.PollAsync(c => AnyOtherViewAsync(witnesses, c), cl => IsActiveOn(NodeMatcher.Find(cl.Nodes, node), version),
                 cl => DescribeApi(NodeMatcher.Find(cl.Nodes, node)), Timeouts.Healthy, Timeouts,
-                $"another node ({string.Join(" or ", witnesses.Select(w => w.Name))}) to see node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct).ConfigureAwait(false);
+                $"another node ({string.Join(" or ", witnesses.Select(w => w.Name))}) to see node {node.Name} ACTIVE on {version}", "UpgradeHealthTimeout", ct,
+                giveUp: cl => ApiError(node, NodeMatcher.Find(cl.Nodes, node))).ConfigureAwait(false);
         }
+
+        /// <summary>
+        /// The gate's first check: the node's own /status says RUNNING. While it does not, the API is read too: a node the
+        /// API shows in ERROR fails the gate at once (its /status may never say ERROR), as does a /status answer that
+        /// waiting will not change (ERROR, FIRST_RUN, an untrusted certificate).
+        /// </summary>
+        private async Task WaitStatusRunningOrApiErrorAsync(NodeProfile node, CancellationToken ct)
+        {
+            var first = true;
+            await _ports.Clock.PollAsync(async c =>
+            {
+                try
+                {
+                    await _ports.Nodes.WaitStatusRunningAsync(node, TimeSpan.Zero, c).ConfigureAwait(false);
+                    return (true, "RUNNING", (Exception?)null);
+                }
+                catch (BbException ex) when (ex.ErrorId == "NodeStartTimeout")
+                {
+                    if (first) { first = false; return (false, "not RUNNING yet", null); }
+                    ZduNode? api = null;
+                    try
+                    {
+                        api = NodeMatcher.Find((await _ports.Cluster.GetClusterAsync(c).ConfigureAwait(false)).Nodes, node);
+                    }
+                    catch (Exception readError) when (!(readError is OperationCanceledException))
+                    {
+                        // The API is only a second opinion here; /status decides.
+                    }
+                    return (false, ex.Message + (api is null ? "" : $"; the API shows it {DescribeApi(api)}"), ApiError(node, api));
+                }
+                catch (BbException ex)
+                {
+                    return (false, ex.Message, ex);
+                }
+            }, r => r.Item1, r => r.Item2, Timeouts.Start, Timeouts, $"node {node.Name}'s /status to say RUNNING", "NodeStartTimeout", ct,
+                giveUp: r => r.Item3).ConfigureAwait(false);
+        }
+
+        private static Exception? ApiError(NodeProfile node, ZduNode? api) =>
+            api is not null && api.State == NodeState.ERROR
+                ? new BbException("UpgradeNodeError", BbErrorCategory.InvalidResult,
+                    $"The cluster API shows node {node.Name} in ERROR on {api.Version ?? "no version"}: Bitbucket failed to start there, and waiting will not change that. "
+                    + $"See the node's log (BITBUCKET_HOME/log/atlassian-bitbucket.log), fix it and resume with -Resume, or stop the node (it is then OFFLINE).", node.Name)
+                : null;
 
         /// <summary>The cluster as the first other node that answers sees it (one may be down on a resumed run).</summary>
         private async Task<ZduCluster> AnyOtherViewAsync(IReadOnlyList<NodeProfile> witnesses, CancellationToken ct)

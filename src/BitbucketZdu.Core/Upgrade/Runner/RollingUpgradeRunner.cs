@@ -154,8 +154,15 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 ZduCluster? last = null;
                 await recorder.RunAsync(stable, async c =>
                 {
+                    // After approve the finalization tasks may run (RUNNING_UPGRADE_TASKS) before STABLE; failed tasks
+                    // (UPGRADE_TASKS_FAILED) will not end by waiting: halt at once with the next step.
                     last = await _ports.Clock.PollAsync(x => _ports.Cluster.GetClusterAsync(x), cl => IsFinished(profile, cl), Describe,
-                        profile.Timeouts.Stable, profile.Timeouts, $"the cluster to be STABLE on {target}", "UpgradeStableTimeout", c).ConfigureAwait(false);
+                        profile.Timeouts.Stable, profile.Timeouts, $"the cluster to be STABLE on {target} (finalization tasks run while it is RUNNING_UPGRADE_TASKS)", "UpgradeStableTimeout", c,
+                        giveUp: cl => cl.State == ClusterState.UPGRADE_TASKS_FAILED
+                            ? new BbException("UpgradeTasksFailed", BbErrorCategory.InvalidResult,
+                                $"The upgrade to {target} was approved but its finalization tasks failed: the cluster is UPGRADE_TASKS_FAILED ({Describe(cl)}). Every node runs {target}. "
+                                + "See atlassian-bitbucket.log on the nodes for the failed task, fix its cause, then run Resume-BbUpgradeTask (POST /rest/zdu/retryUpgrade) and Wait-BbClusterState -State STABLE.")
+                            : null).ConfigureAwait(false);
                 }, ct).ConfigureAwait(false);
 
                 report.Succeeded = true;
