@@ -93,16 +93,21 @@ function Start-DemoCluster {
         [Parameter(Mandatory)] $Environment,
         [int] $Nodes = 3,
         [string] $Grace = '3s',
-        [string] $StartDelay = '500ms'
+        [string] $StartDelay = '500ms',
+        # The root-path, HTTP-only cluster without git-over-SSH ports (the production-shaped one gives every node one).
+        [switch] $Simple,
+        [string] $GitDuration = '1500ms'
     )
     $e = $Environment
-    $ports = Get-FreeLoopbackPort -Count $Nodes
-    Invoke-Bbsim $e.Bbsim @('cluster', '--nodes', "$Nodes", '--version', $e.Version, '--root', $e.Root, '--ports', ($ports -join ','),
+    $ports = Get-FreeLoopbackPort -Count ($Nodes * 2)
+    $arguments = @('cluster', '--nodes', "$Nodes", '--version', $e.Version, '--root', $e.Root, '--ports', ($ports[0..($Nodes - 1)] -join ','),
         '--user', $e.User, '--password', $e.Password, '--grace', $Grace, '--start-delay', $StartDelay,
-        '--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--detach') | Out-Null
+        '--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--git-duration', $GitDuration, '--detach')
+    if (-not $Simple) { $arguments += @('--ssh-ports', ($ports[$Nodes..($Nodes * 2 - 1)] -join ',')) }
+    Invoke-Bbsim $e.Bbsim $arguments | Out-Null
     $manifest = Get-Content (Join-Path $e.Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
     $e.Nodes = @($manifest.nodes | ForEach-Object {
-            [pscustomobject]@{ Name = $_.name; Port = [int] $_.port; Url = $_.url; Home = $_.home; InstallRoot = Split-Path $_.installDir -Parent }
+            [pscustomobject]@{ Name = $_.name; Port = [int] $_.port; SshPort = [int] $_.sshPort; Url = $_.url; Home = $_.home; InstallRoot = Split-Path $_.installDir -Parent }
         })
 
     $distDir = Join-Path $e.Root 'release'
@@ -123,7 +128,9 @@ function Start-DemoBalancer {
     .SYNOPSIS
         Puts a load balancer in front of the cluster's nodes: real HAProxy when 'haproxy' is on the PATH (or -Kind
         HAProxy), else the simulator's loopback balancer (bbsim balancer), which speaks the same runtime API.
-        Both: a TCP admin socket at level admin, health check GET /status every 200 ms.
+        Both: a TCP admin socket at level admin, health check GET /status every 200 ms. HAProxy as Atlassian documents
+        it: an HTTP frontend/backend with cookie stickiness and, when the nodes have git-over-SSH ports, a TCP
+        frontend/backend 'bitbucket_ssh' for SSH, its servers checked on the node's HTTP /status.
     #>
     param(
         [Parameter(Mandatory)] $Environment,
@@ -134,13 +141,32 @@ function Start-DemoBalancer {
     if ($Kind -eq 'Auto') { $Kind = if ($haproxy) { 'HAProxy' } else { 'Bbsim' } }
     if ($Kind -eq 'HAProxy' -and -not $haproxy) { throw "HAProxy is not installed (Debian/Ubuntu: sudo apt-get install haproxy); use -Kind Bbsim." }
 
-    $ports = Get-FreeLoopbackPort -Count 2
-    $front = $ports[0]; $admin = $ports[1]
+    $ports = Get-FreeLoopbackPort -Count 3
+    $front = $ports[0]; $admin = $ports[1]; $sshFront = $null
+    $withSsh = $Kind -eq 'HAProxy' -and @($Environment.Nodes | Where-Object { $_.PSObject.Properties['SshPort'] -and $_.SshPort -gt 0 }).Count -eq @($Environment.Nodes).Count
     $dir = Join-Path $Environment.Root 'balancer'
     New-Item -ItemType Directory -Path $dir -Force | Out-Null
     $stdout = Join-Path $dir 'stdout.log'; $stderr = Join-Path $dir 'stderr.log'
     if ($Kind -eq 'HAProxy') {
-        $servers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.Port) check" }) -join "`n"
+        $servers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.Port) check cookie $($_.Name)" }) -join "`n"
+        $sshSections = ''
+        if ($withSsh) {
+            $sshFront = $ports[2]
+            $sshServers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.SshPort) check port $($_.Port)" }) -join "`n"
+            $sshSections = @"
+frontend git_ssh
+  mode tcp
+  bind 127.0.0.1:$sshFront
+  default_backend bitbucket_ssh
+backend bitbucket_ssh
+  mode tcp
+  balance roundrobin
+  option httpchk GET /status
+  timeout check 2s
+  default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 3
+$sshServers
+"@
+        }
         $config = Join-Path $dir 'haproxy.cfg'
         Set-Content -Path $config -Value @"
 global
@@ -158,10 +184,12 @@ frontend fe
   default_backend bitbucket
 backend bitbucket
   balance roundrobin
+  cookie BBROUTE insert indirect nocache
   option httpchk GET /status
   timeout check 2s
   default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 3
 $servers
+$sshSections
 "@
         $process = Start-Process -FilePath $haproxy.Source -ArgumentList @('-db', '-f', $config) -PassThru `
             -RedirectStandardOutput $stdout -RedirectStandardError $stderr
@@ -174,6 +202,7 @@ $servers
     }
     $Environment.Balancer = [pscustomobject]@{
         Kind = $Kind; Process = $process; FrontUrl = "http://127.0.0.1:$front"; Endpoint = "tcp://127.0.0.1:$admin"; Backend = 'bitbucket'
+        SshPort = $sshFront; SshBackend = $(if ($withSsh) { 'bitbucket_ssh' } else { $null })
     }
     # Ready when every server is UP by the balancer's own health checks and the front end serves a user request.
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
@@ -184,6 +213,7 @@ $servers
             $status = Get-DemoBalancerStatus -Port $admin
             $last = ($status.GetEnumerator() | Sort-Object Name | ForEach-Object { "$($_.Name) $($_.Value)" }) -join ', '
             $up = @($status.Values | Where-Object { $_ -eq 'UP' }).Count
+            if ($withSsh) { $up = [math]::Min($up, @((Get-DemoBalancerStatus -Port $admin -Backend 'bitbucket_ssh').Values | Where-Object { $_ -eq 'UP' }).Count) }
             if ($up -eq $Environment.Nodes.Count) {
                 $r = Invoke-WebRequest -Uri "$($Environment.Balancer.FrontUrl)/" -TimeoutSec 5 -SkipHttpErrorCheck
                 if ($r.StatusCode -eq 200) { break }
@@ -235,10 +265,14 @@ function New-DemoProfile {
         [int] $MaxPollMilliseconds = 500
     )
     $q = { param($v) ConvertTo-Psd1String $v }
-    $nodes = ($Environment.Nodes | ForEach-Object {
-            "        @{ Name = $(& $q $_.Name); ApiAddress = $(& $q "127.0.0.1:$($_.Port)"); Url = $(& $q $_.Url); Remoting = 'local'; Service = 'Script'; InstallRoot = $(& $q $_.InstallRoot); Member = $(& $q $_.Name) }"
-        }) -join "`n"
     $lb = $Environment.Balancer
+    $ssh = $lb.PSObject.Properties['SshBackend'] -and $lb.SshBackend
+    $nodes = ($Environment.Nodes | ForEach-Object {
+            # Each node is a member of the HTTP backend and, with one, of the SSH backend: both are drained before it stops.
+            $member = if ($ssh) { "Members = @{ lb = $(& $q $_.Name); 'lb-ssh' = $(& $q $_.Name) }" } else { "Member = $(& $q $_.Name)" }
+            "        @{ Name = $(& $q $_.Name); ApiAddress = $(& $q "127.0.0.1:$($_.Port)"); Url = $(& $q $_.Url); Remoting = 'local'; Service = 'Script'; InstallRoot = $(& $q $_.InstallRoot); $member }"
+        }) -join "`n"
+    $sshLb = if ($ssh) { "`n        @{ Name = 'lb-ssh'; Kind = 'HAProxy'; Settings = @{ Endpoint = $(& $q $lb.Endpoint); Backend = $(& $q $lb.SshBackend) } }" } else { '' }
     $text = @"
 # Cluster profile of the simulated demo cluster (written by tools/DemoCluster.psm1).
 @{
@@ -250,7 +284,7 @@ function New-DemoProfile {
 $nodes
     )
     LoadBalancers = @(
-        @{ Name = 'lb'; Kind = 'HAProxy'; Settings = @{ Endpoint = $(& $q $lb.Endpoint); Backend = $(& $q $lb.Backend) } }
+        @{ Name = 'lb'; Kind = 'HAProxy'; Settings = @{ Endpoint = $(& $q $lb.Endpoint); Backend = $(& $q $lb.Backend) } }$sshLb
     )
     MinFreeDiskGB = 0.1
     JournalPath   = $(& $q (Join-Path $Environment.Root 'journal'))
@@ -267,13 +301,16 @@ function Start-DemoTraffic {
     <#
     .SYNOPSIS
         Steady user traffic through the load balancer: $Workers loops of GET /?delayMs=N, each as its own user, in a
-        runspace pool. Bounded: it stops by itself after $MaxMinutes. Stop-DemoTraffic returns the counts.
+        runspace pool, and $GitWorkers loops each of git clones over HTTP (GET /scm/..., streamed) and, when the
+        balancer has an SSH frontend, over SSH (the simulator's SSH-like exchange). Bounded: it stops by itself after
+        $MaxMinutes. Stop-DemoTraffic returns the counts.
     #>
     param(
         [Parameter(Mandatory)] $Environment,
         [int] $Workers = 3,
         [int] $DelayMs = 100,
-        [int] $MaxMinutes = 10
+        [int] $MaxMinutes = 10,
+        [int] $GitWorkers = 0
     )
     $state = [hashtable]::Synchronized(@{ Stop = $false })
     $failures = [System.Collections.Concurrent.ConcurrentQueue[string]]::new()
@@ -303,7 +340,63 @@ function Start-DemoTraffic {
         }
         finally { $client.Dispose() }
     }
+    $gitWorker = {
+        param($Kind, $Url, $SshPort, $Key, $State, $Failures, $Deadline)
+        $client = [System.Net.Http.HttpClient]::new()
+        $client.Timeout = [TimeSpan]::FromSeconds(30)
+        $ok = 0; $failed = 0
+        try {
+            while (-not $State.Stop -and [DateTime]::UtcNow -lt $Deadline) {
+                try {
+                    if ($Kind -eq 'http') {
+                        $response = $client.GetAsync($Url).GetAwaiter().GetResult()
+                        $body = $response.Content.ReadAsStringAsync().GetAwaiter().GetResult()
+                        $response.Dispose()
+                        if (-not $response.IsSuccessStatusCode) { throw "HTTP $([int] $response.StatusCode)" }
+                        if ($body -notmatch 'done \S+\n$') { throw 'clone over HTTP cut short' }
+                    }
+                    else {
+                        $tcp = [System.Net.Sockets.TcpClient]::new()
+                        try {
+                            $tcp.ReceiveTimeout = 30000
+                            $tcp.Connect([System.Net.IPAddress]::Loopback, $SshPort)
+                            $stream = $tcp.GetStream()
+                            $reader = [IO.StreamReader]::new($stream, [Text.Encoding]::ASCII)
+                            $banner = $reader.ReadLine()
+                            if ($banner -notlike 'SSH-2.0-bbsim *') { throw "refused: $banner" }
+                            $bytes = [Text.Encoding]::ASCII.GetBytes("git-upload-pack '/project/repo.git'`n")
+                            $stream.Write($bytes, 0, $bytes.Length)
+                            $last = $null
+                            while ($null -ne ($line = $reader.ReadLine())) { $last = $line }
+                            if ($last -notlike 'done *') { throw "clone over SSH cut short after: $last" }
+                        }
+                        finally { $tcp.Dispose() }
+                    }
+                    $ok++
+                }
+                catch {
+                    $failed++
+                    $Failures.Enqueue("$([DateTime]::UtcNow.ToString('HH:mm:ss.fff')) git over $($Kind): $($_.Exception.GetBaseException().Message)")
+                }
+                $State[$Key] = @($ok, $failed)
+            }
+        }
+        finally { $client.Dispose() }
+    }
+    $lb = $Environment.Balancer
+    $sshPort = if ($lb.PSObject.Properties['SshPort']) { $lb.SshPort } else { $null }
+    $gitKinds = @(if ($GitWorkers -gt 0) { 'http'; if ($sshPort) { 'ssh' } })
+    $pool.SetMaxRunspaces($Workers + $GitWorkers * $gitKinds.Count) | Out-Null
     $deadline = [DateTime]::UtcNow.AddMinutes($MaxMinutes)
+    $gitRuns = @(foreach ($kind in $gitKinds) {
+            foreach ($i in 1..$GitWorkers) {
+                $ps = [powershell]::Create()
+                $ps.RunspacePool = $pool
+                [void] $ps.AddScript($gitWorker).AddArgument($kind).AddArgument("$($lb.FrontUrl)/scm/project/repo.git/info/refs?service=git-upload-pack").
+                AddArgument([int] $sshPort).AddArgument("$($kind[0])$i").AddArgument($state).AddArgument($failures).AddArgument($deadline)
+                [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
+            }
+        })
     $runs = @(1..$Workers | ForEach-Object {
             $ps = [powershell]::Create()
             $ps.RunspacePool = $pool
@@ -311,21 +404,25 @@ function Start-DemoTraffic {
             AddArgument("w$_").AddArgument($state).AddArgument($failures).AddArgument($deadline)
             [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
         })
-    $Environment.Traffic = [pscustomobject]@{ State = $state; Failures = $failures; Pool = $pool; Runs = $runs; Started = [DateTime]::UtcNow; Stopped = $null }
+    $Environment.Traffic = [pscustomobject]@{ State = $state; Failures = $failures; Pool = $pool; Runs = $runs + $gitRuns; Started = [DateTime]::UtcNow; Stopped = $null }
     $Environment.Traffic
 }
 
 function Get-DemoTrafficCount {
-    <# The requests so far: Requests, Failed. #>
+    <# The requests so far: Requests, Failed (web GETs); GitHttp, GitHttpFailed, GitSsh, GitSshFailed (clones). #>
     param([Parameter(Mandatory)] $Environment)
     $t = $Environment.Traffic
-    $ok = 0; $failed = 0
+    $n = @{ w = @(0, 0); h = @(0, 0); s = @(0, 0) }
     if ($t) {
         foreach ($k in @($t.State.Keys)) {
-            if ($k -like 'w*') { $c = $t.State[$k]; $ok += $c[0]; $failed += $c[1] }
+            $kind = "$k".Substring(0, 1)
+            if ($n.ContainsKey($kind) -and "$k" -ne 'Stop') { $c = $t.State[$k]; $n[$kind] = @(($n[$kind][0] + $c[0]), ($n[$kind][1] + $c[1])) }
         }
     }
-    [pscustomobject]@{ Requests = $ok + $failed; Failed = $failed }
+    [pscustomobject]@{
+        Requests = $n.w[0] + $n.w[1]; Failed = $n.w[1]
+        GitHttp = $n.h[0] + $n.h[1]; GitHttpFailed = $n.h[1]; GitSsh = $n.s[0] + $n.s[1]; GitSshFailed = $n.s[1]
+    }
 }
 
 function Stop-DemoTraffic {
@@ -344,6 +441,7 @@ function Stop-DemoTraffic {
     [pscustomobject]@{
         Requests = $count.Requests
         Failed   = $count.Failed
+        GitHttp = $count.GitHttp; GitHttpFailed = $count.GitHttpFailed; GitSsh = $count.GitSsh; GitSshFailed = $count.GitSshFailed
         Failures = @($t.Failures.ToArray() | Select-Object -First 20)
         Seconds  = [math]::Round(($t.Stopped - $t.Started).TotalSeconds, 1)
     }

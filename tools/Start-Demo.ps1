@@ -22,6 +22,11 @@
 .PARAMETER LoadBalancer
     Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
 
+.PARAMETER Simple
+    The root-path, HTTP-only cluster with web GETs only. By default the cluster is production-shaped: every node has a
+    git-over-SSH port, HAProxy has an HTTP and an SSH backend (each node a member of both, both drained), and users
+    clone over HTTP and SSH besides their web GETs; the git counts are printed and must show no failure.
+
 .PARAMETER KeepRoot
     Keep the demo's temp folder (node logs, journal, profile) even after a successful run. A failed run always keeps it.
 #>
@@ -30,7 +35,8 @@ param(
     [string] $ModulePath,
     [ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release',
     [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto',
-    [switch] $KeepRoot
+    [switch] $KeepRoot,
+    [switch] $Simple
 )
 
 Set-StrictMode -Version Latest
@@ -47,24 +53,25 @@ $demo = New-DemoEnvironment -Bbsim (Get-BbsimPath -Configuration $Configuration)
 $passed = $false
 try {
     Write-Step "Start a 3-node simulated cluster on $($demo.Version) under $($demo.Root)"
-    Start-DemoCluster -Environment $demo -Nodes 3 | Format-Table Name, Url, InstallRoot -AutoSize | Out-Host
+    Start-DemoCluster -Environment $demo -Nodes 3 -Simple:$Simple | Format-Table Name, Url, SshPort, InstallRoot -AutoSize | Out-Host
     Write-Host "Release archive: $($demo.Archive) (sha256 $($demo.Sha256.Substring(0, 16))...)"
 
     $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
-    Write-Step "Load balancer: $($lb.Kind) at $($lb.FrontUrl), runtime API $($lb.Endpoint), backend '$($lb.Backend)'"
+    Write-Step "Load balancer: $($lb.Kind) at $($lb.FrontUrl), runtime API $($lb.Endpoint), backend '$($lb.Backend)'$(if ($lb.SshBackend) { ", git over SSH at 127.0.0.1:$($lb.SshPort), backend '$($lb.SshBackend)'" })"
 
     $profilePath = New-DemoProfile -Environment $demo
     Write-Step "Cluster profile: $profilePath"
     $credential = Get-DemoCredential -Environment $demo
 
-    Write-Step 'Steady user traffic through the load balancer (3 users, GET /?delayMs=100)'
-    Start-DemoTraffic -Environment $demo -Workers 3 -DelayMs 100 | Out-Null
+    $gitWorkers = if ($Simple) { 0 } else { 2 }
+    Write-Step "Steady user traffic through the load balancer (3 users, GET /?delayMs=100$(if ($gitWorkers) { "; $gitWorkers cloning over HTTP$(if ($lb.SshBackend) { ", $gitWorkers over SSH" })" }))"
+    Start-DemoTraffic -Environment $demo -Workers 3 -DelayMs 100 -GitWorkers $gitWorkers | Out-Null
 
     Write-Step "Invoke-BbRollingUpgrade -ProfilePath $profilePath -Confirm:`$false  ($($demo.Version) -> $($demo.TargetVersion))"
     $hook = @{
         '*' = {
             $t = Get-DemoTrafficCount -Environment $demo
-            Write-Host ('  {0:HH:mm:ss.f}  {1,-18} {2,-7} {3}   [requests {4}, failed {5}]' -f [DateTime]::Now, $_.Phase, $_.Node, $_.Message, $t.Requests, $t.Failed)
+            Write-Host ('  {0:HH:mm:ss.f}  {1,-18} {2,-7} {3}   [requests {4}, failed {5}; clones http {6}/{7} ssh {8}/{9} failed]' -f [DateTime]::Now, $_.Phase, $_.Node, $_.Message, $t.Requests, $t.Failed, $t.GitHttp, $t.GitHttpFailed, $t.GitSsh, $t.GitSshFailed)
         }
     }
     $upgradeError = $null
@@ -102,15 +109,18 @@ try {
     Write-Host ''
     Write-Host "Cluster now: $($cluster.State), upgrade mode $(if ($cluster.UpgradeModeEnabled) { 'on' } else { 'off' }); nodes: $(($nodes | ForEach-Object { "$($_.Name) $($_.State) $($_.Version)" }) -join ', ')"
     Write-Host "User requests through the load balancer: $($traffic.Requests) in $($traffic.Seconds) s, failed: $($traffic.Failed)"
+    if ($gitWorkers) { Write-Host "Git clones through the load balancer: over HTTP $($traffic.GitHttp), failed: $($traffic.GitHttpFailed); over SSH $($traffic.GitSsh), failed: $($traffic.GitSshFailed)" }
     foreach ($f in $traffic.Failures) { Write-Host "  failed: $f" -ForegroundColor Red }
 
     $upgraded = if ($report) { $report.NodesUpgraded } else { 0 }
     $onTarget = @($nodes | Where-Object { $_.Version -eq $demo.TargetVersion -and "$($_.State)" -eq 'ACTIVE' }).Count
     $passed = -not $upgradeError -and $upgraded -eq 3 -and "$($cluster.State)" -eq 'STABLE' -and $onTarget -eq 3 -and
-        $traffic.Failed -eq 0 -and $traffic.Requests -gt 0
+        $traffic.Failed -eq 0 -and $traffic.Requests -gt 0 -and
+        (-not $gitWorkers -or ($traffic.GitHttpFailed -eq 0 -and $traffic.GitSshFailed -eq 0 -and $traffic.GitHttp -gt 0 -and (-not $lb.SshBackend -or $traffic.GitSsh -gt 0)))
     Write-Host ''
-    $verdict = '{0}: {1}/3 nodes upgraded, cluster {2} with {3}/3 nodes ACTIVE on {4}, {5} requests, {6} failed, {7:0.0} s in all.' -f `
-    $(if ($passed) { 'DEMO PASSED' } else { 'DEMO FAILED' }), $upgraded, $cluster.State, $onTarget, $demo.TargetVersion, $traffic.Requests, $traffic.Failed, $clock.Elapsed.TotalSeconds
+    $gitFigures = if ($gitWorkers) { ", git clones over HTTP $($traffic.GitHttp) ($($traffic.GitHttpFailed) failed) and over SSH $($traffic.GitSsh) ($($traffic.GitSshFailed) failed)" } else { '' }
+    $verdict = '{0}: {1}/3 nodes upgraded, cluster {2} with {3}/3 nodes ACTIVE on {4}, {5} requests, {6} failed{8}, {7:0.0} s in all.' -f `
+    $(if ($passed) { 'DEMO PASSED' } else { 'DEMO FAILED' }), $upgraded, $cluster.State, $onTarget, $demo.TargetVersion, $traffic.Requests, $traffic.Failed, $clock.Elapsed.TotalSeconds, $gitFigures
     Write-Host $verdict -ForegroundColor $(if ($passed) { 'Green' } else { 'Red' })
 }
 finally {

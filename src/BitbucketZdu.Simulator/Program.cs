@@ -15,7 +15,8 @@ public static class Program
           dotnet bbsim.dll dist --version X.Y.Z --output <dir> [--format tar.gz|zip|both]
           dotnet bbsim.dll cluster --nodes 3 --version 8.19.3 --root <dir> [--base-port 7990 | --ports p1,p2,..] [--user admin]
                                    [--password <pw>] [--grace 30s] [--start-delay 2s] [--heartbeat 1s]
-                                   [--heartbeat-timeout 5s] [--stable-ids] [--detach]
+                                   [--heartbeat-timeout 5s] [--stable-ids] [--detach] [--context-path /bitbucket]
+                                   [--ssh-ports p1,p2,..] [--git-duration 2s] [--tls-cert <pem> --tls-key <pem>]
           dotnet bbsim.dll stop --root <dir>
           dotnet bbsim.dll balancer --listen <port> --admin-port <port> --server <name>=<host>:<port> ...   (HAProxy-compatible runtime API)
           dotnet bbsim.dll service --install <dir> --home <dir> --output <dir> [--user <name>]
@@ -74,6 +75,11 @@ public static class Program
                         HeartbeatTimeout = a.Optional("heartbeat-timeout") ?? "5s",
                         StableIds = a.Flag("stable-ids"),
                         Detach = a.Flag("detach"),
+                        ContextPath = a.Optional("context-path") ?? "",
+                        SshPorts = a.Optional("ssh-ports")?.Split(',').Select(p => int.TryParse(p, out var n) ? n : throw new UsageException($"'{p}' in --ssh-ports is not a port number.")).ToList(),
+                        GitDuration = a.Optional("git-duration") ?? "2s",
+                        TlsCertificate = a.Optional("tls-cert"),
+                        TlsKey = a.Optional("tls-key"),
                     };
                     a.RejectUnknown();
                     return await ClusterLauncher.RunAsync(o, Console.Out);

@@ -30,6 +30,8 @@ public sealed class ManifestNode
 {
     public string Name { get; set; } = "";
     public int Port { get; set; }
+    /// <summary>The git-over-SSH port (plugin.ssh.port); 0 when the cluster has none.</summary>
+    public int SshPort { get; set; }
     public string Url { get; set; } = "";
     public string Home { get; set; } = "";
     public string InstallDir { get; set; } = "";
@@ -51,6 +53,14 @@ public sealed class ClusterOptions
     public string Heartbeat { get; init; } = "1s";
     public string HeartbeatTimeout { get; init; } = "5s";
     public bool StableIds { get; init; }
+    /// <summary>server.context-path of every node ("" = root).</summary>
+    public string ContextPath { get; init; } = "";
+    /// <summary>Git-over-SSH ports (plugin.ssh.port), one per node; null = none.</summary>
+    public IReadOnlyList<int>? SshPorts { get; init; }
+    public string GitDuration { get; init; } = "2s";
+    /// <summary>PEM certificate and key: every node serves HTTPS with them.</summary>
+    public string? TlsCertificate { get; init; }
+    public string? TlsKey { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(90);
 }
 
@@ -71,7 +81,9 @@ public static class ClusterLauncher
         if (o.Nodes < 1 || o.Nodes > 50) throw new UsageException("--nodes must be between 1 and 50.");
         var ports = o.Ports?.ToList() ?? Enumerable.Range(0, o.Nodes).Select(i => o.BasePort + i).ToList();
         if (ports.Count != o.Nodes) throw new UsageException($"--ports lists {ports.Count} port(s) for {o.Nodes} node(s).");
-        foreach (var port in ports)
+        if (o.SshPorts is { } ssh && ssh.Count != o.Nodes) throw new UsageException($"--ssh-ports lists {ssh.Count} port(s) for {o.Nodes} node(s).");
+        if ((o.TlsCertificate is null) != (o.TlsKey is null)) throw new UsageException("Give --tls-cert and --tls-key together.");
+        foreach (var port in ports.Concat(o.SshPorts ?? Array.Empty<int>()))
             if (!PortIsFree(port)) throw new UsageException($"Port {port} on 127.0.0.1 is in use. Choose other ports with --base-port.");
 
         var password = o.Password ?? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12)).Replace('+', 'x').Replace('/', 'y');
@@ -86,9 +98,15 @@ public static class ClusterLauncher
             var install = Install(dist, nodeDir);
             var home = Path.Combine(nodeDir, "home");
             Directory.CreateDirectory(home);
-            File.WriteAllText(Path.Combine(home, "bitbucket.properties"), Properties(o, ports[i - 1], $"node-{i}", shared, password));
+            var sshPort = o.SshPorts?[i - 1] ?? 0;
+            File.WriteAllText(Path.Combine(home, "bitbucket.properties"), Properties(o, ports[i - 1], sshPort, $"node-{i}", shared, password));
             SetBitbucketHome(install, home);
-            manifest.Nodes.Add(new ManifestNode { Name = $"node-{i}", Port = ports[i - 1], Url = $"http://127.0.0.1:{ports[i - 1]}", Home = home, InstallDir = install });
+            var scheme = o.TlsCertificate is null ? "http" : "https";
+            manifest.Nodes.Add(new ManifestNode
+            {
+                Name = $"node-{i}", Port = ports[i - 1], SshPort = sshPort, Url = $"{scheme}://127.0.0.1:{ports[i - 1]}{Node.NodeConfig.ContextPathOf(o.ContextPath)}",
+                Home = home, InstallDir = install,
+            });
         }
         await File.WriteAllTextAsync(ClusterManifest.PathIn(root), JsonSerializer.Serialize(manifest, SharedStore.Json));
 
@@ -103,7 +121,7 @@ public static class ClusterLauncher
                 output.Write(text);
                 if (code != 0) throw new InvalidOperationException($"{n.Name}: start-bitbucket.sh failed with exit code {code}: {text.Trim()}");
             }
-            await WaitStableAsync(manifest, o.Timeout, stopRequested.Token);
+            await WaitStableAsync(manifest, o.Timeout, o.TlsCertificate, stopRequested.Token);
         }
         catch (Exception ex) when (ex is not UsageException)
         {
@@ -114,7 +132,7 @@ public static class ClusterLauncher
 
         output.WriteLine();
         output.WriteLine($"Simulated Bitbucket Data Center {o.Version}: {o.Nodes} node(s) STABLE in {sw.Elapsed.TotalSeconds:0.0} s.");
-        foreach (var n in manifest.Nodes) output.WriteLine($"  {n.Name}  {n.Url}  (install {n.InstallDir}, home {n.Home})");
+        foreach (var n in manifest.Nodes) output.WriteLine($"  {n.Name}  {n.Url}{(n.SshPort > 0 ? $"  ssh://127.0.0.1:{n.SshPort}" : "")}  (install {n.InstallDir}, home {n.Home})");
         output.WriteLine($"  user: {o.User}   password: {password}");
         output.WriteLine($"  PowerShell: Connect-BbCluster -Uri {manifest.Nodes[0].Url} -Credential (Get-Credential {o.User})");
         output.WriteLine($"  Stop: Ctrl+C here, or: dotnet {RuntimeLocation.Current().Dll} stop --root {root}");
@@ -187,7 +205,7 @@ public static class ClusterLauncher
         File.WriteAllText(file, Regex.Replace(text, "^BITBUCKET_HOME=.*$", "BITBUCKET_HOME=" + home, RegexOptions.Multiline));
     }
 
-    private static string Properties(ClusterOptions o, int port, string name, string shared, string password)
+    private static string Properties(ClusterOptions o, int port, int sshPort, string name, string shared, string password)
     {
         var sb = new StringBuilder();
         sb.AppendLine("# Written by bbsim cluster. Keys: docs/simulator.md");
@@ -201,6 +219,11 @@ public static class ClusterLauncher
         sb.AppendLine($"bbsim.heartbeat.interval={o.Heartbeat}");
         sb.AppendLine($"bbsim.heartbeat.timeout={o.HeartbeatTimeout}");
         sb.AppendLine($"bbsim.node.id.stable={(o.StableIds ? "true" : "false")}");
+        if (o.ContextPath.Trim('/').Length > 0) sb.AppendLine($"server.context-path={Node.NodeConfig.ContextPathOf(o.ContextPath)}");
+        if (sshPort > 0) sb.AppendLine($"plugin.ssh.port={sshPort}");
+        sb.AppendLine($"bbsim.git.duration={o.GitDuration}");
+        if (o.TlsCertificate is not null) sb.AppendLine($"bbsim.ssl.certificate={Path.GetFullPath(o.TlsCertificate)}");
+        if (o.TlsKey is not null) sb.AppendLine($"bbsim.ssl.key={Path.GetFullPath(o.TlsKey)}");
         return sb.ToString();
     }
 
@@ -217,9 +240,17 @@ public static class ClusterLauncher
         return (p.ExitCode, await stdout + await stderr);
     }
 
-    private static async Task WaitStableAsync(ClusterManifest m, TimeSpan timeout, CancellationToken ct)
+    private static async Task WaitStableAsync(ClusterManifest m, TimeSpan timeout, string? certificate, CancellationToken ct)
     {
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        // HTTPS nodes: trust exactly the certificate the nodes were given (the launcher is not the module under test).
+        using var handler = new HttpClientHandler();
+        if (certificate is not null)
+        {
+            using var expected = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(certificate));
+            var thumbprint = expected.Thumbprint;
+            handler.ServerCertificateCustomValidationCallback = (_, cert, _, _) => cert?.Thumbprint == thumbprint;
+        }
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes(m.User + ":" + m.Password)));
         http.DefaultRequestHeaders.Accept.ParseAdd("application/json");
         var deadline = Stopwatch.StartNew();

@@ -28,6 +28,16 @@ public sealed class NodeConfig
     public required TimeSpan UserLatency { get; init; }
     public required bool StableNodeId { get; init; }
     public required bool NoSearch { get; init; }
+    /// <summary><c>server.context-path</c> ("" or "/bitbucket"): /status, /rest and /scm are served under it.</summary>
+    public string ContextPath { get; init; } = "";
+    /// <summary><c>plugin.ssh.port</c>: the git-over-SSH port (an SSH-like exchange, see GitSshServer); 0 = none.</summary>
+    public int SshPort { get; init; }
+    /// <summary><c>bbsim.git.duration</c>: how long a clone streams (over SSH and under /scm).</summary>
+    public TimeSpan GitDuration { get; init; } = TimeSpan.FromSeconds(2);
+    /// <summary><c>bbsim.ssl.certificate</c> / <c>bbsim.ssl.key</c> (PEM): HTTPS on server.port when both are set.</summary>
+    public string? TlsCertificateFile { get; init; }
+    public string? TlsKeyFile { get; init; }
+    public string Scheme => TlsCertificateFile is null ? "http" : "https";
 
     public static NodeConfig Load(string home, string installDir, bool noSearch)
     {
@@ -58,7 +68,19 @@ public sealed class NodeConfig
             UserLatency = Duration(Get("bbsim.user.latency", "0ms")),
             StableNodeId = bool.Parse(Get("bbsim.node.id.stable", "false")),
             NoSearch = noSearch,
+            ContextPath = ContextPathOf(Get("server.context-path", "")),
+            SshPort = int.Parse(Get("plugin.ssh.port", "0"), CultureInfo.InvariantCulture),
+            GitDuration = Duration(Get("bbsim.git.duration", "2s")),
+            TlsCertificateFile = p.TryGetValue("bbsim.ssl.certificate", out var cert) && cert.Length > 0 ? Path.GetFullPath(cert, home) : null,
+            TlsKeyFile = p.TryGetValue("bbsim.ssl.key", out var key) && key.Length > 0 ? Path.GetFullPath(key, home) : null,
         };
+    }
+
+    /// <summary>"/bitbucket" for "bitbucket", "/bitbucket/" or "/bitbucket"; "" for "" or "/".</summary>
+    public static string ContextPathOf(string text)
+    {
+        var t = text.Trim().Trim('/');
+        return t.Length == 0 ? "" : "/" + t;
     }
 
     /// <summary>The version of an install directory, from its <c>bitbucket-api-X.Y.Z.jar</c>.</summary>

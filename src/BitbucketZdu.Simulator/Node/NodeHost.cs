@@ -12,8 +12,9 @@ using Microsoft.Extensions.Logging;
 namespace BitbucketZdu.Simulator.Node;
 
 /// <summary>
-/// One simulated Bitbucket node: the HTTP server on 127.0.0.1:server.port with /status, the user endpoints, /rest/zdu
-/// and the simulator's admin endpoints; graceful shutdown on SIGTERM within graceful.shutdown.timeout.
+/// One simulated Bitbucket node: the HTTP (or HTTPS) server on 127.0.0.1:server.port with /status, the user endpoints,
+/// /rest/zdu and /scm under server.context-path, the simulator's admin endpoints at /bbsim, the git-over-SSH port
+/// (plugin.ssh.port); graceful shutdown on SIGTERM within graceful.shutdown.timeout.
 /// </summary>
 public static class NodeHost
 {
@@ -27,19 +28,34 @@ public static class NodeHost
         builder.Logging.ClearProviders();
         // Kestrel and hosting warnings go to the log; the node writes its own INFO lines.
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = config.GracePeriod);
+        builder.Services.Configure<HostOptions>(o =>
+        {
+            o.ShutdownTimeout = config.GracePeriod;
+            // HTTP requests and SSH clones in flight share one grace period, as in Bitbucket.
+            o.ServicesStopConcurrently = true;
+        });
+        var git = config.SshPort > 0 ? new GitSshServer(node) : null;
+        if (git is not null) builder.Services.AddHostedService(_ => git);
+        var certificate = config.TlsCertificateFile is null ? null
+            : System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(config.TlsCertificateFile,
+                config.TlsKeyFile ?? throw new InvalidOperationException("bbsim.ssl.certificate is set without bbsim.ssl.key."));
         builder.WebHost.UseKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Listen(IPAddress.Loopback, config.Port, listen => listen.Use(next => async connection =>
+            k.Listen(IPAddress.Loopback, config.Port, listen =>
             {
-                if (node.Faults.RefuseConnections == true)
+                listen.Use(next => async connection =>
                 {
-                    connection.Abort(new ConnectionAbortedException("bbsim fault refuseConnections"));
-                    return;
-                }
-                await next(connection);
-            }));
+                    if (node.Faults.RefuseConnections == true)
+                    {
+                        connection.Abort(new ConnectionAbortedException("bbsim fault refuseConnections"));
+                        return;
+                    }
+                    await next(connection);
+                });
+                // TLS after the fault check, so refuseConnections still drops the connection before any handshake.
+                listen.UseHttpsIf(certificate);
+            });
         });
 
         var app = builder.Build();
@@ -70,6 +86,11 @@ public static class NodeHost
         catch (IOException ex)
         {
             Console.Error.WriteLine($"Cannot listen on 127.0.0.1:{config.Port}: {ex.Message}. Is another node using server.port={config.Port}?");
+            return 1;
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            Console.Error.WriteLine($"Cannot listen on 127.0.0.1:{config.SshPort}: {ex.Message}. Is another node using plugin.ssh.port={config.SshPort}?");
             return 1;
         }
         // For stop-bitbucket.sh (how long to wait) and stop-node (Windows: the shutdown endpoint).
@@ -107,9 +128,33 @@ public static class NodeHost
         return Task.CompletedTask;
     }
 
+    /// <summary>The path under server.context-path ("/status" for "/bitbucket/status"); the simulator's own /bbsim endpoints stay at the root; null = outside the context path.</summary>
+    public static string? UnderContextPath(string path, string contextPath)
+    {
+        if (contextPath.Length == 0 || path.StartsWith("/bbsim/", StringComparison.Ordinal)) return path;
+        if (path == contextPath) return "/";
+        return path.StartsWith(contextPath + "/", StringComparison.Ordinal) ? path[contextPath.Length..] : null;
+    }
+
     private static async Task Route(HttpContext ctx, NodeRuntime node, ZduApi api)
     {
-        var path = ctx.Request.Path.Value ?? "/";
+        var path = UnderContextPath(ctx.Request.Path.Value ?? "/", node.Config.ContextPath);
+        if (path is null)
+        {
+            ctx.Response.StatusCode = 404;
+            return;
+        }
+        if (path != ctx.Request.Path.Value)
+        {
+            // As a servlet container does: the handlers below see the path within the context path.
+            ctx.Request.PathBase = node.Config.ContextPath;
+            ctx.Request.Path = path;
+        }
+        if (path.StartsWith("/scm/", StringComparison.Ordinal))
+        {
+            await GitHttpAsync(ctx, node);
+            return;
+        }
         if (path == "/status")
         {
             var (state, code) = node.State switch
@@ -178,6 +223,30 @@ public static class NodeHost
             });
     }
 
+    /// <summary>
+    /// Git over HTTP (GET /scm/&lt;project&gt;/&lt;repo&gt;.git/...): a clone's response, streamed for bbsim.git.duration
+    /// (or ?durationMs=N), a pack line every 100 ms, ending "done &lt;node&gt;". Counted in flight, so a graceful stop lets it finish within the grace period.
+    /// </summary>
+    private static async Task GitHttpAsync(HttpContext ctx, NodeRuntime node)
+    {
+        if (node.State != NodeStates.Active && node.State != NodeStates.Terminating)
+        {
+            ctx.Response.StatusCode = 503;
+            return;
+        }
+        using var _ = node.TrackRequest(Auth.BasicUser(ctx));
+        var duration = int.TryParse(ctx.Request.Query["durationMs"], out var ms) ? TimeSpan.FromMilliseconds(ms) : node.Config.GitDuration;
+        ctx.Response.StatusCode = 200;
+        ctx.Response.ContentType = "application/x-git-upload-pack-result";
+        ctx.Response.Headers["X-Bbsim-Node"] = node.Config.NodeName;
+        await GitStream.PumpAsync(duration, async line =>
+        {
+            await ctx.Response.WriteAsync(line, ctx.RequestAborted);
+            await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+        }, ctx.RequestAborted);
+        await ctx.Response.WriteAsync($"done {node.Config.NodeName}\n", ctx.RequestAborted);
+    }
+
     private static Dictionary<string, object?> NodeInfo(NodeRuntime node) => new()
     {
         ["id"] = node.Id,
@@ -188,6 +257,9 @@ public static class NodeHost
         ["inFlight"] = node.InFlight,
         ["pid"] = Environment.ProcessId,
         ["port"] = node.Config.Port,
+        ["sshPort"] = node.Config.SshPort,
+        ["contextPath"] = node.Config.ContextPath,
+        ["scheme"] = node.Config.Scheme,
         ["installDir"] = node.Config.InstallDir,
         ["home"] = node.Config.Home,
         ["sharedHome"] = node.Config.SharedHome,
@@ -247,5 +319,13 @@ public static class NodeHost
                 ctx.Response.StatusCode = 405;
                 return;
         }
+    }
+}
+
+internal static class ListenOptionsExtensions
+{
+    public static void UseHttpsIf(this Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate)
+    {
+        if (certificate is not null) listen.UseHttps(certificate);
     }
 }

@@ -48,6 +48,22 @@ public sealed class PreflightTests : IDisposable
     }
 
     [Fact]
+    public async Task An_apache_only_profile_warns_that_git_over_ssh_is_not_drained()
+    {
+        var data = _f.ProfileData("8.19.4");
+        var lb = (Hashtable)((object[])data["LoadBalancers"]!)[0];
+        lb["Kind"] = "Apache";
+        lb["Settings"] = new Hashtable { ["Endpoint"] = "http://127.0.0.1:9999/balancer-manager", ["Backend"] = "bitbucket" };
+        var apache = await Preflight(ClusterProfileReader.Read(data, "prod.psd1"));
+        var haproxy = await Preflight();
+
+        var warning = Assert.Single(apache.Findings, f => f.Check == "PreflightSshNotDrained");
+        Assert.Equal(FindingSeverity.Warning, warning.Severity);
+        Assert.Contains("SSH", warning.Message);
+        Assert.DoesNotContain(haproxy.Findings, f => f.Check == "PreflightSshNotDrained");
+    }
+
+    [Fact]
     public async Task A_downgrade_is_refused()
     {
         var f = await RefusedWith("PreflightDowngrade", WithTarget("8.19.2"));

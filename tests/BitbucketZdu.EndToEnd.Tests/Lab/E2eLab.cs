@@ -24,6 +24,19 @@ public sealed class LabOptions
     public string To { get; init; } = "8.19.4";
     /// <summary>Runs with the cluster root (not yet created by bbsim) before the cluster starts: e.g. mount a small disk under a node.</summary>
     public Func<string, Task>? BeforeCluster { get; init; }
+    /// <summary>
+    /// Production-shaped by default: every node has a git-over-SSH port, the load balancer an HTTP and an SSH backend
+    /// (each node a member of both), and the users clone over HTTP and SSH besides their web GETs. <c>Simple</c> = the
+    /// old root-path, HTTP-only cluster with web GETs only.
+    /// </summary>
+    public bool Simple { get; init; }
+    /// <summary>server.context-path of the nodes ("" = root); the front health-checks &lt;context&gt;/status.</summary>
+    public string ContextPath { get; init; } = "";
+    /// <summary>HTTPS on the nodes and on the front, with a test CA the lab makes (<see cref="E2eLab.CaFile"/>).</summary>
+    public bool Https { get; init; }
+    /// <summary>Clone loops over HTTP and over SSH (when not Simple).</summary>
+    public int HttpClones { get; init; } = 2;
+    public int SshClones { get; init; } = 2;
 }
 
 /// <summary>
@@ -35,8 +48,10 @@ public sealed class E2eLab : IAsyncDisposable
 {
     private ModuleSession? _module;
 
-    private E2eLab(ITestOutputHelper? output, LabOptions options, string dir, SimulatedCluster cluster, IFront front, string archive, string sha)
+    private E2eLab(ITestOutputHelper? output, LabOptions options, string dir, SimulatedCluster cluster, IFront front, string archive, string sha,
+        System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
     {
+        Ca = ca;
         Output = output;
         Options = options;
         Dir = dir;
@@ -44,7 +59,25 @@ public sealed class E2eLab : IAsyncDisposable
         Front = front;
         ArchivePath = archive;
         ArchiveSha256 = sha;
-        Load = new UserLoad(front.Frontend);
+        Load = new UserLoad(front.Frontend, httpClones: options.Simple ? 0 : options.HttpClones, ssh: front.SshFrontend,
+            sshClones: options.Simple ? 0 : options.SshClones, trustedCa: Ca);
+    }
+
+    /// <summary>The test CA that signed the nodes' and the front's certificates (HTTPS labs), and its PEM file.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? Ca { get; }
+    public string? CaFile => Ca is null ? null : Path.Combine(Dir, "ca.pem");
+
+    /// <summary>A CA, and a localhost/127.0.0.1 certificate it signed: ca.pem, node.pem + node.key, front.pem (cert + key, for HAProxy).</summary>
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 MakeCertificates(string dir)
+    {
+        var ca = TestCertificates.NewCa("BitbucketZdu E2E Test CA");
+        using var leaf = TestCertificates.NewServer(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(20));
+        TestCertificates.WritePem(ca, Path.Combine(dir, "ca.pem"));
+        TestCertificates.WritePem(leaf, Path.Combine(dir, "node.pem"));
+        using var key = System.Security.Cryptography.X509Certificates.RSACertificateExtensions.GetRSAPrivateKey(leaf)!;
+        File.WriteAllText(Path.Combine(dir, "node.key"), key.ExportPkcs8PrivateKeyPem());
+        File.WriteAllText(Path.Combine(dir, "front.pem"), leaf.ExportCertificatePem() + "\n" + key.ExportPkcs8PrivateKeyPem() + "\n");
+        return ca;
     }
 
     /// <summary>Where figures are printed: the current test's output (a class-fixture lab is shared by several tests).</summary>
@@ -71,13 +104,23 @@ public sealed class E2eLab : IAsyncDisposable
         try
         {
             if (options.BeforeCluster is not null) await options.BeforeCluster(Path.Combine(dir, "cluster"));
-            cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From);
+            var ca = options.Https ? MakeCertificates(dir) : null;
+            var shape = options.Simple ? new ClusterShape { Ssh = false } : new ClusterShape
+            {
+                ContextPath = options.ContextPath,
+                TlsCertificate = ca is null ? null : Path.Combine(dir, "node.pem"),
+                TlsKey = ca is null ? null : Path.Combine(dir, "node.key"),
+            };
+            cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From, shape);
             var (archive, sha) = await dist;
-            front = await Lab.Front.StartAsync(options.Front, dir, cluster.Nodes);
-            using (var probe = new HttpClient { Timeout = TimeSpan.FromSeconds(5) })
-                await Eventually.UntilAsync(async () => (await probe.GetAsync(new Uri(front.Frontend, "/"))).IsSuccessStatusCode,
-                    TimeSpan.FromSeconds(20), $"{options.Front} serving users at {front.Frontend}");
-            var lab = new E2eLab(output, options, dir, cluster, front, archive, sha);
+            front = await Lab.Front.StartAsync(options.Front, dir, cluster.Nodes, new FrontOptions
+            {
+                ContextPath = shape.ContextPath,
+                NodeCaFile = ca is null ? null : Path.Combine(dir, "ca.pem"),
+                FrontPemFile = ca is null ? null : Path.Combine(dir, "front.pem"),
+            });
+            var lab = new E2eLab(output, options, dir, cluster, front, archive, sha, ca);
+            await Eventually.UntilAsync(() => lab.Load.Total - lab.Load.Failed > 0, TimeSpan.FromSeconds(20), $"{options.Front} serving users at {front.Frontend}");
             await lab.Load.AssertEveryNodeServesAsync(lab.NodeNames);
             return lab;
         }
@@ -100,12 +143,12 @@ public sealed class E2eLab : IAsyncDisposable
         ["Archive"] = new Hashtable { ["Path"] = ArchivePath, ["Sha256"] = ArchiveSha256 },
         ["MinFreeDiskGB"] = 0.05,
         ["JournalPath"] = JournalDir,
-        ["LoadBalancers"] = new object[] { Front.ProfileEntry() },
+        ["LoadBalancers"] = Front.ProfileEntries(),
         ["Nodes"] = Cluster.Nodes.Select(n => (object)new Hashtable
         {
             ["Name"] = n.Name, ["Url"] = n.Url.ToString(), ["Remoting"] = remoting?.Invoke(n) ?? "local",
-            ["InstallRoot"] = n.InstallRoot, ["Service"] = "Script", ["Member"] = Front.MemberOf(n),
-        }).ToArray(),
+            ["InstallRoot"] = n.InstallRoot, ["Service"] = "Script",
+        }.With(Front.ProfileEntries().Length == 1 ? "Member" : "Members", Front.ProfileEntries().Length == 1 ? Front.MemberOf(n) : Front.MembersOf(n))).ToArray(),
         ["Timeouts"] = new Hashtable
         {
             ["DrainSeconds"] = 10, ["StopSeconds"] = 15, ["OfflineSeconds"] = 15, ["StartSeconds"] = 30, ["HealthySeconds"] = 20,
@@ -216,6 +259,7 @@ public sealed class E2eLab : IAsyncDisposable
     public void Print(string title, UpgradeRun run)
     {
         Output?.WriteLine($"{title}: {(run.ErrorId is null ? "ok" : run.ErrorId)} in {run.Elapsed.TotalSeconds:0.0} s; user requests {Load.Total}, failed {Load.Failed} {Load.FailureSummary}, sent again on a fresh connection {Load.Retried}");
+        if (!Options.Simple) Output?.WriteLine($"  {Load.Figures} {Load.GitFailureSummary}");
         Output?.WriteLine("  served: " + string.Join(", ", Load.PerNode.OrderBy(kv => kv.Key).Select(kv => kv.Key + "=" + kv.Value)));
         if (run.Report is UpgradeReport r)
         {
@@ -240,5 +284,14 @@ public sealed class E2eLab : IAsyncDisposable
         await Front.DisposeAsync();
         await Cluster.DisposeAsync();
         try { Directory.Delete(Dir, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+}
+
+internal static class HashtableExtensions
+{
+    public static Hashtable With(this Hashtable table, string key, object value)
+    {
+        table[key] = value;
+        return table;
     }
 }

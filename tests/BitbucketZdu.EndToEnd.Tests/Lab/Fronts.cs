@@ -9,20 +9,40 @@ public interface IFront : IAsyncDisposable
 {
     Uri Frontend { get; }
 
+    /// <summary>Where git over SSH comes in (the TCP frontend), or null when this front carries HTTP only.</summary>
+    System.Net.IPEndPoint? SshFrontend => null;
+
     /// <summary>The profile's LoadBalancers entry (Name 'lb1').</summary>
     Hashtable ProfileEntry();
 
     /// <summary>The node's member as this load balancer names it.</summary>
     string MemberOf(SimNode node);
+
+    /// <summary>Every LoadBalancers entry: 'lb1' (HTTP) and, with an SSH backend, 'lb1-ssh'.</summary>
+    object[] ProfileEntries() => new object[] { ProfileEntry() };
+
+    /// <summary>The node's Members map (load balancer name → member), one per backend it is in.</summary>
+    Hashtable MembersOf(SimNode node) => new() { ["lb1"] = MemberOf(node) };
+}
+
+/// <summary>How the front is built: the context path it health-checks, TLS to the nodes and on its own front.</summary>
+public sealed class FrontOptions
+{
+    /// <summary>The nodes' server.context-path ("" or "/bitbucket"): the health check asks &lt;context&gt;/status.</summary>
+    public string ContextPath { get; init; } = "";
+    /// <summary>The test CA (PEM) that signed the nodes' certificates: the front talks HTTPS to them and verifies with it.</summary>
+    public string? NodeCaFile { get; init; }
+    /// <summary>Certificate and key in one PEM file: the front serves HTTPS with it.</summary>
+    public string? FrontPemFile { get; init; }
 }
 
 public enum FrontKind { HAProxy, Nginx }
 
 public static class Front
 {
-    public static Task<IFront> StartAsync(FrontKind kind, string dir, IReadOnlyList<SimNode> nodes) => kind switch
+    public static Task<IFront> StartAsync(FrontKind kind, string dir, IReadOnlyList<SimNode> nodes, FrontOptions? options = null) => kind switch
     {
-        FrontKind.HAProxy => HAProxyFront.StartAsync(dir, nodes),
+        FrontKind.HAProxy => HAProxyFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
         _ => NginxFront.StartAsync(dir, nodes),
     };
 
@@ -37,26 +57,55 @@ public static class Front
     }
 }
 
-/// <summary>HAProxy with an admin runtime socket, health checks on /status and short timeouts.</summary>
+/// <summary>
+/// HAProxy as Atlassian documents it for Bitbucket Data Center: an HTTP frontend/backend with cookie stickiness and a
+/// health check on &lt;context&gt;/status, and, when the nodes have a git-over-SSH port, a TCP frontend/backend for SSH
+/// whose servers are checked on the same HTTP /status (a node that is stopping fails it at once). An admin runtime
+/// socket, short timeouts.
+/// </summary>
 public sealed class HAProxyFront : IFront
 {
     private readonly ExternalProcess _process;
+    private readonly bool _ssh;
 
-    private HAProxyFront(ExternalProcess process, int port, int adminPort)
+    private HAProxyFront(ExternalProcess process, Uri frontend, int adminPort, int? sshPort)
     {
         _process = process;
-        Frontend = new Uri($"http://127.0.0.1:{port}/");
+        Frontend = frontend;
         AdminPort = adminPort;
+        _ssh = sshPort is not null;
+        SshFrontend = sshPort is int p ? new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, p) : null;
     }
 
     public Uri Frontend { get; }
     public int AdminPort { get; }
+    public System.Net.IPEndPoint? SshFrontend { get; }
 
-    public static async Task<IFront> StartAsync(string dir, IReadOnlyList<SimNode> nodes)
+    public static async Task<IFront> StartAsync(string dir, IReadOnlyList<SimNode> nodes, FrontOptions options)
     {
         var haproxy = RequiredTool.Find("haproxy");
         int port = FreePort.Next(), admin = FreePort.Next();
+        int? ssh = nodes.All(n => n.SshPort > 0) ? FreePort.Next() : null;
         var cfg = Path.Combine(dir, "haproxy.cfg");
+        var toNode = options.NodeCaFile is null ? "" : $" ssl verify required ca-file {options.NodeCaFile}";
+        var checkTls = options.NodeCaFile is null ? "" : $" check-ssl verify required ca-file {options.NodeCaFile}";
+        var bindTls = options.FrontPemFile is null ? "" : $" ssl crt {options.FrontPemFile}";
+        var sshSections = ssh is null ? "" : $"""
+            frontend git_ssh
+                mode tcp
+                bind 127.0.0.1:{ssh}
+                timeout client 30s
+                default_backend bitbucket_ssh
+            backend bitbucket_ssh
+                mode tcp
+                balance roundrobin
+                timeout server 30s
+                option httpchk GET {options.ContextPath}/status
+                timeout check 2s
+                default-server inter 200 fall 3 rise 1
+            {string.Join("\n", nodes.Select(n => $"    server {n.Name} 127.0.0.1:{n.SshPort} check port {n.Port}{checkTls}"))}
+
+            """;
         File.WriteAllText(cfg, $"""
             global
                 stats socket ipv4@127.0.0.1:{admin} level admin
@@ -68,27 +117,38 @@ public sealed class HAProxyFront : IFront
                 timeout server 10s
                 timeout http-request 5s
             frontend users
-                bind 127.0.0.1:{port}
+                bind 127.0.0.1:{port}{bindTls}
                 default_backend bitbucket
             backend bitbucket
                 balance roundrobin
-                option httpchk GET /status
+                # Sticky sessions, as Bitbucket Data Center requires (Atlassian's HAProxy example inserts a routing cookie).
+                cookie BBROUTE insert indirect nocache
+                option httpchk GET {options.ContextPath}/status
                 # Without 'timeout check' a check may take only 'inter' (200 ms): at load 40 a slow /status marked a node down.
                 timeout check 2s
                 default-server inter 200 fall 3 rise 1
-            {string.Join("\n", nodes.Select(n => $"    server {n.Name} 127.0.0.1:{n.Port} check"))}
-            """ + "\n");
+            {string.Join("\n", nodes.Select(n => $"    server {n.Name} 127.0.0.1:{n.Port} check cookie {n.Name}{toNode}"))}
+
+            """ + sshSections);
         var process = ExternalProcess.Start(haproxy, new[] { "-db", "-f", cfg });
         await Front.WaitListeningAsync(process, port, "haproxy");
         await Front.WaitListeningAsync(process, admin, "haproxy admin socket");
-        return new HAProxyFront(process, port, admin);
+        if (ssh is int s) await Front.WaitListeningAsync(process, s, "haproxy git_ssh frontend");
+        var frontend = new Uri($"{(options.FrontPemFile is null ? "http" : "https")}://127.0.0.1:{port}{options.ContextPath}/");
+        return new HAProxyFront(process, frontend, admin, ssh);
     }
 
-    public Hashtable ProfileEntry() => new()
+    public Hashtable ProfileEntry() => Entry("lb1", "bitbucket");
+
+    private Hashtable Entry(string name, string backend) => new()
     {
-        ["Name"] = "lb1", ["Kind"] = "HAProxy",
-        ["Settings"] = new Hashtable { ["Endpoint"] = $"tcp://127.0.0.1:{AdminPort}", ["Backend"] = "bitbucket" },
+        ["Name"] = name, ["Kind"] = "HAProxy",
+        ["Settings"] = new Hashtable { ["Endpoint"] = $"tcp://127.0.0.1:{AdminPort}", ["Backend"] = backend },
     };
+
+    public object[] ProfileEntries() => _ssh ? new object[] { ProfileEntry(), Entry("lb1-ssh", "bitbucket_ssh") } : new object[] { ProfileEntry() };
+
+    public Hashtable MembersOf(SimNode node) => _ssh ? new() { ["lb1"] = node.Name, ["lb1-ssh"] = node.Name } : new() { ["lb1"] = node.Name };
 
     public string MemberOf(SimNode node) => node.Name;
 

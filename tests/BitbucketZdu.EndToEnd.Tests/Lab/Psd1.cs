@@ -26,7 +26,7 @@ public static class Psd1
                 w.WriteLine("@{");
                 foreach (DictionaryEntry e in d)
                 {
-                    w.Write(indent + "    " + e.Key + " = ");
+                    w.Write(indent + "    " + Key((string)e.Key) + " = ");
                     Value(w, e.Value, indent + "    ");
                     w.WriteLine();
                 }
@@ -45,4 +45,8 @@ public static class Psd1
             default: throw new ArgumentException($"Cannot write a {value.GetType().Name} to a profile.");
         }
     }
+
+    /// <summary>A bare key when it is a word (Name), quoted otherwise ('lb1-ssh').</summary>
+    private static string Key(string key) =>
+        System.Text.RegularExpressions.Regex.IsMatch(key, "^[A-Za-z_][A-Za-z0-9_]*$") ? key : "'" + key.Replace("'", "''") + "'";
 }

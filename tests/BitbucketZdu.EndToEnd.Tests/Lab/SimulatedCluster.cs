@@ -4,7 +4,21 @@ using BitbucketZdu.TestSupport;
 namespace BitbucketZdu.EndToEnd.Tests.Lab;
 
 /// <summary>A node of the simulated cluster, as bbsim-cluster.json describes it.</summary>
-public sealed record SimNode(string Name, int Port, Uri Url, string Home, string InstallDir, string InstallRoot);
+public sealed record SimNode(string Name, int Port, Uri Url, string Home, string InstallDir, string InstallRoot, int SshPort = 0);
+
+/// <summary>What the simulated cluster looks like beyond its size: git over SSH, a context path, HTTPS.</summary>
+public sealed class ClusterShape
+{
+    /// <summary>A git-over-SSH port per node (plugin.ssh.port).</summary>
+    public bool Ssh { get; init; } = true;
+    /// <summary>How long a clone streams, over SSH and under /scm.</summary>
+    public string GitDuration { get; init; } = "1500ms";
+    /// <summary>server.context-path ("" = root).</summary>
+    public string ContextPath { get; init; } = "";
+    /// <summary>PEM certificate and key the nodes serve HTTPS with (null = plain HTTP).</summary>
+    public string? TlsCertificate { get; init; }
+    public string? TlsKey { get; init; }
+}
 
 /// <summary>
 /// <c>bbsim cluster --detach</c> on free ports in its own folder (real node processes started by the dist's bin scripts),
@@ -28,12 +42,20 @@ public sealed class SimulatedCluster : IAsyncDisposable
 
     public static string Dll => Path.Combine(AppContext.BaseDirectory, "bbsim.dll");
 
-    public static async Task<SimulatedCluster> StartAsync(string root, int nodes, string version)
+    public static async Task<SimulatedCluster> StartAsync(string root, int nodes, string version, ClusterShape? shape = null)
     {
+        shape ??= new ClusterShape { Ssh = false };
         var ports = Enumerable.Range(0, nodes).Select(_ => FreePort.Next()).ToArray();
-        var (code, output) = await Bbsim(TimeSpan.FromSeconds(90), "cluster", "--nodes", nodes.ToString(), "--version", version, "--root", root,
+        var args = new List<string>
+        {
+            "cluster", "--nodes", nodes.ToString(), "--version", version, "--root", root,
             "--ports", string.Join(",", ports), "--detach", "--grace", "1s", "--start-delay", "500ms", "--heartbeat", "500ms", "--heartbeat-timeout", "3s",
-            "--user", Canary.UserName, "--password", Canary.Password);
+            "--user", Canary.UserName, "--password", Canary.Password, "--git-duration", shape.GitDuration,
+        };
+        if (shape.Ssh) args.AddRange(new[] { "--ssh-ports", string.Join(",", Enumerable.Range(0, nodes).Select(_ => FreePort.Next())) });
+        if (shape.ContextPath.Length > 0) args.AddRange(new[] { "--context-path", shape.ContextPath });
+        if (shape.TlsCertificate is not null) args.AddRange(new[] { "--tls-cert", shape.TlsCertificate, "--tls-key", shape.TlsKey! });
+        var (code, output) = await Bbsim(TimeSpan.FromSeconds(90), args.ToArray());
         if (code != 0)
         {
             await Bbsim(TimeSpan.FromSeconds(60), "stop", "--root", root);
@@ -42,7 +64,8 @@ public sealed class SimulatedCluster : IAsyncDisposable
         using var manifest = JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "bbsim-cluster.json")));
         var list = manifest.RootElement.GetProperty("nodes").EnumerateArray().Select(n => new SimNode(n.GetProperty("name").GetString()!,
             n.GetProperty("port").GetInt32(), new Uri(n.GetProperty("url").GetString()!.TrimEnd('/') + "/"), n.GetProperty("home").GetString()!,
-            n.GetProperty("installDir").GetString()!, Path.GetDirectoryName(n.GetProperty("installDir").GetString()!)!)).ToList();
+            n.GetProperty("installDir").GetString()!, Path.GetDirectoryName(n.GetProperty("installDir").GetString()!)!,
+            n.TryGetProperty("sshPort", out var ssh) ? ssh.GetInt32() : 0)).ToList();
         return new SimulatedCluster(root, list, manifest.RootElement.GetProperty("sharedHome").GetString()!);
     }
 

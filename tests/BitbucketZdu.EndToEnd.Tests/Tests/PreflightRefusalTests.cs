@@ -35,7 +35,11 @@ public sealed class PreflightRefusalTests : IClassFixture<SharedLab>
 
     [Fact]
     public Task Member_missing_from_the_load_balancer_is_refused_before_any_change() =>
-        RefusedAsync("member missing in the load balancer", p => ((Hashtable)((object[])p["Nodes"]!)[1])["Member"] = "node-9", "node-9");
+        RefusedAsync("member missing in the load balancer", p =>
+        {
+            var node = (Hashtable)((object[])p["Nodes"]!)[1];
+            if (node["Members"] is Hashtable members) members["lb1"] = "node-9"; else node["Member"] = "node-9";
+        }, "node-9");
 
     [Fact]
     public Task Archive_checksum_mismatch_is_refused_before_any_change() =>

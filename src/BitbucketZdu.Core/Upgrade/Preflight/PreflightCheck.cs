@@ -73,6 +73,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 CheckCapacity(profile, cluster, Add);
             }
 
+            CheckSshCarried(profile, Add);
+
             var views = viewsTask.Result;
             var rotations = rotationTask.Result;
             var hosts = hostTask.Result;
@@ -92,6 +94,21 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     adopted is null ? $"Every check passed: the cluster can be upgraded to {target}."
                         : $"Every check passed: run {adopted.RunId} of this tool can be resumed."));
             return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started));
+        }
+
+        /// <summary>
+        /// Git over SSH (TCP, port 7999 by default) needs a load balancer with a TCP mode; Apache mod_proxy_balancer is
+        /// HTTP only (Atlassian's KB on mod_proxy_balancer for Bitbucket Data Center says so and recommends one that
+        /// balances both). When no load balancer in the profile can carry SSH, the SSH clones reaching a node are not
+        /// drained before it stops: say so, as a warning.
+        /// </summary>
+        private static void CheckSshCarried(ClusterProfile profile, Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            if (profile.LoadBalancers.Count == 0 || !profile.LoadBalancers.All(l => string.Equals(l.Kind, "Apache", StringComparison.OrdinalIgnoreCase))) return;
+            add(FindingSeverity.Warning, "PreflightSshNotDrained", profile.Name, "LoadBalancers",
+                $"Every load balancer in the profile is Apache mod_proxy_balancer ({string.Join(", ", profile.LoadBalancers.Select(l => l.Name))}), which carries HTTP only: "
+                + "git over SSH (port 7999) reaches the nodes some other way and is NOT drained before a node stops, so SSH clones in flight on it may fail. "
+                + "Put SSH behind a load balancer with a TCP mode (HAProxy, NGINX stream) and list its backend in the profile, or accept the risk.");
         }
 
         private static JournalRun? CheckState(ClusterProfile profile, ZduCluster cluster, JournalRun? lastRun, bool resume,
