@@ -13,9 +13,11 @@ public sealed class KillAndResumeTests
     private const int KilledPid = 40001;
     private const int ResumedPid = 40002;
 
-    private static async Task<int> AppendsOfACleanRun()
+    private static readonly string[] TwoNodes = { "node-1", "node-2" };
+
+    private static async Task<int> AppendsOfACleanRun(string[] names)
     {
-        using var f = new UpgradeFixture();
+        using var f = new UpgradeFixture(To, names);
         var process = new FakeProcess();
         var journal = new KillingJournal(f.Journal, process, int.MaxValue);
         var result = await f.Runner(journal, process).RunAsync(f.Profile, Options(KilledPid), CancellationToken.None);
@@ -25,7 +27,7 @@ public sealed class KillAndResumeTests
 
     public static IEnumerable<object[]> KillPoints()
     {
-        var n = AppendsOfACleanRun().GetAwaiter().GetResult();
+        var n = AppendsOfACleanRun(Array.Empty<string>()).GetAwaiter().GetResult();
         Assert.InRange(n, 50, 80);
         for (var k = 1; k <= n; k++)
         {
@@ -34,11 +36,34 @@ public sealed class KillAndResumeTests
         }
     }
 
+    /// <summary>
+    /// Two nodes: while one is out the other is the only ACTIVE node, so a capacity rule applied to the node already out
+    /// refused every resume of a run killed mid-node ("Only 1 node is ACTIVE"), forever.
+    /// </summary>
+    public static IEnumerable<object[]> TwoNodeKillPoints()
+    {
+        var n = AppendsOfACleanRun(TwoNodes).GetAwaiter().GetResult();
+        Assert.InRange(n, 30, 60);
+        for (var k = 1; k <= n; k++)
+        {
+            yield return new object[] { k, false };
+            yield return new object[] { k, true };
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(TwoNodeKillPoints))]
+    public Task Two_node_cluster_killed_at_a_journal_write_then_resumed_completes(int killAt, bool lineWritten) =>
+        KilledThenResumed(TwoNodes, killAt, lineWritten);
+
     [Theory]
     [MemberData(nameof(KillPoints))]
-    public async Task Killed_at_a_journal_write_then_resumed_completes_without_repeating_a_destructive_step(int killAt, bool lineWritten)
+    public Task Killed_at_a_journal_write_then_resumed_completes_without_repeating_a_destructive_step(int killAt, bool lineWritten) =>
+        KilledThenResumed(Array.Empty<string>(), killAt, lineWritten);
+
+    private static async Task KilledThenResumed(string[] names, int killAt, bool lineWritten)
     {
-        using var f = new UpgradeFixture();
+        using var f = new UpgradeFixture(To, names);
         f.Journal.FlushToDisk = false; // the kill is simulated in-process: what is under test is what was appended, not fsync
         f.World["node-2"].TasksTotal = 0;
         var process = new FakeProcess();
@@ -63,7 +88,7 @@ public sealed class KillAndResumeTests
         Assert.True(resumed.Report!.Succeeded, resumed.Report.Summary);
         Assert.True(f.World.AllOn(To), "every node on the target, in rotation, cluster STABLE");
         Assert.Contains(f.Host.Warnings, w => w.Contains("Took over the lock", StringComparison.Ordinal));
-        foreach (var node in new[] { "node-1", "node-2", "node-3" })
+        foreach (var node in f.World.Nodes.Select(n => n.Name))
         {
             Assert.Equal(1, f.World.Count(node + ":take-out"));
             Assert.Equal(1, f.World.Count(node + ":stop"));

@@ -70,7 +70,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 adopted = CheckState(profile, cluster, lastRun, resume, Add);
                 CheckVersions(profile, cluster, adopted, Add);
                 CheckMembership(profile, cluster, adopted is not null, Add);
-                CheckCapacity(profile, cluster, Add);
+                CheckCapacity(profile, cluster, adopted is not null, Add);
             }
 
             CheckSshCarried(profile, Add);
@@ -227,9 +227,26 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     $"The cluster has node {extra.Name ?? "?"} ({extra.Address ?? "no address"}) that the profile does not list: it would stay on the old version and block finalizing. Add it to Nodes.");
         }
 
-        private static void CheckCapacity(ClusterProfile profile, ZduCluster cluster, Action<FindingSeverity, string, string?, string?, string> add)
+        /// <summary>
+        /// Capacity guards taking a NEW node out. A resumed run first finishes (or restores) the one node the killed run
+        /// left out, which adds capacity, so that node is not counted against it; only a second node out is refused.
+        /// </summary>
+        private static void CheckCapacity(ClusterProfile profile, ZduCluster cluster, bool adopting, Action<FindingSeverity, string, string?, string?, string> add)
         {
             var live = cluster.Nodes.Count(n => n.State == NodeState.ACTIVE);
+            var outNow = profile.Nodes.Where(n => NodeMatcher.Find(cluster.Nodes, n) is not ZduNode api || api.State != NodeState.ACTIVE).ToList();
+            if (adopting && outNow.Count == 1 && live >= 1)
+            {
+                add(FindingSeverity.Info, "PreflightCapacity", outNow[0].Name, outNow[0].Place,
+                    $"Node {outNow[0].Name} is out (left by the interrupted run); the resumed run finishes it and puts it back before it takes any other node out.");
+                live++;
+            }
+            else if (adopting && outNow.Count > 1)
+            {
+                add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "Nodes",
+                    $"{outNow.Count} nodes are not ACTIVE ({string.Join(", ", outNow.Select(n => n.Name))}); an interrupted run leaves at most one out. Start the others and check the cluster (Administration > Clustering) before resuming.");
+                return;
+            }
             if (live < 2)
             {
                 add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "Nodes",

@@ -62,8 +62,16 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         {
             if (Passed) return;
             var errors = Errors.ToList();
+            // "Nothing was changed" is only true of this run: a node an earlier run left out is named, with its state.
+            var leftOut = Cluster?.Nodes.Where(n => n.State != NodeState.ACTIVE).ToList() ?? new List<ZduNode>();
+            var changed = AdoptedRun is null && Cluster?.UpgradeModeEnabled != true
+                ? "nothing was changed."
+                : "this run changed nothing, but the cluster is not as a finished upgrade leaves it ("
+                  + (Cluster!.UpgradeModeEnabled ? "upgrade mode is on" : "upgrade mode is off")
+                  + string.Concat(leftOut.Select(n => $"; node {n.Name ?? n.Address} is {n.StateText ?? n.State.ToString()}"))
+                  + "): an earlier run was interrupted; Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume continues it once the problems below are fixed.";
             throw new BbException(errors[0].Check, BbErrorCategory.InvalidOperation,
-                $"Preflight refused the upgrade of cluster '{cluster}'; nothing was changed. {errors.Count} problem{(errors.Count == 1 ? "" : "s")}: "
+                $"Preflight refused the upgrade of cluster '{cluster}'; {changed} {errors.Count} problem{(errors.Count == 1 ? "" : "s")}: "
                 + string.Join(" ", errors.Select(e => (e.Place is null ? "" : e.Place + ": ") + e.Message))
                 + " Run Test-BbClusterProfile to see every finding.", cluster);
         }

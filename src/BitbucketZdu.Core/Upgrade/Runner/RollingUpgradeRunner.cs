@@ -289,6 +289,15 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             var timeouts = profile.Timeouts;
             await _ports.Clock.PollAsync(c => _ports.Cluster.GetClusterAsync(c), cl => cl.State == ClusterState.READY_TO_RUN_UPGRADE_TASKS || !cl.UpgradeModeEnabled,
                 Describe, timeouts.Healthy, timeouts, "the cluster to be READY_TO_RUN_UPGRADE_TASKS", "UpgradeFinalizeTimeout", ct).ConfigureAwait(false);
+            // Never finalize past an unfinished node: Bitbucket may report READY_TO_RUN_UPGRADE_TASKS while a profile node
+            // is OFFLINE (dropped from the view); approving then would strand that node on the old version.
+            var now0 = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            var target = profile.TargetVersion.ToString();
+            var unfinished = profile.Nodes.Where(n => !(NodeMatcher.Find(now0.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == target)).ToList();
+            if (now0.UpgradeModeEnabled && unfinished.Count > 0)
+                throw new BbException("UpgradeFinalizeBlocked", BbErrorCategory.InvalidOperation,
+                    $"Not finalizing: node{(unfinished.Count == 1 ? "" : "s")} {string.Join(", ", unfinished.Select(n => n.Name))} of the profile "
+                    + $"{(unfinished.Count == 1 ? "is" : "are")} not ACTIVE on {target} ({Describe(now0)}). Start or upgrade {(unfinished.Count == 1 ? "it" : "them")}, then resume.", profile.Name);
             try
             {
                 await PostWhileNotAppliedAsync(c => _ports.Cluster.ApproveAsync(c), ct).ConfigureAwait(false);
