@@ -7,7 +7,6 @@ Describe 'Invoke-PesterSuite with a colour-coded failure' {
             Copy-Item (Join-Path $PSScriptRoot 'Invoke-PesterSuite.ps1') $dir
             Set-Content (Join-Path $dir 'Fixture.Tests.ps1') 'Describe "f" { It "ok" { 1 | Should -Be 1 }; It "bad" { throw "`e[31mred`e[0m" } }'
             $counts = Join-Path $dir 'c.json'
-            $env:NO_COLOR = $null
             & dotnet (Join-Path $PSHOME 'pwsh.dll') -NoProfile -File (Join-Path $dir 'Invoke-PesterSuite.ps1') -ModulePath $dir `
                 -PesterPath (Get-Module Pester).Path -CountsPath $counts -ResultPath (Join-Path $dir 'r.xml') *> $null
             $LASTEXITCODE | Should -Not -Be 0
