@@ -1,0 +1,18 @@
+# A failure message with ANSI colour codes must not hide the suite's counts (issue 17): the JUnit writer rejects 0x1B.
+Describe 'Invoke-PesterSuite with a colour-coded failure' {
+    It 'still writes every Pester count' {
+        $dir = Join-Path ([IO.Path]::GetTempPath()) ("pfx-" + [guid]::NewGuid())
+        New-Item -ItemType Directory -Path $dir | Out-Null
+        try {
+            Copy-Item (Join-Path $PSScriptRoot 'Invoke-PesterSuite.ps1') $dir
+            Set-Content (Join-Path $dir 'Fixture.Tests.ps1') 'Describe "f" { It "ok" { 1 | Should -Be 1 }; It "bad" { throw "`e[31mred`e[0m" } }'
+            $counts = Join-Path $dir 'c.json'
+            & dotnet (Join-Path $PSHOME 'pwsh.dll') -NoProfile -File (Join-Path $dir 'Invoke-PesterSuite.ps1') -ModulePath $dir `
+                -PesterPath (Get-Module Pester).Path -CountsPath $counts -ResultPath (Join-Path $dir 'r.xml') *> $null
+            $LASTEXITCODE | Should -Not -Be 0
+            $c = Get-Content $counts -Raw | ConvertFrom-Json
+            $c.Passed | Should -Be 1
+            $c.Failed | Should -Be 1
+        } finally { Remove-Item $dir -Recurse -Force -ErrorAction SilentlyContinue }
+    }
+}
