@@ -313,7 +313,7 @@ function Write-Command($w, $page) {
     $w.WriteEndElement()
 }
 
-$pages = @(Get-ChildItem -LiteralPath $DocsPath -Filter '*.md' | Sort-Object Name | ForEach-Object { Read-HelpPage $_.FullName })
+$pages = @(Get-ChildItem -LiteralPath $DocsPath -Filter '*.md' | Where-Object Name -ne 'README.md' | Sort-Object Name | ForEach-Object { Read-HelpPage $_.FullName })
 if ($pages.Count -eq 0) { throw "No help pages (*.md) in '$DocsPath'." }
 
 $dir = Split-Path -Parent $OutputPath
