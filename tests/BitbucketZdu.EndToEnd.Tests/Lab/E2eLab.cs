@@ -135,7 +135,7 @@ public sealed class E2eLab : IAsyncDisposable
     public SimNode Node(string name) => Cluster.Nodes.Single(n => n.Name == name);
 
     /// <summary>The cluster profile as a user writes it (Remoting 'local' unless <paramref name="remoting"/> says otherwise).</summary>
-    public Hashtable Profile(Func<SimNode, string>? remoting = null) => new()
+    public Hashtable Profile(Func<SimNode, string>? remoting = null) => new Hashtable()
     {
         ["Name"] = ClusterName,
         ["BaseUrl"] = Front.Frontend.ToString(),
@@ -154,7 +154,7 @@ public sealed class E2eLab : IAsyncDisposable
             ["DrainSeconds"] = 10, ["StopSeconds"] = 15, ["OfflineSeconds"] = 15, ["StartSeconds"] = 30, ["HealthySeconds"] = 20,
             ["StableSeconds"] = 30, ["MaxPollMilliseconds"] = 250,
         },
-    };
+    }.WithIfSet("Tls", CaFile is null ? null : new Hashtable { ["TrustedCertificatePath"] = CaFile });
 
     public string WriteProfile(Hashtable? profile = null)
     {
@@ -294,4 +294,7 @@ internal static class HashtableExtensions
         table[key] = value;
         return table;
     }
+
+    /// <summary>Sets the key only when there is a value: a profile leaves out a setting it does not need.</summary>
+    public static Hashtable WithIfSet(this Hashtable table, string key, object? value) => value is null ? table : table.With(key, value);
 }

@@ -48,11 +48,10 @@ public sealed class ProductionShapeTests
     }
 
     /// <summary>
-    /// The done-when run on the full production shape. It needs the client fixes of issue 12 (the health gate's /status
-    /// under the context path, the /status probe honouring the CA, a CA setting for profile-driven upgrades): enable it
-    /// once they are in main, and give the profile the CA (E2eLab.Profile, where <c>lab.CaFile</c> is known).
+    /// The done-when run on the full production shape: the health gate's /status under the context path, the /status
+    /// probe and every API read trusting the lab's CA through the profile's Tls.TrustedCertificatePath.
     /// </summary>
-    [Fact(Skip = "Needs issue 12's client fixes (context path in node URLs, CA for /status and profiles); enable after branch i12-client merges")]
+    [Fact]
     public async Task Upgrade_under_the_context_path_over_https_fails_no_web_request_and_no_clone()
     {
         await using var lab = await E2eLab.StartAsync(_output, Shape);
