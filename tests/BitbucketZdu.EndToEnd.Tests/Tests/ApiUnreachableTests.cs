@@ -3,6 +3,7 @@ using System.Runtime.CompilerServices;
 using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Core.Upgrade.Report;
 using BitbucketZdu.EndToEnd.Tests.Lab;
+using BitbucketZdu.TestSupport;
 using Xunit.Abstractions;
 
 namespace BitbucketZdu.EndToEnd.Tests.Tests;
@@ -18,12 +19,24 @@ public sealed class ApiUnreachableTests
 
     public ApiUnreachableTests(ITestOutputHelper output) => _output = output;
 
-    /// <summary>Cuts the relay at the first node out of rotation and restores it after <paramref name="outage"/> (the fault's length, not a wait for anything).</summary>
+    /// <summary>
+    /// Cuts the relay at the first node out of rotation and restores it after <paramref name="outage"/> (the fault's
+    /// length), but not before the engine has hit the cut at least once: a stop that waits for git clones in flight can
+    /// outlast a short outage on a loaded machine, and an outage nobody saw proves nothing.
+    /// </summary>
     private static Action<string, string?> CutFor(TcpRelay relay, TimeSpan outage, StrongBox<string?> struck, Action<Task> restored) =>
         E2eLab.Once("NodeOutOfRotation", _ =>
         {
             relay.Cut();
-            restored(Task.Delay(outage).ContinueWith(_ => relay.Restore(), TaskScheduler.Default));
+            restored(Task.Run(async () =>
+            {
+                try
+                {
+                    await Task.Delay(outage);
+                    await Eventually.UntilAsync(() => relay.Refused > 0, TimeSpan.FromSeconds(90), "an API request to hit the cut relay");
+                }
+                finally { relay.Restore(); }
+            }));
         }, struck);
 
     [Fact]
