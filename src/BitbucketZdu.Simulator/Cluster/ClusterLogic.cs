@@ -1,7 +1,7 @@
 namespace BitbucketZdu.Simulator.Cluster;
 
 /// <summary>One row of the node list as the API reports it.</summary>
-public sealed record NodeView(string Id, string Name, string IpAddress, int PortNumber, string State, int? TasksTotal,
+public sealed record NodeView(string Id, string Name, string IpAddress, int PortNumber, string? State, int? TasksTotal,
     int? ActiveUserCount, string? BuildNumber, string? Version)
 {
     public string Key => IpAddress + ":" + PortNumber;
@@ -30,22 +30,28 @@ public static class ClusterLogic
     {
         var live = records.Where(r => IsLive(r, nowMs, heartbeatTimeout))
             .GroupBy(r => r.Key).Select(g => g.OrderByDescending(r => r.HeartbeatMs).First()).ToList();
-        var nodes = live.Select(r => new NodeView(r.Id, r.Name, r.IpAddress, r.PortNumber, r.State, r.TasksTotal, r.ActiveUserCount,
-            SimVersion.TryParse(r.Version, out var v) ? v.BuildNumber : null, r.Version)).ToList();
+        var finalizing = doc.FinalizationEndsMs > nowMs ? doc.FinalizationNodeKey : null;
+        var nodes = live.Select(r => r.SlowToReport
+            // The plugin's adapter gives a node that does not report in time a null state and version (zdu-api.md §12).
+            ? new NodeView(r.Id, r.Name, r.IpAddress, r.PortNumber, null, null, null, null, null)
+            : new NodeView(r.Id, r.Name, r.IpAddress, r.PortNumber,
+                r.Key == finalizing && r.State == NodeStates.Active ? NodeStates.RunningFinalizeUpgradeTasks : r.State,
+                r.TasksTotal, r.ActiveUserCount, SimVersion.TryParse(r.Version, out var v) ? v.BuildNumber : null, r.Version)).ToList();
         var liveKeys = new HashSet<string>(live.Select(r => r.Key), StringComparer.Ordinal);
         if (doc.UpgradeModeEnabled)
             foreach (var s in doc.Snapshot.Where(s => liveKeys.Add(s.Key)))
                 nodes.Add(new NodeView(s.Id, s.Name, s.IpAddress, s.PortNumber, NodeStates.Offline, null, null, null, null));
         nodes = nodes.OrderBy(n => n.Name, StringComparer.Ordinal).ThenBy(n => n.IpAddress, StringComparer.Ordinal)
             .ThenBy(n => n.PortNumber).ToList();
-        return new ClusterView(doc, nodes, ComputeState(doc, nodes));
+        return new ClusterView(doc, nodes, ComputeState(doc, nodes, nowMs));
     }
 
     /// <summary>calculateClusterState, first match wins.</summary>
-    public static string ComputeState(ClusterDoc doc, IReadOnlyList<NodeView> nodes)
+    public static string ComputeState(ClusterDoc doc, IReadOnlyList<NodeView> nodes, long nowMs)
     {
+        if (nodes.Any(n => n.State == NodeStates.RunningFinalizeUpgradeTasks)) return ClusterStates.RunningUpgradeTasks;
         if (!doc.UpgradeModeEnabled)
-            return doc.FinalizationFailed ? ClusterStates.UpgradeTasksFailed : ClusterStates.Stable;
+            return doc.FinalizationFailed && doc.FinalizationEndsMs <= nowMs ? ClusterStates.UpgradeTasksFailed : ClusterStates.Stable;
         if (nodes.Any(n => n.State == NodeStates.Error)) return ClusterStates.Mixed;
         var versions = nodes.Where(n => n.State != NodeStates.Offline).Select(n => n.Version).Distinct().ToList();
         if (versions.Count > 1) return ClusterStates.Mixed;

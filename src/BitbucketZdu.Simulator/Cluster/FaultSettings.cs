@@ -33,6 +33,22 @@ public sealed class FaultSettings
     public bool? UpgradeTasksFail { get; set; }
     /// <summary>The sysadmin's password changed to this one (the configured one is refused with 401 from then on).</summary>
     public string? AdminPassword { get; set; }
+    /// <summary>Cluster-wide: after approve (and retryUpgrade) the finalization tasks run this long (RUNNING_UPGRADE_TASKS).</summary>
+    public int? UpgradeTasksDurationMs { get; set; }
+    /// <summary>approve takes effect, then answers 500 (documented for approve).</summary>
+    public bool? ApproveFailsAfterEffect { get; set; }
+    /// <summary>Node JSON as the plugin writes it: no portNumber (@JsonIgnore in the plugin).</summary>
+    public bool? OmitPortNumber { get; set; }
+    /// <summary>Node names reported as the plugin's default "Not configured".</summary>
+    public bool? NamesNotConfigured { get; set; }
+    /// <summary>Per node, read when the process starts: the ipAddress it reports (a node back on a new address).</summary>
+    public string? IpAddress { get; set; }
+    /// <summary>A graceful stop shows DRAINING while requests in flight finish, then TERMINATING.</summary>
+    public bool? DrainOnStop { get; set; }
+    /// <summary>/status answers this state instead of RUNNING while the node is ACTIVE (FIRST_RUN, MAINTENANCE).</summary>
+    public string? StatusState { get; set; }
+    /// <summary>Per node: its row has state and version null (a node slow to report).</summary>
+    public bool? NullState { get; set; }
 
     /// <summary>These settings with <paramref name="node"/>'s values winning.</summary>
     public FaultSettings Under(FaultSettings? node) => node is null ? this : new FaultSettings
@@ -50,5 +66,13 @@ public sealed class FaultSettings
         ExtraUsers = node.ExtraUsers ?? ExtraUsers,
         UpgradeTasksFail = node.UpgradeTasksFail ?? UpgradeTasksFail,
         AdminPassword = node.AdminPassword ?? AdminPassword,
+        UpgradeTasksDurationMs = node.UpgradeTasksDurationMs ?? UpgradeTasksDurationMs,
+        ApproveFailsAfterEffect = node.ApproveFailsAfterEffect ?? ApproveFailsAfterEffect,
+        OmitPortNumber = node.OmitPortNumber ?? OmitPortNumber,
+        NamesNotConfigured = node.NamesNotConfigured ?? NamesNotConfigured,
+        IpAddress = node.IpAddress ?? IpAddress,
+        DrainOnStop = node.DrainOnStop ?? DrainOnStop,
+        StatusState = node.StatusState ?? StatusState,
+        NullState = node.NullState ?? NullState,
     };
 }

@@ -19,6 +19,8 @@ public sealed class NodeRecord
     public long HeartbeatMs { get; set; }
     public int Pid { get; set; }
     public string? Error { get; set; }
+    /// <summary>Fault nullState: the API reports this node with state and version null.</summary>
+    public bool SlowToReport { get; set; }
 
     [JsonIgnore] public string Key => IpAddress + ":" + PortNumber;
 }
@@ -44,6 +46,10 @@ public sealed class ClusterDoc
     public List<SnapshotNode> Snapshot { get; set; } = new();
     /// <summary>Set when finalization tasks failed (fault upgradeTasksFail); cleared by retryUpgrade.</summary>
     public bool FinalizationFailed { get; set; }
+    /// <summary>Until when (Unix ms) the finalization tasks run after approve/retryUpgrade (fault upgradeTasksDurationMs).</summary>
+    public long FinalizationEndsMs { get; set; }
+    /// <summary>The node that runs them (ipAddress:portNumber): it shows RUNNING_FINALIZE_UPGRADE_TASKS meanwhile.</summary>
+    public string? FinalizationNodeKey { get; set; }
 }
 
 /// <summary>
@@ -162,6 +168,7 @@ public static class NodeStates
     public const string Terminating = "TERMINATING";
     public const string Offline = "OFFLINE";
     public const string Error = "ERROR";
+    public const string RunningFinalizeUpgradeTasks = "RUNNING_FINALIZE_UPGRADE_TASKS";
 }
 
 public static class ClusterStates

@@ -160,6 +160,8 @@ public static class NodeHost
             var (state, code) = node.State switch
             {
                 NodeStates.Starting => ("STARTING", 503),
+                // Fault statusState: FIRST_RUN (setup wizard) or MAINTENANCE, both 200 per Atlassian's KB.
+                NodeStates.Active when !string.IsNullOrWhiteSpace(node.Faults.StatusState) => (node.Faults.StatusState!.Trim(), 200),
                 NodeStates.Active => ("RUNNING", 200),
                 NodeStates.Error => ("ERROR", 500),
                 _ => ("STOPPING", 503),
@@ -197,7 +199,7 @@ public static class NodeHost
     /// </summary>
     private static async Task UserRequestAsync(HttpContext ctx, NodeRuntime node, string path)
     {
-        if (node.State != NodeStates.Active && node.State != NodeStates.Terminating)
+        if (node.State is not (NodeStates.Active or NodeStates.Terminating or NodeStates.Draining))
         {
             ctx.Response.StatusCode = 503;
             ctx.Response.ContentType = "text/html;charset=UTF-8";
@@ -229,7 +231,7 @@ public static class NodeHost
     /// </summary>
     private static async Task GitHttpAsync(HttpContext ctx, NodeRuntime node)
     {
-        if (node.State != NodeStates.Active && node.State != NodeStates.Terminating)
+        if (node.State is not (NodeStates.Active or NodeStates.Terminating or NodeStates.Draining))
         {
             ctx.Response.StatusCode = 503;
             return;

@@ -34,6 +34,9 @@ public sealed class NodeRuntime
             Pid = Environment.ProcessId,
         };
         ReloadFaults();
+        // Fault ipAddress moves the node when its process starts (a node back on a new address): with stable ids the
+        // start-time snapshot keeps the old address as an OFFLINE row with the same id (zdu-api.md §12).
+        if (!string.IsNullOrWhiteSpace(_faults.IpAddress)) _record.IpAddress = _faults.IpAddress.Trim();
         // The start's extra delay is fixed when the process starts, before anyone can see it STARTING: a fault cleared
         // once the node shows STARTING must not shorten (or skip) the very start it was meant to slow down.
         _startDelayFault = TimeSpan.FromMilliseconds(_faults.StartDelayMs ?? 0);
@@ -99,7 +102,8 @@ public sealed class NodeRuntime
     public void OnStopping()
     {
         ReloadFaults();
-        lock (_gate) _record.State = NodeStates.Terminating;
+        // Fault drainOnStop: DRAINING while requests in flight finish, then TERMINATING (see Release.Dispose).
+        lock (_gate) _record.State = Faults.DrainOnStop == true && InFlight > 0 ? NodeStates.Draining : NodeStates.Terminating;
         Publish();
         Log($"Shutting down gracefully: in-flight requests have {Config.GracePeriod.TotalSeconds:0.###} s to finish ({InFlight} in flight).");
         if (Faults.HangOnStop == true)
@@ -149,11 +153,13 @@ public sealed class NodeRuntime
             _record.HeartbeatMs = NowMs;
             _record.TasksTotal = InFlight + (_faults.ExtraTasks ?? 0);
             _record.ActiveUserCount = ActiveUsers() + (_faults.ExtraUsers ?? 0);
+            _record.SlowToReport = _faults.NullState == true;
             copy = new NodeRecord
             {
                 Id = _record.Id, Name = _record.Name, IpAddress = _record.IpAddress, PortNumber = _record.PortNumber,
                 HttpPort = _record.HttpPort, State = _record.State, Version = _record.Version, TasksTotal = _record.TasksTotal,
                 ActiveUserCount = _record.ActiveUserCount, HeartbeatMs = _record.HeartbeatMs, Pid = _record.Pid, Error = _record.Error,
+                SlowToReport = _record.SlowToReport,
             };
         }
         Store.WriteNode(copy);
@@ -215,13 +221,25 @@ public sealed class NodeRuntime
         return id;
     }
 
+    /// <summary>The last request in flight of a DRAINING node finished: it is TERMINATING until it leaves.</summary>
+    private void DrainingDone()
+    {
+        lock (_gate)
+        {
+            if (_record.State != NodeStates.Draining) return;
+            _record.State = NodeStates.Terminating;
+        }
+        try { Publish(); } catch (IOException) { }
+    }
+
     private sealed class Release(NodeRuntime owner) : IDisposable
     {
         private int _done;
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref owner._inflight);
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            if (Interlocked.Decrement(ref owner._inflight) == 0) owner.DrainingDone();
         }
     }
 }

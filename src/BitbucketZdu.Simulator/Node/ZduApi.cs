@@ -59,16 +59,23 @@ public sealed class ZduApi(NodeRuntime node)
                 await TransitionAsync(ctx, "cancel", v => v.CanCancel, (doc, _) => Disable(doc));
                 return;
             case ("POST", "/approve"):
+                node.ReloadFaults();
                 await TransitionAsync(ctx, "finalize", v => v.CanApprove, (doc, v) =>
                 {
                     doc.Version = v.Nodes.First(x => x.State != NodeStates.Offline).Version;
                     Disable(doc);
-                    node.ReloadFaults();
                     doc.FinalizationFailed = node.Faults.UpgradeTasksFail == true;
-                });
+                    RunFinalizationTasks(doc);
+                }, afterEffect: node.Faults.ApproveFailsAfterEffect == true ? "approve took effect; simulated fault approveFailsAfterEffect" : null);
                 return;
             case ("POST", "/retryUpgrade"):
-                await TransitionAsync(ctx, "retry", v => v.CanRetry, (doc, _) => doc.FinalizationFailed = false);
+                node.ReloadFaults();
+                // The retried tasks succeed (after running for upgradeTasksDurationMs, if set).
+                await TransitionAsync(ctx, "retry", v => v.CanRetry, (doc, _) =>
+                {
+                    doc.FinalizationFailed = false;
+                    RunFinalizationTasks(doc);
+                });
                 return;
             case ("GET" or "POST", "/cluster" or "/state" or "/start" or "/cancel" or "/approve" or "/retryUpgrade"):
                 ctx.Response.StatusCode = 405;
@@ -86,10 +93,28 @@ public sealed class ZduApi(NodeRuntime node)
         doc.Snapshot = new List<SnapshotNode>();
     }
 
-    public ClusterView Read() =>
-        ClusterLogic.Build(node.Store.ReadCluster(), node.Store.ReadNodes(), NodeRuntime.NowMs, node.Config.HeartbeatTimeout);
+    /// <summary>Finalization tasks run on the answering node for upgradeTasksDurationMs (none: they end at once).</summary>
+    private void RunFinalizationTasks(ClusterDoc doc)
+    {
+        var ms = node.Faults.UpgradeTasksDurationMs ?? 0;
+        doc.FinalizationEndsMs = ms > 0 ? NodeRuntime.NowMs + ms : 0;
+        doc.FinalizationNodeKey = ms > 0 ? node.Key : null;
+    }
 
-    private async Task TransitionAsync(HttpContext ctx, string name, Func<ClusterView, bool> guard, Action<ClusterDoc, ClusterView> change)
+    public ClusterView Read()
+    {
+        var view = ClusterLogic.Build(node.Store.ReadCluster(), node.Store.ReadNodes(), NodeRuntime.NowMs, node.Config.HeartbeatTimeout);
+        if (node.Faults.NamesNotConfigured != true) return view;
+        // The plugin's builder default for a node without a configured name; the sort (name, then address) then orders by address.
+        var renamed = view.Nodes.Select(n => n with { Name = NotConfigured })
+            .OrderBy(n => n.IpAddress, StringComparer.Ordinal).ThenBy(n => n.PortNumber).ToList();
+        return view with { Nodes = renamed };
+    }
+
+    public const string NotConfigured = "Not configured";
+
+    private async Task TransitionAsync(HttpContext ctx, string name, Func<ClusterView, bool> guard, Action<ClusterDoc, ClusterView> change,
+        string? afterEffect = null)
     {
         using (node.Store.Lock())
         {
@@ -104,6 +129,12 @@ public sealed class ZduApi(NodeRuntime node)
             change(view.Doc, view);
             node.Store.WriteCluster(view.Doc);
             node.Log($"Rolling upgrade: {name} accepted in state {view.State}.");
+        }
+        if (afterEffect is not null)
+        {
+            node.Log("WARN Server error in REST: " + afterEffect);
+            await WriteErrorsAsync(ctx, 500, "An internal error occurred (bbsim fault approveFailsAfterEffect).", "java.lang.RuntimeException");
+            return;
         }
         await WriteJsonAsync(ctx, 200, ClusterJson(Read()));
     }
@@ -130,7 +161,7 @@ public sealed class ZduApi(NodeRuntime node)
         return new Dictionary<string, object?>
         {
             ["upgradeModeEnabled"] = v.Doc.UpgradeModeEnabled,
-            ["hasFinalizationTasks"] = v.Doc.FinalizationFailed,
+            ["hasFinalizationTasks"] = v.Doc.FinalizationFailed || v.State == ClusterStates.RunningUpgradeTasks,
             ["state"] = v.State,
             ["originalVersion"] = v.Doc.UpgradeModeEnabled ? v.Doc.OriginalVersion : null,
             ["nodes"] = v.Nodes.Select(NodeJson).ToList(),
@@ -138,7 +169,15 @@ public sealed class ZduApi(NodeRuntime node)
         };
     }
 
-    public Dictionary<string, object?> NodeJson(NodeView n) => new()
+    public Dictionary<string, object?> NodeJson(NodeView n)
+    {
+        var json = NodeJsonWithPort(n);
+        // The plugin's NodeInfoDTO has portNumber @JsonIgnore (zdu-api.md §12): fault omitPortNumber writes it that way.
+        if (node.Faults.OmitPortNumber == true) json.Remove("portNumber");
+        return json;
+    }
+
+    private Dictionary<string, object?> NodeJsonWithPort(NodeView n) => new()
     {
         ["id"] = n.Id,
         ["name"] = n.Name,
