@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# Git over SSH through NGINX needs its stream (TCP) module, a separate Debian package.
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 [ -x /usr/sbin/apache2 ] || need+=(apache2)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
