@@ -30,10 +30,18 @@ public sealed class LabOptions
     /// old root-path, HTTP-only cluster with web GETs only.
     /// </summary>
     public bool Simple { get; init; }
-    /// <summary>server.context-path of the nodes ("" = root); the front health-checks &lt;context&gt;/status.</summary>
-    public string ContextPath { get; init; } = "";
-    /// <summary>HTTPS on the nodes and on the front, with a test CA the lab makes (<see cref="E2eLab.CaFile"/>).</summary>
-    public bool Https { get; init; }
+    /// <summary>
+    /// server.context-path of the nodes ("" = root); the front health-checks &lt;context&gt;/status. "/bitbucket" by
+    /// default, as production clusters behind a shared host name are set up; a test that needs the root says why.
+    /// </summary>
+    public string ContextPath { get; init; } = "/bitbucket";
+    /// <summary>
+    /// HTTPS on the nodes and on the front, with a test CA the lab makes (<see cref="E2eLab.CaFile"/>); on by default
+    /// (production clusters use TLS with an internal CA), ignored when <see cref="Simple"/>.
+    /// </summary>
+    public bool Https { get; init; } = true;
+    /// <summary>Node ids kept across restarts (Bitbucket's may or may not be; zdu-api.md §11).</summary>
+    public bool StableIds { get; init; }
     /// <summary>Clone loops over HTTP and over SSH (when not Simple).</summary>
     public int HttpClones { get; init; } = 2;
     public int SshClones { get; init; } = 2;
@@ -104,12 +112,13 @@ public sealed class E2eLab : IAsyncDisposable
         try
         {
             if (options.BeforeCluster is not null) await options.BeforeCluster(Path.Combine(dir, "cluster"));
-            var ca = options.Https ? MakeCertificates(dir) : null;
+            var ca = options.Https && !options.Simple ? MakeCertificates(dir) : null;
             var shape = options.Simple ? new ClusterShape { Ssh = false } : new ClusterShape
             {
                 ContextPath = options.ContextPath,
                 TlsCertificate = ca is null ? null : Path.Combine(dir, "node.pem"),
                 TlsKey = ca is null ? null : Path.Combine(dir, "node.key"),
+                StableIds = options.StableIds,
             };
             cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From, shape);
             var (archive, sha) = await dist;
@@ -196,7 +205,7 @@ public sealed class E2eLab : IAsyncDisposable
         {
             lock (clients)
             {
-                var c = new ZduClient(new ZduClientOptions(url, ApiCredential));
+                var c = ApiClient(url);
                 clients.Add(c);
                 return c;
             }
@@ -228,8 +237,20 @@ public sealed class E2eLab : IAsyncDisposable
 
     public async Task<ZduCluster> ClusterStateAsync()
     {
-        using var api = new ZduClient(new ZduClientOptions(Cluster.Nodes[0].Url, ApiCredential));
+        using var api = ApiClient(Cluster.Nodes[0].Url);
         return await api.GetClusterAsync();
+    }
+
+    /// <summary>The module's API client for <paramref name="url"/> (a node or the front), trusting the lab's CA.</summary>
+    public ZduClient ApiClient(Uri url, ZduCredential? credential = null) =>
+        new(new ZduClientOptions(url, credential ?? ApiCredential) { TrustedCertificatePath = CaFile });
+
+    /// <summary>A plain HTTP client for the nodes' and the front's URLs (e.g. /bbsim/node), trusting the lab's CA as the users' load does.</summary>
+    public HttpClient Http(TimeSpan timeout)
+    {
+        var handler = new SocketsHttpHandler { UseCookies = false };
+        if (Ca is { } ca) handler.SslOptions.RemoteCertificateValidationCallback = (_, cert, _, _) => UserLoad.TrustedBy(ca, cert);
+        return new HttpClient(handler) { Timeout = timeout };
     }
 
     /// <summary>Upgrade mode off, STABLE, every node ACTIVE on <paramref name="version"/>.</summary>

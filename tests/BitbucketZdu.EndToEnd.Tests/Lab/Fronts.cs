@@ -43,7 +43,7 @@ public static class Front
     public static Task<IFront> StartAsync(FrontKind kind, string dir, IReadOnlyList<SimNode> nodes, FrontOptions? options = null) => kind switch
     {
         FrontKind.HAProxy => HAProxyFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
-        _ => NginxFront.StartAsync(dir, nodes),
+        _ => NginxFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
     };
 
     internal static async Task WaitListeningAsync(ExternalProcess process, int port, string what)
@@ -162,21 +162,30 @@ public sealed class NginxFront : IFront
     private readonly string _dir;
     private readonly string _command;
 
-    private NginxFront(ExternalProcess process, string dir, int port, string command)
+    private NginxFront(ExternalProcess process, string dir, Uri frontend, string command)
     {
         _process = process;
         _dir = dir;
         _command = command;
-        Frontend = new Uri($"http://127.0.0.1:{port}/");
+        Frontend = frontend;
     }
 
     public Uri Frontend { get; }
     private string UpstreamFile => Path.Combine(_dir, "upstream.conf");
 
-    public static async Task<IFront> StartAsync(string dir, IReadOnlyList<SimNode> nodes)
+    public static async Task<IFront> StartAsync(string dir, IReadOnlyList<SimNode> nodes, FrontOptions options)
     {
         var nginx = RequiredTool.Find("nginx");
         var port = FreePort.Next();
+        // HTTPS to the nodes, verified with the test CA (the node certificate names localhost, so that is the name checked).
+        var toNodes = options.NodeCaFile is null ? "http" : "https";
+        var nodeTls = options.NodeCaFile is null ? "" : $$"""
+                        proxy_ssl_verify on;
+                        proxy_ssl_trusted_certificate {{options.NodeCaFile}};
+                        proxy_ssl_name localhost;
+                        proxy_ssl_server_name on;
+            """;
+        var listenTls = options.FrontPemFile is null ? "" : $" ssl;\n                    ssl_certificate {options.FrontPemFile};\n                    ssl_certificate_key {options.FrontPemFile}";
         File.WriteAllText(Path.Combine(dir, "upstream.conf"),
             "upstream bitbucket {\n" + string.Join("", nodes.Select(n => $"    server 127.0.0.1:{n.Port} max_fails=0; # {n.Name}\n")) + "}\n");
         File.WriteAllText(Path.Combine(dir, "nginx.conf"), $$"""
@@ -192,9 +201,10 @@ public sealed class NginxFront : IFront
                 scgi_temp_path {{dir}}/scgi_temp;
                 include {{dir}}/upstream.conf;
                 server {
-                    listen 127.0.0.1:{{port}};
+                    listen 127.0.0.1:{{port}}{{listenTls}};
                     location / {
-                        proxy_pass http://bitbucket;
+                        proxy_pass {{toNodes}}://bitbucket;
+            {{nodeTls}}
                         proxy_http_version 1.1;
                         proxy_set_header Connection "";
                         proxy_connect_timeout 1s;
@@ -205,7 +215,8 @@ public sealed class NginxFront : IFront
         var args = new[] { "-c", Path.Combine(dir, "nginx.conf"), "-p", dir + "/", "-e", Path.Combine(dir, "error.log") };
         var process = ExternalProcess.Start(nginx, args.Append("-g").Append("daemon off;"));
         await Front.WaitListeningAsync(process, port, "nginx");
-        return new NginxFront(process, dir, port, nginx + " " + string.Join(" ", args));
+        var frontend = new Uri($"{(options.FrontPemFile is null ? "http" : "https")}://127.0.0.1:{port}{options.ContextPath}/");
+        return new NginxFront(process, dir, frontend, nginx + " " + string.Join(" ", args));
     }
 
     public Hashtable ProfileEntry() => new()

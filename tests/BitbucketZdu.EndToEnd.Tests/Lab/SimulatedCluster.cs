@@ -18,6 +18,8 @@ public sealed class ClusterShape
     /// <summary>PEM certificate and key the nodes serve HTTPS with (null = plain HTTP).</summary>
     public string? TlsCertificate { get; init; }
     public string? TlsKey { get; init; }
+    /// <summary>Node ids kept across restarts (bbsim --stable-ids); by default a node gets a new id at each start.</summary>
+    public bool StableIds { get; init; }
 }
 
 /// <summary>
@@ -54,6 +56,7 @@ public sealed class SimulatedCluster : IAsyncDisposable
         };
         if (shape.Ssh) args.AddRange(new[] { "--ssh-ports", string.Join(",", Enumerable.Range(0, nodes).Select(_ => FreePort.Next())) });
         if (shape.ContextPath.Length > 0) args.AddRange(new[] { "--context-path", shape.ContextPath });
+        if (shape.StableIds) args.Add("--stable-ids");
         if (shape.TlsCertificate is not null) args.AddRange(new[] { "--tls-cert", shape.TlsCertificate, "--tls-key", shape.TlsKey! });
         var (code, output) = await Bbsim(TimeSpan.FromSeconds(90), args.ToArray());
         if (code != 0)

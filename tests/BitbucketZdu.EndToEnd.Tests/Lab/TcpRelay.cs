@@ -21,6 +21,7 @@ public sealed class TcpRelay : IAsyncDisposable
     public TcpRelay(Uri target)
     {
         _target = new IPEndPoint(IPAddress.Parse(target.Host), target.Port);
+        _targetUri = target;
         Port = FreePort.Next();
         _listener = new TcpListener(IPAddress.Loopback, Port);
         _listener.Start();
@@ -28,7 +29,10 @@ public sealed class TcpRelay : IAsyncDisposable
     }
 
     public int Port { get; }
-    public Uri Url => new($"http://127.0.0.1:{Port}/");
+    private readonly Uri _targetUri;
+
+    /// <summary>The target's URL through the relay: same scheme and path (TLS and the context path pass through).</summary>
+    public Uri Url => new UriBuilder(_targetUri) { Host = "127.0.0.1", Port = Port }.Uri;
     /// <summary>Connections refused (reset at once) while cut.</summary>
     public int Refused => Volatile.Read(ref _refused);
     private int _refused;

@@ -43,7 +43,7 @@ public sealed class UserLoad : IAsyncDisposable
             for (var i = 0; i < sshClones; i++) _loops.Add(Task.Run(() => CloneLoopAsync(GitKind.Ssh, SshCloneAsync(ssh, default))));
     }
 
-    private static bool TrustedBy(System.Security.Cryptography.X509Certificates.X509Certificate2 ca, System.Security.Cryptography.X509Certificates.X509Certificate? cert)
+    internal static bool TrustedBy(System.Security.Cryptography.X509Certificates.X509Certificate2 ca, System.Security.Cryptography.X509Certificates.X509Certificate? cert)
     {
         if (cert is null) return false;
         using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();

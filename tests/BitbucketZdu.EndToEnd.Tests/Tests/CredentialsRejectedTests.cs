@@ -91,7 +91,7 @@ public sealed class CredentialsRejectedTests
         {
             foreach (var n in lab.Cluster.Nodes)
             {
-                using var api = new ZduClient(new ZduClientOptions(n.Url, E2eLab.ApiCredential));
+                using var api = lab.ApiClient(n.Url);
                 try
                 {
                     await api.GetClusterAsync();

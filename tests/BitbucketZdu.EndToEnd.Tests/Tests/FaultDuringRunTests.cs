@@ -58,7 +58,7 @@ public sealed class FaultDuringRunTests
         var struck = new StrongBox<string?>();
         var run = await lab.InvokeRollingUpgradeAsync(hook: E2eLab.Once("NodeOutOfRotation", node =>
         {
-            using var api = new ZduClient(new ZduClientOptions(lab.Cluster.Nodes.First(n => n.Name != node).Url, E2eLab.ApiCredential));
+            using var api = lab.ApiClient(lab.Cluster.Nodes.First(n => n.Name != node).Url);
             api.CancelAsync().GetAwaiter().GetResult();
         }, struck));
         lab.Print("upgrade mode cancelled behind our back", run);

@@ -112,7 +112,7 @@ public sealed class KillAndResumeTests
     private async Task AssertRealityAsync(E2eLab lab, KillPoint point, string? node)
     {
         // Through the load balancer: the struck node may be down.
-        using var client = new ZduClient(new ZduClientOptions(lab.Front.Frontend, E2eLab.ApiCredential));
+        using var client = lab.ApiClient(lab.Front.Frontend);
         var cluster = await client.GetClusterAsync();
         _output.WriteLine($"  cluster {cluster.State}, upgrade mode {(cluster.UpgradeModeEnabled ? "on" : "off")}: "
             + string.Join(", ", cluster.Nodes.Select(n => $"{n.Name} {n.State} {n.Version}")));

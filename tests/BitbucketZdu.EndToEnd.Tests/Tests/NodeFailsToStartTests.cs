@@ -27,7 +27,7 @@ public sealed class NodeFailsToStartTests
             lab.Cluster.SetFault(node, """{"failStart": true}""");
             clearAfterError = Task.Run(async () =>
             {
-                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+                using var http = lab.Http(TimeSpan.FromSeconds(2));
                 await Eventually.UntilAsync(async () => (await http.GetStringAsync(new Uri(lab.Node(node).Url, "bbsim/node"))).Contains("\"ERROR\""),
                     TimeSpan.FromSeconds(30), $"{node} in ERROR", TimeSpan.FromMilliseconds(50));
                 lab.Cluster.ClearFault(node);

@@ -31,7 +31,7 @@ public sealed class SlowStartTests
             lab.Cluster.SetFault(node, """{"startDelayMs": 10000}""");
             clearOnceStarting = Task.Run(async () =>
             {
-                using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+                using var http = lab.Http(TimeSpan.FromSeconds(2));
                 await Eventually.UntilAsync(async () =>
                 {
                     var body = await http.GetStringAsync(new Uri(lab.Node(node).Url, "bbsim/node"));
