@@ -105,6 +105,7 @@ public sealed class NodeRuntime
         // Fault drainOnStop: DRAINING while requests in flight finish, then TERMINATING (see Release.Dispose).
         lock (_gate) _record.State = Faults.DrainOnStop == true && InFlight > 0 ? NodeStates.Draining : NodeStates.Terminating;
         Publish();
+        if (InFlight == 0) DrainingDone();   // the last request ended between the check and the change
         Log($"Shutting down gracefully: in-flight requests have {Config.GracePeriod.TotalSeconds:0.###} s to finish ({InFlight} in flight).");
         if (Faults.HangOnStop == true)
         {
