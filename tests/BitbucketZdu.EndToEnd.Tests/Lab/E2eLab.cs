@@ -212,7 +212,8 @@ public sealed class E2eLab : IAsyncDisposable
         }
         var perNode = new System.Collections.Concurrent.ConcurrentDictionary<string, IZduClient>();
         using var rotation = new LoadBalancerRotation(profile);
-        using var nodes = new NodeStepsHost(profile, openShell);
+        // The /status probe trusts the lab's CA as the cmdlets' port factory makes it do with the profile's Tls.
+        using var nodes = new NodeStepsHost(profile, openShell, transport: new ZduTransport { TrustedCertificatePath = CaFile });
         using var ports = new UpgradePorts(Client(profile.BaseUrl), n => perNode.GetOrAdd(n.Name, _ => Client(n.Url)), rotation, nodes,
             new FileJournalStore(JournalDir), UpgradeClock.System);
         var sw = System.Diagnostics.Stopwatch.StartNew();
