@@ -32,8 +32,13 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         }
 
         /// <param name="resume">True when the caller asked to resume: an unfinished run of this tool may be adopted.</param>
-        public async Task<PreflightResult> RunAsync(ClusterProfile profile, bool resume, CancellationToken cancellationToken)
+        /// <param name="adopt">
+        /// True for -Adopt: like <paramref name="resume"/>, and an upgrade in progress with no journal run for it (the
+        /// journal was lost) is taken over from the real state, unless that state is ambiguous.
+        /// </param>
+        public async Task<PreflightResult> RunAsync(ClusterProfile profile, bool resume, CancellationToken cancellationToken, bool adopt = false)
         {
+            resume |= adopt;
             var started = _ports.Clock.Timestamp;
             var findings = new ConcurrentBag<(int order, PreflightFinding finding)>();
             var seq = 0;
@@ -52,6 +57,9 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
+            var views = viewsTask.Result;
+            var rotations = rotationTask.Result;
+            var hosts = hostTask.Result;
             var (cluster, clusterError) = clusterTask.Result;
             var (journal, journalError) = journalTask.Result;
             if (journalError is not null)
@@ -67,7 +75,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             }
             else
             {
-                adopted = CheckState(profile, cluster, lastRun, resume, Add);
+                adopted = CheckState(profile, cluster, lastRun, resume, Add,
+                    adopt ? () => AdoptRealState(profile, cluster, rotations, hosts, _ports.Journal.Describe(profile.Name), Add) : null);
                 CheckVersions(profile, cluster, adopted, Add);
                 CheckMembership(profile, cluster, adopted is not null, Add);
                 CheckCapacity(profile, cluster, adopted is not null, Add);
@@ -75,9 +84,6 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
 
             CheckSshCarried(profile, Add);
 
-            var views = viewsTask.Result;
-            var rotations = rotationTask.Result;
-            var hosts = hostTask.Result;
             for (var i = 0; i < profile.Nodes.Count; i++)
             {
                 var node = profile.Nodes[i];
@@ -112,10 +118,24 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         }
 
         private static JournalRun? CheckState(ClusterProfile profile, ZduCluster cluster, JournalRun? lastRun, bool resume,
-            Action<FindingSeverity, string, string?, string?, string> add)
+            Action<FindingSeverity, string, string?, string?, string> add, Func<JournalRun?>? adopt)
         {
             var ours = lastRun is not null && !lastRun.Completed && lastRun.TargetVersion == profile.TargetVersion.ToString();
             var state = cluster.StateText ?? cluster.State.ToString();
+            // A run killed after its approve landed (during finalize, the wait for STABLE, or before run-completed):
+            // its work is done or finishing. A resume says so and succeeds instead of refusing an upgrade to the version
+            // the cluster already runs.
+            var approved = !cluster.UpgradeModeEnabled && AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString())
+                && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS);
+            if (resume && approved && (lastRun is not null && lastRun.TargetVersion == profile.TargetVersion.ToString()
+                    || adopt is not null && cluster.State == ClusterState.RUNNING_UPGRADE_TASKS))
+            {
+                var who = lastRun is null ? $"The upgrade to {profile.TargetVersion} (no journal run of it)" : $"Run {lastRun.RunId}";
+                add(FindingSeverity.Info, "PreflightAlreadyDone", profile.Name, null, cluster.State == ClusterState.STABLE
+                    ? $"{who} had already done the work: the cluster is STABLE and every node runs {profile.TargetVersion}; the resumed run only records that it completed."
+                    : $"{who} had already finalized: every node runs {profile.TargetVersion} and the finalization tasks run (RUNNING_UPGRADE_TASKS); the resumed run waits for STABLE.");
+                return lastRun ?? JournalRun.FromRealState("adopted", profile.TargetVersion.ToString(), profile.TargetVersion.ToString(), profile.Nodes.Select(n => n.Name).ToList());
+            }
             switch (cluster.State)
             {
                 case ClusterState.STABLE when !cluster.UpgradeModeEnabled:
@@ -157,9 +177,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                             $"Run {lastRun.RunId} of this tool enabled upgrade mode for {lastRun.TargetVersion} but the profile now targets {profile.TargetVersion}. Set TargetVersion back to {lastRun.TargetVersion} and resume.");
                         return null;
                     }
+                    if (adopt is not null) return adopt();
                     add(FindingSeverity.Error, "PreflightUpgradeNotOurs", profile.BaseUrl.ToString(), null,
-                        $"An upgrade is in progress that this tool did not start: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
-                        + "Finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded) before running this tool.");
+                        $"An upgrade is in progress that the journal has no run of: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
+                        + $"If this tool started it and its journal was lost, Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Adopt takes it over from the real state "
+                        + "(node versions, rotation at the load balancer, upgrade mode) after showing what it found; add -WhatIf to see that first. "
+                        + "Otherwise finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded).");
                     return null;
                 default:
                     add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
@@ -168,6 +191,96 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     return null;
             }
         }
+
+        /// <summary>
+        /// -Adopt with no journal run: decides from the real state which nodes are done, which one an interrupted run left
+        /// out (finished first) and which are still to do. Refuses (adopts nothing) where that cannot be told.
+        /// </summary>
+        private static JournalRun? AdoptRealState(ClusterProfile profile, ZduCluster cluster, (RotationProbe? value, Exception? error)[] rotations,
+            (NodeHostProbe? value, Exception? error)[] hosts, string journal, Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var target = profile.TargetVersion.ToString();
+            var state = cluster.StateText ?? cluster.State.ToString();
+            if (!BitbucketVersion.TryParse(cluster.OriginalVersion, out var original))
+            {
+                add(FindingSeverity.Error, "PreflightAdoptUnknownOriginal", profile.BaseUrl.ToString(), null,
+                    $"Cannot adopt: the cluster is {state} but the API gives no original version ('{cluster.OriginalVersion ?? "nothing"}'), so which nodes are still to upgrade cannot be told. "
+                    + "Check Administration > Rolling upgrade and GET /rest/zdu/cluster.");
+                return null;
+            }
+            var done = new List<string>();
+            var outNodes = new List<(NodeProfile node, string what)>();
+            var todo = new List<string>();
+            var found = new List<string>();
+            var refused = false;
+            for (var i = 0; i < profile.Nodes.Count; i++)
+            {
+                var node = profile.Nodes[i];
+                var api = NodeMatcher.Find(cluster.Nodes, node);
+                var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                var installed = hosts[i].value is { Reachable: true } h ? h.InstalledVersion : null;
+                var version = api?.Version ?? installed;
+                var apiState = api is null ? "absent from the API" : api.StateText ?? api.State.ToString();
+                var rotationText = node.Members.Count == 0 ? "no load balancer" : rotation?.ToString() ?? "rotation unknown";
+                var what = $"{apiState} on {version ?? "an unknown version"}{(installed is not null && installed != api?.Version ? $" (install dir {installed})" : "")}, {rotationText}";
+                if (version is null)
+                {
+                    add(FindingSeverity.Error, "PreflightAdoptNodeUnknown", node.Name, node.Place,
+                        $"Cannot adopt: which version node {node.Name} runs cannot be told ({what}; its host: {hosts[i].error?.Message ?? hosts[i].value?.Problem ?? "no answer"}). Check that its remoting works and what its install dir is.");
+                    refused = true;
+                    continue;
+                }
+                if (version != target && version != original!.ToString())
+                {
+                    add(FindingSeverity.Error, "PreflightAdoptUnknownVersion", node.Name, node.Place,
+                        $"Cannot adopt: node {node.Name} runs {version}, neither the original {original} nor the target {target} (TargetVersion in {profile.Source ?? "the profile"}). "
+                        + "Check TargetVersion and what is installed on the node.");
+                    refused = true;
+                    continue;
+                }
+                var inRotation = node.Members.Count == 0 || rotation == RotationState.InRotation;
+                var active = api?.State == NodeState.ACTIVE;
+                if (active && inRotation && version == target)
+                {
+                    done.Add(node.Name);
+                    found.Add($"{node.Name}: {what}: done");
+                }
+                else if (active && inRotation)
+                {
+                    todo.Add(node.Name);
+                    found.Add($"{node.Name}: {what}: to upgrade");
+                }
+                else
+                {
+                    outNodes.Add((node, what));
+                    found.Add($"{node.Name}: {what}: left out by the interrupted run, finished first");
+                }
+            }
+            if (outNodes.Count > 1)
+            {
+                add(FindingSeverity.Error, "PreflightAdoptAmbiguous", profile.BaseUrl.ToString(), "Nodes",
+                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most one out, "
+                    + "so which one it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but one, then run with -Adopt again.");
+                refused = true;
+            }
+            if (refused) return null;
+
+            // Done nodes first (skipped), then the node left out, then the rest least busy first.
+            var byLoad = UpgradePlanner.Order(profile, cluster).Select(n => n.Name).ToList();
+            var order = done.Concat(outNodes.Select(o => o.node.Name)).Concat(byLoad.Where(todo.Contains)).ToList();
+            var will = new List<string>();
+            if (outNodes.Count == 1) will.Add($"finish node {outNodes[0].node.Name}");
+            var rest = byLoad.Where(todo.Contains).ToList();
+            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} one at a time");
+            will.Add($"finalize and wait for STABLE on {target}");
+            add(FindingSeverity.Info, "PreflightAdopting", profile.Name, null,
+                $"Adopting the upgrade in progress from the real state (the journal {journal} has no run of it). Found: the cluster is {state} with upgrade mode on, original version {original}; "
+                + string.Join("; ", found) + $". Will: {string.Join(", then ", will)}.");
+            return JournalRun.FromRealState("adopted", original!.ToString(), target, order);
+        }
+
+        internal static bool AllProfileNodesOn(ClusterProfile profile, ZduCluster cluster, string version) =>
+            profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == version);
 
         private static void CheckVersions(ClusterProfile profile, ZduCluster cluster, JournalRun? adopted,
             Action<FindingSeverity, string, string?, string?, string> add)
@@ -186,7 +299,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 return;
             }
             var target = profile.TargetVersion;
-            if (adopted is not null && live.Count > 0 && live.All(n => n.Version == target.ToString()) && cluster.State == ClusterState.STABLE)
+            if (adopted is not null && live.Count > 0 && live.All(n => n.Version == target.ToString())
+                && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS) && !cluster.UpgradeModeEnabled)
             {
                 add(FindingSeverity.Info, "PreflightAlreadyOnTarget", profile.BaseUrl.ToString(), "TargetVersion", $"Every node already runs {target}; the resumed run only completes the journal.");
                 return;
