@@ -66,6 +66,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), profile.Journal is not null ? "Journal" : "JournalPath", journalError.Message);
             var lastRun = journal is null ? null : JournalRun.Last(journal);
             JournalRun? adopted = null;
+            var continuing = false;
             var target = profile.TargetVersion;
 
             if (cluster is null)
@@ -77,9 +78,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             {
                 adopted = CheckState(profile, cluster, lastRun, resume, Add,
                     adopt ? () => AdoptRealState(profile, cluster, rotations, hosts, _ports.Journal.Describe(profile.Name), Add) : null);
+                // When only -Resume or -Adopt can go on (Test-BbClusterProfile, a run without it), the rest is checked as that
+                // resume will check it: a node the killed run left out is not also reported as a capacity problem.
+                continuing = adopted is not null || findings.Any(x => x.finding.Check is "PreflightResumeRequired" or "PreflightUpgradeNotOurs");
                 CheckVersions(profile, cluster, adopted, Add);
-                CheckMembership(profile, cluster, adopted is not null, Add);
-                CheckCapacity(profile, cluster, adopted is not null, Add);
+                CheckMembership(profile, cluster, continuing, Add);
+                CheckCapacity(profile, cluster, continuing, Add);
             }
 
             CheckSshCarried(profile, Add);
@@ -87,9 +91,9 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             for (var i = 0; i < profile.Nodes.Count; i++)
             {
                 var node = profile.Nodes[i];
-                CheckView(profile, node, views[i], adopted is not null, Add);
-                CheckRotation(node, rotations[i], adopted is not null, Add);
-                CheckHost(profile, node, hosts[i], cluster, adopted is not null, Add);
+                CheckView(profile, node, views[i], continuing, Add);
+                CheckRotation(node, rotations[i], continuing, Add);
+                CheckHost(profile, node, hosts[i], cluster, continuing, Add);
             }
 
             _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Done") { Completed = true });
@@ -99,7 +103,22 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 ordered.Add(new PreflightFinding(FindingSeverity.Info, "PreflightPassed", profile.Name, null,
                     adopted is null ? $"Every check passed: the cluster can be upgraded to {target}."
                         : $"Every check passed: run {adopted.RunId} of this tool can be resumed."));
-            return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started));
+            // Only an interrupted upgrade left nodes out; a node down on a STABLE cluster with no unfinished run is not one.
+            var leftOut = new List<string>();
+            if (cluster is not null && (cluster.UpgradeModeEnabled || lastRun is { Completed: false }))
+                for (var i = 0; i < profile.Nodes.Count; i++)
+                {
+                    var node = profile.Nodes[i];
+                    var api = NodeMatcher.Find(cluster.Nodes, node);
+                    var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                    if (api?.State == NodeState.ACTIVE && (rotation is null || rotation == RotationState.InRotation)) continue;
+                    leftOut.Add($"node {node.Name} is {(api is null ? "absent from the API" : api.StateText ?? api.State.ToString())}"
+                        + (rotation is RotationState rs && rs != RotationState.InRotation ? $" and {rs} at the load balancer" : ""));
+                }
+            // A journal run of this tool for this target is continued with -Resume; without one only -Adopt takes over.
+            var resumable = adopted is { IsFromRealState: false } || lastRun is { Completed: false } && lastRun.TargetVersion == target.ToString();
+            var next = $"Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} {(resumable ? "-Resume" : "-Adopt")}";
+            return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started), leftOut, next);
         }
 
         /// <summary>
@@ -168,7 +187,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                             return lastRun;
                         }
                         add(FindingSeverity.Error, "PreflightResumeRequired", profile.Name, null,
-                            $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume to continue it.");
+                            $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume to continue it.");
                         return null;
                     }
                     if (lastRun is not null && !lastRun.Completed && lastRun.StartedUpgradeMode)
