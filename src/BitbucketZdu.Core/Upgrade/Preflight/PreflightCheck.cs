@@ -78,9 +78,9 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             {
                 adopted = CheckState(profile, cluster, lastRun, resume, Add,
                     adopt ? () => AdoptRealState(profile, cluster, rotations, hosts, _ports.Journal.Describe(profile.Name), Add) : null);
-                // When only -Resume or -Adopt can go on (Test-BbClusterProfile, a run without it), the rest is checked as that
+                // When only -Resume can go on (Test-BbClusterProfile, a run without it), the rest is checked as that
                 // resume will check it: a node the killed run left out is not also reported as a capacity problem.
-                continuing = adopted is not null || findings.Any(x => x.finding.Check is "PreflightResumeRequired" or "PreflightUpgradeNotOurs");
+                continuing = adopted is not null || findings.Any(x => x.finding.Check == "PreflightResumeRequired");
                 CheckVersions(profile, cluster, adopted, Add);
                 CheckMembership(profile, cluster, continuing, Add);
                 CheckCapacity(profile, cluster, continuing, Add);
