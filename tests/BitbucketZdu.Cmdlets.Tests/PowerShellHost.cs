@@ -18,14 +18,14 @@ public sealed class PowerShellHost : IDisposable
     }
 
     public sealed record Result(Collection<PSObject> Output, IReadOnlyList<ErrorRecord> Errors, IReadOnlyList<string> Warnings,
-        IReadOnlyList<string> Verbose, RuntimeException? Terminating)
+        IReadOnlyList<string> Verbose, RuntimeException? Terminating, IReadOnlyList<string>? Information = null)
     {
         /// <summary>The first error, terminating or not (a cmdlet's terminating error stops only its statement in a script).</summary>
         public ErrorRecord? FirstError => Terminating?.ErrorRecord ?? Errors.FirstOrDefault();
 
         /// <summary>Everything the run printed on any stream, for secret scans.</summary>
         public string AllText => string.Join("\n", Output.Select(o => o?.ToString()).Concat(Errors.Select(e => e.ToString() + e.Exception))
-            .Concat(Warnings).Concat(Verbose).Append(Terminating?.ToString()));
+            .Concat(Warnings).Concat(Verbose).Concat(Information ?? Array.Empty<string>()).Append(Terminating?.ToString()));
     }
 
     /// <summary>Runs a script; a terminating error is captured, not thrown, so tests can assert on its ErrorRecord.</summary>
@@ -47,7 +47,7 @@ public sealed class PowerShellHost : IDisposable
             terminating = ex;
         }
         return new Result(output, ps.Streams.Error.ToList(), ps.Streams.Warning.Select(w => w.Message).ToList(),
-            ps.Streams.Verbose.Select(v => v.Message).ToList(), terminating);
+            ps.Streams.Verbose.Select(v => v.Message).ToList(), terminating, ps.Streams.Information.Select(i => i.MessageData?.ToString() ?? "").ToList());
     }
 
     public void Dispose() => _runspace.Dispose();

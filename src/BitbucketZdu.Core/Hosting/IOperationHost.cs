@@ -16,6 +16,25 @@ namespace BitbucketZdu.Core.Hosting
         bool ShouldProcess(string target, string action);
     }
 
+    /// <summary>
+    /// A host that can also carry information records (PowerShell's Write-Information). Optional so existing hosts stay
+    /// as they are; <see cref="OperationHostExtensions.Inform"/> falls back to Verbose.
+    /// </summary>
+    public interface IInformationHost
+    {
+        void Information(string message, string[]? tags = null);
+    }
+
+    public static class OperationHostExtensions
+    {
+        /// <summary>What the engine found and will do (a takeover of an interrupted upgrade): information, or verbose.</summary>
+        public static void Inform(this IOperationHost host, string message)
+        {
+            if (host is IInformationHost info) info.Information(message, new[] { "BitbucketZdu" });
+            else host.Verbose(message);
+        }
+    }
+
     /// <summary>A progress report; PercentComplete -1 means unknown.</summary>
     public sealed class OperationProgress
     {

@@ -19,6 +19,10 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public SwitchParameter Resume { get; set; }
 
+        /// <summary>Like -Resume, and take over an upgrade in progress that the journal has no run of (journal lost) from the real state: node versions, rotation, upgrade mode. Refuses where that state is ambiguous.</summary>
+        [Parameter]
+        public SwitchParameter Adopt { get; set; }
+
         /// <summary>Script blocks per phase (@{ NodeUpgraded = { ... }; '*' = { ... } }); each gets the event as $_. A throw at a node phase fails (and restores) that node.</summary>
         [Parameter]
         public Hashtable? Hook { get; set; }
@@ -34,7 +38,7 @@ namespace BitbucketZdu.Cmdlets
             try
             {
                 result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
-                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume, Hook = MapHook(Hook, bridge) }, ct));
+                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge) }, ct));
             }
             catch (UpgradeHaltedException halted)
             {

@@ -316,10 +316,11 @@ namespace BitbucketZdu.Internal
         /// <summary>The engine's host after <see cref="ConfirmOnce"/>: steps print under -WhatIf, are approved otherwise.</summary>
         protected Core.Hosting.IOperationHost StepHost(PipelineBridge bridge) => IsWhatIf ? bridge : new ApprovedSteps(bridge);
 
-        private sealed class ApprovedSteps : Core.Hosting.IOperationHost
+        private sealed class ApprovedSteps : Core.Hosting.IOperationHost, Core.Hosting.IInformationHost
         {
             private readonly Core.Hosting.IOperationHost _inner;
             public ApprovedSteps(Core.Hosting.IOperationHost inner) => _inner = inner;
+            public void Information(string message, string[]? tags = null) => Core.Hosting.OperationHostExtensions.Inform(_inner, message);
             public void Verbose(string message) => _inner.Verbose(message);
             public void Debug(string message) => _inner.Debug(message);
             public void Warning(string message) => _inner.Warning(message);

@@ -10,7 +10,7 @@ namespace BitbucketZdu.Internal
     /// Lets background work talk to PowerShell safely: every Write*/ShouldProcess call is queued and run on the
     /// pipeline thread by <see cref="BbCmdlet"/>'s pump. A call made on the pipeline thread itself runs at once.
     /// </summary>
-    public sealed class PipelineBridge : IOperationHost
+    public sealed class PipelineBridge : IOperationHost, IInformationHost
     {
         private readonly PSCmdlet _cmdlet;
         private readonly int _pipelineThreadId;
@@ -64,7 +64,12 @@ namespace BitbucketZdu.Internal
         public void Information(string message, string[]? tags = null)
         {
             Log?.Message("information", message);
-            Post(() => _cmdlet.WriteInformation(new InformationRecord(message, _cmdlet.MyInvocation.MyCommand?.Name ?? "BitbucketZdu")));
+            Post(() =>
+            {
+                var record = new InformationRecord(message, _cmdlet.MyInvocation.MyCommand?.Name ?? "BitbucketZdu");
+                if (tags is not null) foreach (var t in tags) record.Tags.Add(t);
+                _cmdlet.WriteInformation(record);
+            });
         }
 
         public void Progress(OperationProgress progress)

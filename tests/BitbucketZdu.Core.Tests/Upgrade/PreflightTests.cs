@@ -165,7 +165,8 @@ public sealed class PreflightTests : IDisposable
 
         var f = Assert.Single(result.Errors);
         Assert.Equal("PreflightUpgradeNotOurs", f.Check);
-        Assert.Contains("an upgrade is in progress that this tool did not start", f.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("an upgrade is in progress that the journal has no run of", f.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("-Adopt", f.Message, StringComparison.Ordinal);
         var ex = await Assert.ThrowsAsync<BbException>(() => _f.Runner().RunAsync(_f.Profile, Options(1, resume: true), CancellationToken.None));
         Assert.Equal("PreflightUpgradeNotOurs", ex.ErrorId);
         Assert.Equal(new[] { "cluster:start" }, _f.World.Operations);

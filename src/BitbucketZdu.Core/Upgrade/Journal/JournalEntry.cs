@@ -61,6 +61,18 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             LastEntry = last;
         }
 
+        /// <summary>
+        /// An upgrade in progress taken over from the real state (-Adopt) with no journal run for it: the run starts a
+        /// journal run of its own (run-started), keeping this node order and original version.
+        /// </summary>
+        public static JournalRun FromRealState(string runId, string fromVersion, string targetVersion, IReadOnlyList<string> nodeOrder) =>
+            new JournalRun(new[] { new JournalEntry { RunId = runId, Kind = JournalKinds.RunStarted, FromVersion = fromVersion, TargetVersion = targetVersion, NodeOrder = nodeOrder.ToList() } })
+            {
+                IsFromRealState = true,
+            };
+
+        /// <summary>True for a run built by <see cref="FromRealState"/>: nothing of it is in the journal yet.</summary>
+        public bool IsFromRealState { get; private set; }
         public string RunId { get; }
         public string? TargetVersion { get; }
         public string? FromVersion { get; }

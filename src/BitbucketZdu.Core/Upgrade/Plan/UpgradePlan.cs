@@ -53,6 +53,8 @@ namespace BitbucketZdu.Core.Upgrade.Plan
         public string Action { get; }
         /// <summary>Stable key used by the journal, e.g. <c>node-1/stop</c>.</summary>
         public string Key { get; }
+        /// <summary>On a resumed or adopted run: why the step is already done (its effect is in place), else null.</summary>
+        public string? Done { get; set; }
 
         public static string KeyOf(StepKind kind) => kind switch
         {
@@ -67,7 +69,7 @@ namespace BitbucketZdu.Core.Upgrade.Plan
             _ => kind.ToString(),
         };
 
-        public override string ToString() => $"{Number,3}. {Target}: {Action}";
+        public override string ToString() => $"{Number,3}. {Target}: {Action}" + (Done is null ? "" : $" [done: {Done}]");
     }
 
     /// <summary>A node in plan order, with the load that decided its place.</summary>

@@ -32,8 +32,13 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         }
 
         /// <param name="resume">True when the caller asked to resume: an unfinished run of this tool may be adopted.</param>
-        public async Task<PreflightResult> RunAsync(ClusterProfile profile, bool resume, CancellationToken cancellationToken)
+        /// <param name="adopt">
+        /// True for -Adopt: like <paramref name="resume"/>, and an upgrade in progress with no journal run for it (the
+        /// journal was lost) is taken over from the real state, unless that state is ambiguous.
+        /// </param>
+        public async Task<PreflightResult> RunAsync(ClusterProfile profile, bool resume, CancellationToken cancellationToken, bool adopt = false)
         {
+            resume |= adopt;
             var started = _ports.Clock.Timestamp;
             var findings = new ConcurrentBag<(int order, PreflightFinding finding)>();
             var seq = 0;
@@ -52,12 +57,16 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
+            var views = viewsTask.Result;
+            var rotations = rotationTask.Result;
+            var hosts = hostTask.Result;
             var (cluster, clusterError) = clusterTask.Result;
             var (journal, journalError) = journalTask.Result;
             if (journalError is not null)
                 Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), profile.Journal is not null ? "Journal" : "JournalPath", journalError.Message);
             var lastRun = journal is null ? null : JournalRun.Last(journal);
             JournalRun? adopted = null;
+            var continuing = false;
             var target = profile.TargetVersion;
 
             if (cluster is null)
@@ -67,23 +76,24 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             }
             else
             {
-                adopted = CheckState(profile, cluster, lastRun, resume, Add);
+                adopted = CheckState(profile, cluster, lastRun, resume, Add,
+                    adopt ? () => AdoptRealState(profile, cluster, rotations, hosts, _ports.Journal.Describe(profile.Name), Add) : null);
+                // When only -Resume can go on (Test-BbClusterProfile, a run without it), the rest is checked as that
+                // resume will check it: a node the killed run left out is not also reported as a capacity problem.
+                continuing = adopted is not null || findings.Any(x => x.finding.Check == "PreflightResumeRequired");
                 CheckVersions(profile, cluster, adopted, Add);
-                CheckMembership(profile, cluster, adopted is not null, Add);
-                CheckCapacity(profile, cluster, adopted is not null, Add);
+                CheckMembership(profile, cluster, continuing, Add);
+                CheckCapacity(profile, cluster, continuing, Add);
             }
 
             CheckSshCarried(profile, Add);
 
-            var views = viewsTask.Result;
-            var rotations = rotationTask.Result;
-            var hosts = hostTask.Result;
             for (var i = 0; i < profile.Nodes.Count; i++)
             {
                 var node = profile.Nodes[i];
-                CheckView(profile, node, views[i], adopted is not null, Add);
-                CheckRotation(node, rotations[i], adopted is not null, Add);
-                CheckHost(profile, node, hosts[i], cluster, adopted is not null, Add);
+                CheckView(profile, node, views[i], continuing, Add);
+                CheckRotation(node, rotations[i], continuing, Add);
+                CheckHost(profile, node, hosts[i], cluster, continuing, Add);
             }
 
             _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Done") { Completed = true });
@@ -93,7 +103,22 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 ordered.Add(new PreflightFinding(FindingSeverity.Info, "PreflightPassed", profile.Name, null,
                     adopted is null ? $"Every check passed: the cluster can be upgraded to {target}."
                         : $"Every check passed: run {adopted.RunId} of this tool can be resumed."));
-            return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started));
+            // Only an interrupted upgrade left nodes out; a node down on a STABLE cluster with no unfinished run is not one.
+            var leftOut = new List<string>();
+            if (cluster is not null && (cluster.UpgradeModeEnabled || lastRun is { Completed: false }))
+                for (var i = 0; i < profile.Nodes.Count; i++)
+                {
+                    var node = profile.Nodes[i];
+                    var api = NodeMatcher.Find(cluster.Nodes, node);
+                    var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                    if (api?.State == NodeState.ACTIVE && (rotation is null || rotation == RotationState.InRotation)) continue;
+                    leftOut.Add($"node {node.Name} is {(api is null ? "absent from the API" : api.StateText ?? api.State.ToString())}"
+                        + (rotation is RotationState rs && rs != RotationState.InRotation ? $" and {rs} at the load balancer" : ""));
+                }
+            // A journal run of this tool for this target is continued with -Resume; without one only -Adopt takes over.
+            var resumable = adopted is { IsFromRealState: false } || lastRun is { Completed: false } && lastRun.TargetVersion == target.ToString();
+            var next = $"Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} {(resumable ? "-Resume" : "-Adopt")}";
+            return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started), leftOut, next);
         }
 
         /// <summary>
@@ -112,10 +137,24 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         }
 
         private static JournalRun? CheckState(ClusterProfile profile, ZduCluster cluster, JournalRun? lastRun, bool resume,
-            Action<FindingSeverity, string, string?, string?, string> add)
+            Action<FindingSeverity, string, string?, string?, string> add, Func<JournalRun?>? adopt)
         {
             var ours = lastRun is not null && !lastRun.Completed && lastRun.TargetVersion == profile.TargetVersion.ToString();
             var state = cluster.StateText ?? cluster.State.ToString();
+            // A run killed after its approve landed (during finalize, the wait for STABLE, or before run-completed):
+            // its work is done or finishing. A resume says so and succeeds instead of refusing an upgrade to the version
+            // the cluster already runs.
+            var approved = !cluster.UpgradeModeEnabled && AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString())
+                && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS);
+            if (resume && approved && (lastRun is not null && lastRun.TargetVersion == profile.TargetVersion.ToString()
+                    || adopt is not null && cluster.State == ClusterState.RUNNING_UPGRADE_TASKS))
+            {
+                var who = lastRun is null ? $"The upgrade to {profile.TargetVersion} (no journal run of it)" : $"Run {lastRun.RunId}";
+                add(FindingSeverity.Info, "PreflightAlreadyDone", profile.Name, null, cluster.State == ClusterState.STABLE
+                    ? $"{who} had already done the work: the cluster is STABLE and every node runs {profile.TargetVersion}; the resumed run only records that it completed."
+                    : $"{who} had already finalized: every node runs {profile.TargetVersion} and the finalization tasks run (RUNNING_UPGRADE_TASKS); the resumed run waits for STABLE.");
+                return lastRun ?? JournalRun.FromRealState("adopted", profile.TargetVersion.ToString(), profile.TargetVersion.ToString(), profile.Nodes.Select(n => n.Name).ToList());
+            }
             switch (cluster.State)
             {
                 case ClusterState.STABLE when !cluster.UpgradeModeEnabled:
@@ -148,7 +187,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                             return lastRun;
                         }
                         add(FindingSeverity.Error, "PreflightResumeRequired", profile.Name, null,
-                            $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume to continue it.");
+                            $"Run {lastRun.RunId} of this tool left the cluster in {state} (last step: {lastRun.LastEntry.Step ?? lastRun.LastEntry.Kind}). Run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume to continue it.");
                         return null;
                     }
                     if (lastRun is not null && !lastRun.Completed && lastRun.StartedUpgradeMode)
@@ -157,9 +196,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                             $"Run {lastRun.RunId} of this tool enabled upgrade mode for {lastRun.TargetVersion} but the profile now targets {profile.TargetVersion}. Set TargetVersion back to {lastRun.TargetVersion} and resume.");
                         return null;
                     }
+                    if (adopt is not null) return adopt();
                     add(FindingSeverity.Error, "PreflightUpgradeNotOurs", profile.BaseUrl.ToString(), null,
-                        $"An upgrade is in progress that this tool did not start: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
-                        + "Finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded) before running this tool.");
+                        $"An upgrade is in progress that the journal has no run of: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
+                        + $"If this tool started it and its journal was lost, Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Adopt takes it over from the real state "
+                        + "(node versions, rotation at the load balancer, upgrade mode) after showing what it found; add -WhatIf to see that first. "
+                        + "Otherwise finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded).");
                     return null;
                 default:
                     add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
@@ -168,6 +210,96 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     return null;
             }
         }
+
+        /// <summary>
+        /// -Adopt with no journal run: decides from the real state which nodes are done, which one an interrupted run left
+        /// out (finished first) and which are still to do. Refuses (adopts nothing) where that cannot be told.
+        /// </summary>
+        private static JournalRun? AdoptRealState(ClusterProfile profile, ZduCluster cluster, (RotationProbe? value, Exception? error)[] rotations,
+            (NodeHostProbe? value, Exception? error)[] hosts, string journal, Action<FindingSeverity, string, string?, string?, string> add)
+        {
+            var target = profile.TargetVersion.ToString();
+            var state = cluster.StateText ?? cluster.State.ToString();
+            if (!BitbucketVersion.TryParse(cluster.OriginalVersion, out var original))
+            {
+                add(FindingSeverity.Error, "PreflightAdoptUnknownOriginal", profile.BaseUrl.ToString(), null,
+                    $"Cannot adopt: the cluster is {state} but the API gives no original version ('{cluster.OriginalVersion ?? "nothing"}'), so which nodes are still to upgrade cannot be told. "
+                    + "Check Administration > Rolling upgrade and GET /rest/zdu/cluster.");
+                return null;
+            }
+            var done = new List<string>();
+            var outNodes = new List<(NodeProfile node, string what)>();
+            var todo = new List<string>();
+            var found = new List<string>();
+            var refused = false;
+            for (var i = 0; i < profile.Nodes.Count; i++)
+            {
+                var node = profile.Nodes[i];
+                var api = NodeMatcher.Find(cluster.Nodes, node);
+                var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                var installed = hosts[i].value is { Reachable: true } h ? h.InstalledVersion : null;
+                var version = api?.Version ?? installed;
+                var apiState = api is null ? "absent from the API" : api.StateText ?? api.State.ToString();
+                var rotationText = node.Members.Count == 0 ? "no load balancer" : rotation?.ToString() ?? "rotation unknown";
+                var what = $"{apiState} on {version ?? "an unknown version"}{(installed is not null && installed != api?.Version ? $" (install dir {installed})" : "")}, {rotationText}";
+                if (version is null)
+                {
+                    add(FindingSeverity.Error, "PreflightAdoptNodeUnknown", node.Name, node.Place,
+                        $"Cannot adopt: which version node {node.Name} runs cannot be told ({what}; its host: {hosts[i].error?.Message ?? hosts[i].value?.Problem ?? "no answer"}). Check that its remoting works and what its install dir is.");
+                    refused = true;
+                    continue;
+                }
+                if (version != target && version != original!.ToString())
+                {
+                    add(FindingSeverity.Error, "PreflightAdoptUnknownVersion", node.Name, node.Place,
+                        $"Cannot adopt: node {node.Name} runs {version}, neither the original {original} nor the target {target} (TargetVersion in {profile.Source ?? "the profile"}). "
+                        + "Check TargetVersion and what is installed on the node.");
+                    refused = true;
+                    continue;
+                }
+                var inRotation = node.Members.Count == 0 || rotation == RotationState.InRotation;
+                var active = api?.State == NodeState.ACTIVE;
+                if (active && inRotation && version == target)
+                {
+                    done.Add(node.Name);
+                    found.Add($"{node.Name}: {what}: done");
+                }
+                else if (active && inRotation)
+                {
+                    todo.Add(node.Name);
+                    found.Add($"{node.Name}: {what}: to upgrade");
+                }
+                else
+                {
+                    outNodes.Add((node, what));
+                    found.Add($"{node.Name}: {what}: left out by the interrupted run, finished first");
+                }
+            }
+            if (outNodes.Count > 1)
+            {
+                add(FindingSeverity.Error, "PreflightAdoptAmbiguous", profile.BaseUrl.ToString(), "Nodes",
+                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most one out, "
+                    + "so which one it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but one, then run with -Adopt again.");
+                refused = true;
+            }
+            if (refused) return null;
+
+            // Done nodes first (skipped), then the node left out, then the rest least busy first.
+            var byLoad = UpgradePlanner.Order(profile, cluster).Select(n => n.Name).ToList();
+            var order = done.Concat(outNodes.Select(o => o.node.Name)).Concat(byLoad.Where(todo.Contains)).ToList();
+            var will = new List<string>();
+            if (outNodes.Count == 1) will.Add($"finish node {outNodes[0].node.Name}");
+            var rest = byLoad.Where(todo.Contains).ToList();
+            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} one at a time");
+            will.Add($"finalize and wait for STABLE on {target}");
+            add(FindingSeverity.Info, "PreflightAdopting", profile.Name, null,
+                $"Adopting the upgrade in progress from the real state (the journal {journal} has no run of it). Found: the cluster is {state} with upgrade mode on, original version {original}; "
+                + string.Join("; ", found) + $". Will: {string.Join(", then ", will)}.");
+            return JournalRun.FromRealState("adopted", original!.ToString(), target, order);
+        }
+
+        internal static bool AllProfileNodesOn(ClusterProfile profile, ZduCluster cluster, string version) =>
+            profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == version);
 
         private static void CheckVersions(ClusterProfile profile, ZduCluster cluster, JournalRun? adopted,
             Action<FindingSeverity, string, string?, string?, string> add)
@@ -186,7 +318,8 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 return;
             }
             var target = profile.TargetVersion;
-            if (adopted is not null && live.Count > 0 && live.All(n => n.Version == target.ToString()) && cluster.State == ClusterState.STABLE)
+            if (adopted is not null && live.Count > 0 && live.All(n => n.Version == target.ToString())
+                && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS) && !cluster.UpgradeModeEnabled)
             {
                 add(FindingSeverity.Info, "PreflightAlreadyOnTarget", profile.BaseUrl.ToString(), "TargetVersion", $"Every node already runs {target}; the resumed run only completes the journal.");
                 return;

@@ -41,13 +41,21 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
     /// <summary>What preflight found. Nothing was changed to find it.</summary>
     public sealed class PreflightResult
     {
-        public PreflightResult(IReadOnlyList<PreflightFinding> findings, ZduCluster? cluster, JournalRun? adoptedRun, TimeSpan duration)
+        public PreflightResult(IReadOnlyList<PreflightFinding> findings, ZduCluster? cluster, JournalRun? adoptedRun, TimeSpan duration,
+            IReadOnlyList<string>? leftOut = null, string? nextCommand = null)
         {
             Findings = findings;
             Cluster = cluster;
             AdoptedRun = adoptedRun;
             Duration = duration;
+            LeftOut = leftOut ?? Array.Empty<string>();
+            NextCommand = nextCommand;
         }
+
+        /// <summary>Each profile node an earlier run left out (not ACTIVE, or not in rotation), with its state, e.g. "node-2 is OFFLINE, OutOfRotation".</summary>
+        public IReadOnlyList<string> LeftOut { get; }
+        /// <summary>The one command that continues an interrupted upgrade (-Resume with a journal run, -Adopt without), or null.</summary>
+        public string? NextCommand { get; }
 
         public IReadOnlyList<PreflightFinding> Findings { get; }
         public ZduCluster? Cluster { get; }
@@ -62,14 +70,14 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         {
             if (Passed) return;
             var errors = Errors.ToList();
-            // "Nothing was changed" is only true of this run: a node an earlier run left out is named, with its state.
-            var leftOut = Cluster?.Nodes.Where(n => n.State != NodeState.ACTIVE).ToList() ?? new List<ZduNode>();
-            var changed = AdoptedRun is null && Cluster?.UpgradeModeEnabled != true
+            // "Nothing was changed" is only true of this run: a node an earlier run left out is named, with its state and
+            // the one command that goes on.
+            var changed = LeftOut.Count == 0 && Cluster?.UpgradeModeEnabled != true
                 ? "nothing was changed."
-                : "this run changed nothing, but the cluster is not as a finished upgrade leaves it ("
-                  + (Cluster!.UpgradeModeEnabled ? "upgrade mode is on" : "upgrade mode is off")
-                  + string.Concat(leftOut.Select(n => $"; node {n.Name ?? n.Address} is {n.StateText ?? n.State.ToString()}"))
-                  + "): an earlier run was interrupted; Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume continues it once the problems below are fixed.";
+                : "this run changed nothing, but an earlier run left the cluster mid-upgrade ("
+                  + (Cluster?.UpgradeModeEnabled == true ? "upgrade mode is on" : "upgrade mode is off")
+                  + string.Concat(LeftOut.Select(n => "; " + n))
+                  + $"). Once the problems below are fixed, {NextCommand ?? "Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume"} continues it.";
             throw new BbException(errors[0].Check, BbErrorCategory.InvalidOperation,
                 $"Preflight refused the upgrade of cluster '{cluster}'; {changed} {errors.Count} problem{(errors.Count == 1 ? "" : "s")}: "
                 + string.Join(" ", errors.Select(e => (e.Place is null ? "" : e.Place + ": ") + e.Message))

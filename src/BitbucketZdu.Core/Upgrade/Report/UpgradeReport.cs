@@ -60,6 +60,10 @@ namespace BitbucketZdu.Core.Upgrade.Report
         public string TargetVersion { get; set; } = "";
         public bool Succeeded { get; set; }
         public bool Resumed { get; set; }
+        /// <summary>A resumed run found the work already done (the killed run's approve had landed): it only recorded completion.</summary>
+        public bool AlreadyDone { get; set; }
+        /// <summary>The run took over an upgrade in progress from the real state (-Adopt): the journal had no run of it.</summary>
+        public bool Adopted { get; set; }
         /// <summary>The cluster state when the run ended.</summary>
         public string? FinalState { get; set; }
         public IReadOnlyList<NodeUpgradeReport> Nodes { get; set; } = Array.Empty<NodeUpgradeReport>();
@@ -80,6 +84,7 @@ namespace BitbucketZdu.Core.Upgrade.Report
             Succeeded
                 ? string.Format(CultureInfo.InvariantCulture, "Cluster {0} upgraded from {1} to {2}: {3}/{4} nodes, state {5}, in {6}.",
                     Cluster, FromVersion ?? "?", TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration))
+                  + (AlreadyDone ? " The interrupted run had already done the work; this run recorded its completion." : "")
                 : string.Format(CultureInfo.InvariantCulture, "Upgrade of cluster {0} to {1} HALTED: {2}/{3} nodes on {1}, state {4}. {5} Next: {6}",
                     Cluster, TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Error, NextStep);
 

@@ -56,7 +56,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
     /// </summary>
     internal sealed class NodeUpgrader
     {
-        private static readonly StepKind[] NodeSteps =
+        internal static readonly StepKind[] NodeSteps =
             { StepKind.TakeOut, StepKind.Stop, StepKind.WaitOffline, StepKind.Install, StepKind.Start, StepKind.HealthGate, StepKind.PutBack };
 
         private readonly UpgradePorts _ports;
@@ -81,18 +81,21 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private UpgradeTimeouts Timeouts => _profile.Timeouts;
 
         /// <summary>How many of the node's steps are done, judged from the real state (0..7).</summary>
-        public async Task<(int level, string why)> DoneLevelAsync(NodeProfile node, CancellationToken ct)
+        public Task<(int level, string why)> DoneLevelAsync(NodeProfile node, CancellationToken ct) => DoneLevelAsync(_ports, Target, node, ct);
+
+        /// <summary>The same, for a plan (-WhatIf) that has no upgrader: reads only.</summary>
+        internal static async Task<(int level, string why)> DoneLevelAsync(UpgradePorts ports, string target, NodeProfile node, CancellationToken ct)
         {
-            var hostState = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
-            var rotation = await _ports.Rotation.GetStateAsync(node, ct).ConfigureAwait(false);
-            var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
+            var hostState = await ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+            var rotation = await ports.Rotation.GetStateAsync(node, ct).ConfigureAwait(false);
+            var cluster = await ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
             var api = NodeMatcher.Find(cluster.Nodes, node);
             var apiText = api is null ? "absent from the API" : $"{api.StateText ?? api.State.ToString()} {api.Version}";
-            var onTarget = hostState.InstalledVersion == Target;
+            var onTarget = hostState.InstalledVersion == target;
             var why = $"install dir {hostState.InstalledVersion ?? "?"}, process {(hostState.ProcessRunning ? "running" : "stopped")}, {rotation} at the load balancer, API: {apiText}";
             if (onTarget && hostState.ProcessRunning)
             {
-                var healthy = hostState.StatusRunning && api is not null && api.State == NodeState.ACTIVE && api.Version == Target;
+                var healthy = hostState.StatusRunning && api is not null && api.State == NodeState.ACTIVE && api.Version == target;
                 // The health gate is re-run unless the node is also back in rotation: it is cheap and changes nothing.
                 return (healthy && rotation == RotationState.InRotation ? 7 : 5, why);
             }

@@ -50,15 +50,44 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         }
 
         /// <summary>Preflight and plan only: reads, changes nothing, takes no lock.</summary>
-        public async Task<RollingUpgradeResult> PlanAsync(ClusterProfile profile, bool resume, CancellationToken ct)
+        public async Task<RollingUpgradeResult> PlanAsync(ClusterProfile profile, bool resume, CancellationToken ct, bool adopt = false)
         {
-            var preflight = await new PreflightCheck(_ports, _host).RunAsync(profile, resume, ct).ConfigureAwait(false);
+            var preflight = await new PreflightCheck(_ports, _host).RunAsync(profile, resume, ct, adopt).ConfigureAwait(false);
             foreach (var w in preflight.Findings.Where(f => f.Severity == FindingSeverity.Warning)) _host.Warning(w.ToString());
             preflight.ThrowIfFailed(profile.Name);
+            // What a resumed or adopted run found and will do, before it does anything (and under -WhatIf).
+            foreach (var f in preflight.Findings.Where(f => f.Severity == FindingSeverity.Info && TakeoverChecks.Contains(f.Check))) _host.Inform(f.Message);
             var plan = UpgradePlanner.Create(profile, preflight.Cluster!, preflight.AdoptedRun?.NodeOrder);
             if (preflight.AdoptedRun?.FromVersion is string from) plan.FromVersion = from;
+            if (preflight.AdoptedRun is not null) await MarkDoneAsync(plan, profile, preflight.Cluster!, ct).ConfigureAwait(false);
             return new RollingUpgradeResult(preflight, plan, null);
         }
+
+        /// <summary>
+        /// Marks the steps whose effect is already in place, judged from the real state as the run itself will judge it
+        /// (so -Resume -WhatIf shows what is left). Reads only.
+        /// </summary>
+        private async Task MarkDoneAsync(UpgradePlan plan, ClusterProfile profile, ZduCluster cluster, CancellationToken ct)
+        {
+            var target = profile.TargetVersion.ToString();
+            var approved = IsApproved(profile, cluster);
+            foreach (var node in profile.Nodes)
+            {
+                var steps = plan.Steps.Where(s => s.Node == node.Name).ToList();
+                var state = await _ports.Nodes.GetStateAsync(node, ct).ConfigureAwait(false);
+                var preStage = steps.First(s => s.Kind == StepKind.PreStage);
+                if (approved || state.InstalledVersion == target || state.StagedVersions.Contains(target))
+                    preStage.Done = state.InstalledVersion == target ? $"{target} is installed" : $"{target} is staged";
+                var (level, why) = await NodeUpgrader.DoneLevelAsync(_ports, target, node, ct).ConfigureAwait(false);
+                for (var i = 0; i < level; i++) steps.First(s => s.Kind == NodeUpgrader.NodeSteps[i]).Done = why;
+            }
+            if (cluster.UpgradeModeEnabled || approved)
+                plan.Steps.First(s => s.Kind == StepKind.EnableUpgradeMode).Done = approved ? $"every node runs {target}" : "upgrade mode is on";
+            if (approved) plan.Steps.First(s => s.Kind == StepKind.Finalize).Done = "approved: upgrade mode is off and every node runs " + target;
+            if (IsFinished(profile, cluster)) plan.Steps.First(s => s.Kind == StepKind.WaitStable).Done = $"the cluster is STABLE on {target}";
+        }
+
+        private static readonly string[] TakeoverChecks = { "PreflightResuming", "PreflightAlreadyDone", "PreflightAdopting" };
 
         public async Task<RollingUpgradeResult> RunAsync(ClusterProfile profile, RollingUpgradeOptions options, CancellationToken ct)
         {
@@ -68,23 +97,28 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
             var started = _ports.Clock.Timestamp;
             var startedAt = _ports.Clock.UtcNow;
-            var planned = await PlanAsync(profile, options.Resume, ct).ConfigureAwait(false);
+            var planned = await PlanAsync(profile, options.Resume, ct, options.Adopt).ConfigureAwait(false);
             var plan = planned.Plan;
             var preflight = planned.Preflight;
 
             // Every step goes through ShouldProcess first: -WhatIf prints them all, a "No" changes nothing.
+            // A step already done is shown as such (-Resume -WhatIf), so what is left to do stands out.
             var declined = false;
             foreach (var step in plan.Steps)
-                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
+                if (!_host.ShouldProcess(step.Target, step.Done is null ? step.Action : $"Already done ({step.Done}), skipped: {step.Action}")) declined = true;
             if (declined) return planned;
 
             var adopted = preflight.AdoptedRun;
-            var runId = adopted?.RunId ?? startedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
+            // A takeover from the real state (-Adopt, journal lost) has no journal run: it starts one of its own.
+            var fromRealState = adopted?.IsFromRealState == true;
+            var runId = adopted is not null && !fromRealState ? adopted.RunId
+                : startedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
             var recorder = new StepRecorder(_ports, _host, profile.Name, runId, plan.Steps.Count, options.Hook, profile.TargetVersion.ToString());
             var target = profile.TargetVersion.ToString();
             var fromVersion = plan.FromVersion;
-            await recorder.WriteAsync(adopted is null ? JournalKinds.RunStarted : JournalKinds.RunResumed, null, null,
-                adopted is null ? $"Rolling upgrade {fromVersion} -> {target}" : "Resumed", ct, e =>
+            await recorder.WriteAsync(adopted is null || fromRealState ? JournalKinds.RunStarted : JournalKinds.RunResumed, null, null,
+                adopted is null ? $"Rolling upgrade {fromVersion} -> {target}"
+                    : fromRealState ? $"Rolling upgrade {fromVersion} -> {target} adopted from the real state (no journal run of it)" : "Resumed", ct, e =>
                 {
                     e.FromVersion = fromVersion;
                     e.TargetVersion = target;
@@ -100,6 +134,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 FromVersion = fromVersion,
                 TargetVersion = target,
                 Resumed = adopted is not null,
+                Adopted = fromRealState,
                 StartedAt = startedAt,
                 PreflightDuration = preflight.Duration,
                 JournalPath = _ports.Journal.Describe(profile.Name),
@@ -113,7 +148,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 await HookAsync(options, UpgradePhase.PreflightPassed, profile, null, "Preflight passed.", ct).ConfigureAwait(false);
                 var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
-                var finished = IsFinished(profile, cluster);
+                // Approved already (a killed run's approve landed): nothing before the wait for STABLE is left to do.
+                var finished = IsApproved(profile, cluster);
 
                 // 1. Pre-stage every node in parallel.
                 var preStageStarted = _ports.Clock.Timestamp;
@@ -124,7 +160,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 // 2. Upgrade mode.
                 var enable = plan.Steps.First(s => s.Kind == StepKind.EnableUpgradeMode);
                 cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
-                if (cluster.UpgradeModeEnabled || IsFinished(profile, cluster))
+                if (cluster.UpgradeModeEnabled || IsApproved(profile, cluster))
                     await recorder.SkipAsync(enable, cluster.UpgradeModeEnabled ? "upgrade mode is on" : $"every node runs {target}", ct).ConfigureAwait(false);
                 else
                     await recorder.RunAsync(enable, EnableUpgradeModeAsync, ct).ConfigureAwait(false);
@@ -166,6 +202,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 }, ct).ConfigureAwait(false);
 
                 report.Succeeded = true;
+                report.AlreadyDone = finished && adopted is not null;
                 report.FinalState = last?.StateText ?? last?.State.ToString();
                 Finish(report, started);
                 await recorder.WriteAsync(JournalKinds.RunCompleted, null, null, report.Summary, CancellationToken.None).ConfigureAwait(false);
@@ -423,6 +460,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             var target = profile.TargetVersion.ToString();
             return profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == target);
         }
+
+        /// <summary>Upgrade mode off with every profile node ACTIVE on the target: STABLE, or the finalization tasks still running.</summary>
+        internal static bool IsApproved(ClusterProfile profile, ZduCluster cluster) =>
+            !cluster.UpgradeModeEnabled && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS)
+            && PreflightCheck.AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString());
 
         private static string Describe(ZduCluster c) =>
             $"{c.StateText ?? c.State.ToString()}, upgrade mode {(c.UpgradeModeEnabled ? "on" : "off")}, nodes: "

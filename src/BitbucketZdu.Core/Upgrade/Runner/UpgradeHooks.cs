@@ -67,6 +67,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
     {
         /// <summary>Continue the unfinished run in the journal.</summary>
         public bool Resume { get; set; }
+        /// <summary>Resume, or take over an upgrade in progress that the journal has no run of, from the real state.</summary>
+        public bool Adopt { get; set; }
         public UpgradeHook? Hook { get; set; }
         /// <summary>Who takes the cluster's lock (default: this process on this host).</summary>
         public Journal.LockOwner? Owner { get; set; }

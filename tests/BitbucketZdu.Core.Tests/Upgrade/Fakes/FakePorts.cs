@@ -278,6 +278,8 @@ public sealed class KillingJournal : IJournalStore
     }
 
     public bool WriteBeforeKill { get; init; }
+    /// <summary>Kill at the first line this matches instead of at a count (e.g. the run-completed line).</summary>
+    public Func<JournalEntry, bool>? KillAtLine { get; init; }
     public int Appends => _appends;
     public bool Fired { get; private set; }
 
@@ -290,7 +292,7 @@ public sealed class KillingJournal : IJournalStore
     public async Task AppendAsync(string cluster, JournalEntry entry, CancellationToken ct)
     {
         _process.Check();
-        if (Interlocked.Increment(ref _appends) == _killAt)
+        if (Interlocked.Increment(ref _appends) == _killAt || (KillAtLine?.Invoke(entry) ?? false))
         {
             if (WriteBeforeKill) await _inner.AppendAsync(cluster, entry, ct);
             Fired = true;

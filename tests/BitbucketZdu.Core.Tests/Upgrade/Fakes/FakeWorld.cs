@@ -78,6 +78,9 @@ public sealed class FakeWorld
     public TimeSpan StartDuration { get; set; } = TimeSpan.FromSeconds(20);
     public TimeSpan OfflineDetection { get; set; } = TimeSpan.FromMilliseconds(500);
     public TimeSpan PreStageDuration { get; set; } = TimeSpan.FromSeconds(4);
+    /// <summary>How long the finalization tasks run after approve (RUNNING_UPGRADE_TASKS, upgrade mode off) before STABLE.</summary>
+    public TimeSpan FinalizationTasksDuration { get; set; } = TimeSpan.Zero;
+    private TimeSpan _tasksUntil = TimeSpan.MinValue;
 
     public FakeNode this[string name] => Nodes.Single(n => n.Name == name);
 
@@ -153,7 +156,7 @@ public sealed class FakeWorld
     {
         lock (_gate)
         {
-            if (!UpgradeMode) return ClusterState.STABLE;
+            if (!UpgradeMode) return Clock.Now < _tasksUntil ? ClusterState.RUNNING_UPGRADE_TASKS : ClusterState.STABLE;
             if (rows.Any(r => r.State == NodeState.ERROR)) return ClusterState.MIXED;
             var versions = rows.Where(r => r.State != NodeState.OFFLINE && r.Version is not null).Select(r => r.Version).Distinct().ToList();
             if (versions.Count > 1) return ClusterState.MIXED;
@@ -221,6 +224,7 @@ public sealed class FakeWorld
             UpgradeMode = false;
             OriginalVersion = null;
             Snapshot.Clear();
+            _tasksUntil = Clock.Now + FinalizationTasksDuration;
             Operations.Add("cluster:approve");
             return Cluster();
         }
@@ -231,7 +235,7 @@ public sealed class FakeWorld
 
     /// <summary>True when every node runs <paramref name="version"/>, ACTIVE, in rotation, and the cluster is STABLE.</summary>
     public bool AllOn(string version) =>
-        !UpgradeMode && Version == version && Nodes.All(n => n.Running && n.InstalledVersion == version && StateOf(n) == NodeState.ACTIVE && n.Rotation == RotationState.InRotation);
+        !UpgradeMode && Clock.Now >= _tasksUntil && Version == version && Nodes.All(n => n.Running && n.InstalledVersion == version && StateOf(n) == NodeState.ACTIVE && n.Rotation == RotationState.InRotation);
 
     internal NodeState NodeStateOf(FakeNode n)
     {

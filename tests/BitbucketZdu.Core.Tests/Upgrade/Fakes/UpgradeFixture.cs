@@ -9,7 +9,7 @@ using BitbucketZdu.Core.Upgrade.Runner;
 namespace BitbucketZdu.Core.Tests.Upgrade.Fakes;
 
 /// <summary>Records what the engine says; answers ShouldProcess with <see cref="Allow"/>.</summary>
-public sealed class RecordingHost : IOperationHost
+public sealed class RecordingHost : IOperationHost, IInformationHost
 {
     public ConcurrentQueue<string> Messages { get; } = new();
     public ConcurrentQueue<(string target, string action)> Asked { get; } = new();
@@ -17,6 +17,7 @@ public sealed class RecordingHost : IOperationHost
     public List<string> Warnings => Messages.Where(m => m.StartsWith("WARNING: ", StringComparison.Ordinal)).ToList();
 
     public void Verbose(string message) => Messages.Enqueue("VERBOSE: " + message);
+    public void Information(string message, string[]? tags = null) => Messages.Enqueue("INFO: " + message);
     public void Debug(string message) => Messages.Enqueue("DEBUG: " + message);
     public void Warning(string message) => Messages.Enqueue("WARNING: " + message);
     public void Progress(OperationProgress progress) { }
