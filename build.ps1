@@ -159,7 +159,10 @@ function Invoke-Test {
         '-CountsPath', $pesterOut, '-ResultPath', (Join-Path $results 'pester.xml'))
     if ($Filter) { $pesterArgs += @('-Filter', $Filter) }
     $exe = $pwsh[0]; $pre = @($pwsh | Select-Object -Skip 1)
-    & $exe @pre @pesterArgs
+    # No ANSI colour codes in Pester's process and the pwsh processes its tests start: they would reach the JUnit XML.
+    $noColor = $env:NO_COLOR
+    $env:NO_COLOR = '1'
+    try { & $exe @pre @pesterArgs } finally { $env:NO_COLOR = $noColor }
     $pesterExit = $LASTEXITCODE
     $pester = if (Test-Path $pesterOut) { Get-Content $pesterOut -Raw | ConvertFrom-Json } else { $null }
     # No counts (or empty ones) means Pester did not report a run: that is a failure, never a silent pass.

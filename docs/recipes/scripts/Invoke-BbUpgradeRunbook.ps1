@@ -13,7 +13,8 @@
       upgrade did not complete, so alerts on failed jobs fire.
     - The journal and its lock live in Azure Storage (the profile's Journal = @{ Uri = ...; Authentication =
       'ManagedIdentity' }, or -JournalUri): the sandbox's disk is gone when the job ends, the blob is not. The lock is
-      a lease on the journal blob, so a second job for the same cluster stops with JournalLocked.
+      a lease on the journal blob: a job restarted while a dead job's lease holds waits for it to expire; a second job
+      while another renews it stops with JournalLocked after that wait.
     - Run it again after a failure or an unload: -Resume continues from the journal where the last job stopped.
 
 .PARAMETER JournalUri
@@ -50,28 +51,42 @@ if ($JournalUri) { $journal.JournalUri = $JournalUri }
 if ($JournalCredentialName) { $journal.JournalCredential = Get-AutomationPSCredential -Name $JournalCredentialName }
 if ($JournalAuthentication) { $journal.JournalAuthentication = $JournalAuthentication }
 
-Write-Output "BitbucketZdu $((Get-Module BitbucketZdu -ListAvailable | Select-Object -First 1).Version): rolling upgrade as $($credential.UserName)$(if ($PlanOnly) { ' (plan only)' })."
+# A stop, Ctrl+C or an unload skips catch and everything after the try; only finally runs, and pwsh -File would then
+# exit 0. So finally fails the job whenever the end was not reached (exit 1: a throw there does not change the exit code).
+$finished = $false
 try {
-    $result = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential $credential -Resume -Confirm:$false `
-        -LogPath $logPath -WhatIf:$PlanOnly @journal
-}
-catch {
-    Write-Output "FAILED ($($_.FullyQualifiedErrorId)): $($_.Exception.Message)"
-    throw
+    Write-Output "BitbucketZdu $((Get-Module BitbucketZdu -ListAvailable | Select-Object -First 1).Version): rolling upgrade as $($credential.UserName)$(if ($PlanOnly) { ' (plan only)' })."
+    try {
+        $result = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential $credential -Resume -Confirm:$false `
+            -LogPath $logPath -WhatIf:$PlanOnly @journal
+    }
+    catch {
+        $finished = $true
+        Write-Output "FAILED ($($_.FullyQualifiedErrorId)): $($_.Exception.Message)"
+        throw
+    }
+
+    if ($PlanOnly) {
+        Write-Output ($result | Out-String -Width 160).TrimEnd()
+    }
+    else {
+        foreach ($node in $result.Nodes) {
+            $took = if ($node.Total) { ' in {0:0.0} s' -f $node.Total.TotalSeconds } else { '' }
+            Write-Output ("  {0}. {1}: {2} {3} -> {4}{5}{6}" -f $node.Order, $node.Name, $node.Outcome, $node.FromVersion, $node.ToVersion, $took,
+                $(if ($node.Error) { " ($($node.Error))" }))
+        }
+        Write-Output $result.Summary
+        Write-Output "Journal: $($result.JournalPath)$(if ($result.Resumed) { ' (resumed run ' + $result.RunId + ')' })"
+        $finished = $true
+        if (-not $result.Succeeded) { throw "The upgrade did not complete: $($result.NextStep)" }
+    }
+    $finished = $true
 }
 finally {
     Remove-Item -LiteralPath $profilePath -ErrorAction SilentlyContinue
+    if (-not $finished) {
+        # The pipeline is stopping: Write-Output would throw here, stderr still works.
+        [Console]::Error.WriteLine('FAILED (Interrupted): the job was stopped before the upgrade completed. Start the runbook again: it resumes from the journal.')
+        exit 1
+    }
 }
-
-if ($PlanOnly) {
-    Write-Output ($result | Out-String -Width 160).TrimEnd()
-    return
-}
-foreach ($node in $result.Nodes) {
-    $took = if ($node.Total) { ' in {0:0.0} s' -f $node.Total.TotalSeconds } else { '' }
-    Write-Output ("  {0}. {1}: {2} {3} -> {4}{5}{6}" -f $node.Order, $node.Name, $node.Outcome, $node.FromVersion, $node.ToVersion, $took,
-        $(if ($node.Error) { " ($($node.Error))" }))
-}
-Write-Output $result.Summary
-Write-Output "Journal: $($result.JournalPath)$(if ($result.Resumed) { ' (resumed run ' + $result.RunId + ')' })"
-if (-not $result.Succeeded) { throw "The upgrade did not complete: $($result.NextStep)" }

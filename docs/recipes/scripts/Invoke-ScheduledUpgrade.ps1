@@ -48,6 +48,9 @@ function Get-UpgradeCredential {
 }
 
 $exitCode = 1
+# Ctrl+C (SIGINT) or a stop skips catch and every line after the try: only finally runs, and pwsh -File then exits 0.
+# So finally decides the exit code, and an end that did not pass through the try's last line or the catch is a failure.
+$finished = $false
 try {
     Import-Module $ModulePath
     $credential = Get-UpgradeCredential
@@ -66,14 +69,28 @@ try {
     else {
         Write-Output $result.Summary
     }
+    $finished = $true
 }
 catch {
+    $finished = $true
     $id = $_.FullyQualifiedErrorId
     Write-Output "FAILED ($id): $($_.Exception.Message)"
     [Console]::Error.WriteLine("FAILED ($id): $($_.Exception.Message)")
     Write-RunLine 'error' @{ errorId = $id; message = $_.Exception.Message }
 }
 finally {
-    Write-RunLine 'exit' @{ exitCode = $exitCode }
+    if ($finished) {
+        Write-RunLine 'exit' @{ exitCode = $exitCode }
+        exit $exitCode
+    }
+    # Interrupted: the pipeline is stopping, so any command here (Write-Output, ConvertTo-Json, ...) may throw and
+    # skip the exit; only .NET calls are safe.
+    $message = 'Interrupted (Ctrl+C or stop) before the upgrade completed. Run this script again: -Resume continues from the journal.'
+    [Console]::Error.WriteLine("FAILED (Interrupted): $message")
+    $time = [DateTime]::UtcNow.ToString('yyyy-MM-ddTHH:mm:ss.fffZ')
+    [IO.File]::AppendAllText($LogPath, ('{{"time":"{0}","kind":"error","command":"Invoke-ScheduledUpgrade.ps1","errorId":"Interrupted","message":"{1}"}}' -f $time, $message) + "`n" +
+        ('{{"time":"{0}","kind":"exit","command":"Invoke-ScheduledUpgrade.ps1","exitCode":1}}' -f $time) + "`n")
+    # Not 'exit 1': in an advanced script (CmdletBinding) PowerShell ignores an exit in finally while stopping, and
+    # pwsh -File still ends with 0. This script always runs in a process of its own (-File), so ending it is safe.
+    [Environment]::Exit(1)
 }
-exit $exitCode

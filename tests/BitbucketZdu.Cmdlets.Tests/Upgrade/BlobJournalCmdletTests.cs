@@ -141,7 +141,9 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
     [Fact]
     public async Task A_second_run_while_the_lease_is_held_is_refused_and_changes_nothing()
     {
-        using var other = Store();
+        // A live holder that renews a 15 s lease: the run waits for it to expire (holder's length + margin, 25 s), then is refused.
+        using var other = new AzureBlobJournalStore(_container, AzuriteFixture.SharedKey(),
+            new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) });
         using var held = await other.AcquireLockAsync("prod", new LockOwner("runbook-job-7", 4242), CancellationToken.None);
 
         var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalCredential $jc -Confirm:$false", Vars());

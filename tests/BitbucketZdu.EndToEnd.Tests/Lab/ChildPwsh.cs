@@ -11,11 +11,13 @@ public static class ChildPwsh
     /// <param name="extraParameters">More cmdlet parameters as PowerShell text, e.g. a -Hook that blocks at a step (see KillPoint).</param>
     public static ExternalProcess StartUpgrade(string profilePath, bool resume, string extraParameters = "")
     {
-        var script = $"$ErrorActionPreference = 'Stop'; Import-Module '{ModuleSession.ModulePath}'; " +
+        // Plain text: a child's error view carries ANSI colour codes otherwise, and they reach test reports (0x1B is invalid XML).
+        var script = "$PSStyle.OutputRendering = 'PlainText'; " +
+            $"$ErrorActionPreference = 'Stop'; Import-Module '{ModuleSession.ModulePath}'; " +
             "$c = [pscredential]::new($env:BBZDU_E2E_USER, (ConvertTo-SecureString $env:BBZDU_E2E_PASSWORD -AsPlainText -Force)); " +
             $"$r = Invoke-BbRollingUpgrade -ProfilePath '{profilePath}' -Credential $c -Confirm:$false{(resume ? " -Resume" : "")} {extraParameters}; " +
             "'RESULT ' + $r.Summary";
         return ExternalProcess.Start(Pwsh.DotnetPath, new[] { Path.Combine(Pwsh.Home, "pwsh.dll"), "-NoLogo", "-NoProfile", "-NonInteractive", "-Command", script },
-            environment: new Dictionary<string, string> { ["BBZDU_E2E_USER"] = Canary.UserName, ["BBZDU_E2E_PASSWORD"] = Canary.Password });
+            environment: new Dictionary<string, string> { ["BBZDU_E2E_USER"] = Canary.UserName, ["BBZDU_E2E_PASSWORD"] = Canary.Password, ["NO_COLOR"] = "1" });
     }
 }

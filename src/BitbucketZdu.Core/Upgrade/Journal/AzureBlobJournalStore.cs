@@ -25,6 +25,13 @@ namespace BitbucketZdu.Core.Upgrade.Journal
 
         /// <summary>Prefix of the blob names inside the container, e.g. <c>bitbucket/</c>.</summary>
         public string BlobPrefix { get; set; } = "";
+
+        /// <summary>
+        /// How long taking the lock waits while another run holds the lease. Null (the default): the holder's lease
+        /// length plus a margin, long enough for the lease of a job that died (an unloaded Azure Automation job) to
+        /// expire, and a run that renews it is still refused. <see cref="TimeSpan.Zero"/>: fail fast with JournalLocked.
+        /// </summary>
+        public TimeSpan? LockWait { get; set; }
     }
 
     /// <summary>
@@ -141,11 +148,21 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             }
         }
 
-        public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken)
+        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken) =>
+            AcquireLockAsync(cluster, owner, null, cancellationToken);
+
+        /// <summary>Margin over the holder's lease length: request latency and the service's expiry granularity.</summary>
+        internal static readonly TimeSpan LockWaitMargin = TimeSpan.FromSeconds(10);
+
+        /// <summary>
+        /// Takes the lease. While another run holds it, polls until it expires, up to <see cref="AzureBlobJournalOptions.LockWait"/>
+        /// (a dead job's lease frees itself within its length; a live run renews it and is still there at the deadline),
+        /// and tells <paramref name="waiting"/> at the start and every 10 s.
+        /// </summary>
+        public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, Action<string>? waiting, CancellationToken cancellationToken)
         {
             var blob = BlobUri(cluster);
             await CreateBlobIfMissingAsync(cluster, cancellationToken).ConfigureAwait(false);
-            var before = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
             var leaseId = Guid.NewGuid().ToString();
             var acquire = new Dictionary<string, string>
             {
@@ -153,11 +170,36 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 ["x-ms-lease-duration"] = ((int)_options.LeaseDuration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
                 ["x-ms-proposed-lease-id"] = leaseId,
             };
-            using (var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=lease"), acquire, null, cancellationToken).ConfigureAwait(false))
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            TimeSpan? limit = null;
+            var told = TimeSpan.Zero;
+            (string LeaseState, LockOwner? Holder, long Length, int? LeaseSeconds) before;
+            while (true)
             {
-                if (r.StatusCode == HttpStatusCode.Conflict && ErrorCode(r) == "LeaseAlreadyPresent")
-                    throw Locked(cluster, await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? before.Holder);
-                if (r.StatusCode != HttpStatusCode.Created) throw await ErrorAsync(r, blob.AbsoluteUri, "take the journal's lease").ConfigureAwait(false);
+                before = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
+                using (var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=lease"), acquire, null, cancellationToken).ConfigureAwait(false))
+                {
+                    if (r.StatusCode == HttpStatusCode.Created) break;
+                    if (r.StatusCode != HttpStatusCode.Conflict || ErrorCode(r) != "LeaseAlreadyPresent")
+                        throw await ErrorAsync(r, blob.AbsoluteUri, "take the journal's lease").ConfigureAwait(false);
+                }
+                var holder = await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? before.Holder;
+                if (limit is null)
+                {
+                    // The holder's own lease length when it recorded one (another profile may use another), else Azure's maximum.
+                    limit = _options.LockWait ?? TimeSpan.FromSeconds(before.LeaseSeconds ?? 60) + LockWaitMargin;
+                    if (limit <= TimeSpan.Zero) throw Locked(cluster, holder);
+                    waiting?.Invoke($"Another run holds the lease of cluster '{cluster}' on {Describe(cluster)}" + (holder is null ? "" : $" ({holder})")
+                        + $". Waiting up to {limit.Value.TotalSeconds:0} s for it to expire: a run that died leaves its lease until then; a live run renews it.");
+                }
+                if (watch.Elapsed >= limit) throw Locked(cluster, holder, watch.Elapsed);
+                if (watch.Elapsed - told >= TimeSpan.FromSeconds(10))
+                {
+                    told = watch.Elapsed;
+                    waiting?.Invoke($"Still waiting for the lease of cluster '{cluster}': {watch.Elapsed.TotalSeconds:0} s of up to {limit.Value.TotalSeconds:0} s.");
+                }
+                // Polling the lease with a deadline: Azure has no notification of a lease's expiry.
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
             }
 
             // A previous holder whose lease ran out (or was broken) without releasing left its name behind: a crashed run.
@@ -208,10 +250,12 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             _http.Dispose();
         }
 
-        private BbException Locked(string cluster, LockOwner? holder) =>
+        private BbException Locked(string cluster, LockOwner? holder, TimeSpan? waited = null) =>
             new BbException("JournalLocked", BbErrorCategory.ResourceExists,
                 $"Another run holds the lease of cluster '{cluster}' on {Describe(cluster)}" + (holder is null ? "" : $": {holder}") + ". "
-                + $"Wait for it to finish. If that run crashed, its lease expires within {(int)_options.LeaseDuration.TotalSeconds} s; then run again with -Resume.",
+                + (waited is TimeSpan w
+                    ? $"It was still held after waiting {w.TotalSeconds:0} s, longer than a lease lasts without renewal: that run is alive. Wait for it to finish, then run again with -Resume."
+                    : $"Wait for it to finish. If that run crashed, its lease expires within {(int)_options.LeaseDuration.TotalSeconds} s; then run again with -Resume."),
                 Describe(cluster));
 
         private BbException LeaseLost(string cluster, BlobLease? lease) =>
@@ -229,7 +273,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             throw await ErrorAsync(r, blob.AbsoluteUri, "create the journal blob").ConfigureAwait(false);
         }
 
-        private async Task<(string LeaseState, LockOwner? Holder, long Length)> HeadAsync(string cluster, CancellationToken cancellationToken)
+        private async Task<(string LeaseState, LockOwner? Holder, long Length, int? LeaseSeconds)> HeadAsync(string cluster, CancellationToken cancellationToken)
         {
             var blob = BlobUri(cluster);
             using var r = await SendAsync(HttpMethod.Head, blob, null, null, cancellationToken).ConfigureAwait(false);
@@ -242,7 +286,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 holder = new LockOwner(host!, pid);
                 if (DateTimeOffset.TryParse(Header(r, "x-ms-meta-ownersince"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)) holder.Since = since;
             }
-            return (Header(r, "x-ms-lease-state") ?? "", holder, r.Content.Headers.ContentLength ?? 0);
+            int? leaseSeconds = int.TryParse(Header(r, "x-ms-meta-ownerleaseseconds"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ls) && ls is >= 15 and <= 60 ? ls : null;
+            return (Header(r, "x-ms-lease-state") ?? "", holder, r.Content.Headers.ContentLength ?? 0, leaseSeconds);
         }
 
         private async Task<LockOwner?> ReadHolderAsync(string cluster, CancellationToken cancellationToken)
@@ -265,6 +310,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 headers["x-ms-meta-ownerhost"] = Ascii(owner.Host);
                 headers["x-ms-meta-ownerpid"] = owner.Pid.ToString(CultureInfo.InvariantCulture);
                 headers["x-ms-meta-ownersince"] = owner.Since.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
+                // So a run that finds this lease held knows how long it can last without renewal.
+                headers["x-ms-meta-ownerleaseseconds"] = ((int)_options.LeaseDuration.TotalSeconds).ToString(CultureInfo.InvariantCulture);
             }
             var blob = BlobUri(cluster);
             using var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=metadata"), headers, null, cancellationToken).ConfigureAwait(false);

@@ -72,7 +72,8 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
     [Fact]
     public async Task The_lease_excludes_a_second_run_past_its_duration_while_renewed_and_is_released_at_the_end()
     {
-        var options = new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) };
+        // LockWait zero: the fail-fast option, refused at once instead of waiting for the lease to expire.
+        var options = new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2), LockWait = TimeSpan.Zero };
         using var first = await _azurite.NewContainerAsync(options);
         using var second = new AzureBlobJournalStore(first.ContainerUri, AzuriteFixture.SharedKey(), options);
         var owner = new LockOwner("automation-worker-7", 4242);
@@ -101,6 +102,45 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
         using var next = await second.AcquireLockAsync("prod", new LockOwner("other", 1), None);
         Assert.Null(next.TookOverFrom);
         Assert.Equal(2, (await second.ReadAsync("prod", None)).Count);
+    }
+
+    [Fact]
+    public async Task A_dead_runs_lease_is_waited_for_with_progress_then_taken_over()
+    {
+        var options = new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) };
+        var dead = await _azurite.NewContainerAsync(options);
+        await dead.AcquireLockAsync("prod", new LockOwner("automation-worker-3", 3131), None);
+        await dead.AppendAsync("prod", Entry(JournalKinds.RunStarted), None);
+        dead.Dispose(); // the job was unloaded: nobody renews or releases the lease
+
+        using var next = new AzureBlobJournalStore(dead.ContainerUri, AzuriteFixture.SharedKey(), options);
+        var told = new List<string>();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        using var taken = await next.AcquireLockAsync("prod", new LockOwner("automation-worker-4", 4141), told.Add, None);
+        Assert.Equal("process 3131 on automation-worker-3", taken.TookOverFrom?.ToString().Split(" since ")[0]);
+        Assert.Contains("Waiting up to 25 s", told[0], StringComparison.Ordinal);   // 15 s lease + margin
+        Assert.Contains("process 3131", told[0], StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(25) + AzureBlobJournalStore.LockWaitMargin, $"took {watch.Elapsed}");
+        await next.AppendAsync("prod", Entry(JournalKinds.RunResumed), None);
+        Assert.Equal(2, (await next.ReadAsync("prod", None)).Count);
+    }
+
+    [Fact]
+    public async Task A_live_runs_renewed_lease_is_still_refused_after_a_bounded_wait()
+    {
+        var options = new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) };
+        using var live = await _azurite.NewContainerAsync(options);
+        using var held = await live.AcquireLockAsync("prod", new LockOwner("automation-worker-5", 5151), None);
+
+        using var other = new AzureBlobJournalStore(live.ContainerUri, AzuriteFixture.SharedKey(), options);
+        var told = new List<string>();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var refused = await Assert.ThrowsAsync<BbException>(() => other.AcquireLockAsync("prod", new LockOwner("other", 1), told.Add, None));
+        Assert.Equal("JournalLocked", refused.ErrorId);
+        Assert.Contains("still held after waiting", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("process 5151 on automation-worker-5", refused.Message, StringComparison.Ordinal);
+        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(25), $"gave up after {watch.Elapsed}, before a lease could expire");
+        Assert.Contains(told, m => m.StartsWith("Still waiting", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -235,27 +275,13 @@ public sealed class AzureBlobJournalResumeTests : IClassFixture<AzuriteFixture>
         Assert.Equal(30, before.Count);
         Assert.False(JournalRun.Last(before)!.Completed);
 
-        // The next job (another sandbox, a fresh store) is refused while the lease lasts, then takes over and finishes.
+        // The next job (another sandbox, a fresh store) finds the lease still held, waits for it to expire (saying so),
+        // takes over and finishes: one -Resume, however long the dead job's lease still had to run.
         using var resumedStore = new AzureBlobJournalStore(crashed.ContainerUri, AzuriteFixture.SharedKey(), options);
-        var locked = await Assert.ThrowsAsync<BbException>(() => f.Runner(resumedStore).RunAsync(f.Profile, Options(40002, resume: true), CancellationToken.None));
-        Assert.Equal("JournalLocked", locked.ErrorId);
-        Assert.Contains("process 40001", locked.Message, StringComparison.Ordinal);
+        var resumed = await f.Runner(resumedStore).RunAsync(f.Profile, Options(40002, resume: true), CancellationToken.None);
 
-        RollingUpgradeResult? resumed = null;
-        await Eventually.UntilAsync(async () =>
-        {
-            try
-            {
-                resumed = await f.Runner(resumedStore).RunAsync(f.Profile, Options(40002, resume: true), CancellationToken.None);
-                return true;
-            }
-            catch (BbException e) when (e.ErrorId == "JournalLocked")
-            {
-                return false;
-            }
-        }, TimeSpan.FromSeconds(40), "the crashed run's lease to expire");
-
-        Assert.True(resumed!.Report!.Succeeded, resumed.Report.Summary);
+        Assert.True(resumed.Report!.Succeeded, resumed.Report.Summary);
+        Assert.Contains(f.Host.Warnings, w => w.Contains("Waiting up to", StringComparison.Ordinal) && w.Contains("process 40001", StringComparison.Ordinal));
         Assert.True(f.World.AllOn(To));
         Assert.Contains(f.Host.Warnings, w => w.Contains("process 40001", StringComparison.Ordinal) && w.Contains("Took over", StringComparison.Ordinal));
         foreach (var node in new[] { "node-1", "node-2", "node-3" })
