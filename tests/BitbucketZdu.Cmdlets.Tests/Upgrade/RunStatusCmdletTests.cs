@@ -296,6 +296,30 @@ public sealed class RunStatusCmdletTests : IDisposable
         }
     }
 
+    /// <summary>Before: "Outcome": 1, TimeSpans as Ticks/TotalDays, collection type names in CSV cells.</summary>
+    [Fact]
+    public void Reports_and_status_serialise_as_they_read_in_json_and_csv()
+    {
+        var (output, ps) = Run("""
+            $r = Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Confirm:$false
+            $r.Nodes | ConvertTo-Json -Depth 3
+            $r.Nodes | ConvertTo-Csv -NoTypeInformation | Out-String
+            $s = Get-BbRollingUpgrade -ProfilePath $p -JournalPath $j -SkipProbe
+            $s | ConvertTo-Json -Depth 4
+            $s | ConvertTo-Csv -NoTypeInformation | Out-String
+            """);
+        using (ps)
+        {
+            Assert.False(ps.HadErrors, string.Join("\n", ps.Streams.Error));
+            var text = string.Join("\n", output.Select(o => o.ToString()));
+            Assert.Matches("\"OutcomeName\":\\s*\"Upgraded\"", text);
+            Assert.Matches("\"DrainSeconds\":\\s*[0-9.]+", text);
+            Assert.Matches("\"State\":\\s*\"Completed\"", text);
+            Assert.Contains("1. node-1: Done at put-back", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("System.Collections", text, StringComparison.Ordinal);
+        }
+    }
+
     public void Dispose()
     {
         UpgradePortsFactory.Current = _previous;
