@@ -320,6 +320,22 @@ public sealed class RunStatusCmdletTests : IDisposable
         }
     }
 
+    /// <summary>Before: -WhatIf on a STABLE cluster listed eight steps; the real run refused with UpgradeModeOff naming POST /rest/zdu/start.</summary>
+    [Fact]
+    public void Node_upgrade_WhatIf_shows_the_refusal_of_the_real_run_naming_the_cmdlet()
+    {
+        var (output, ps) = Run("Invoke-BbNodeUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Name node-1 -WhatIf");
+        using (ps)
+        {
+            Assert.Empty(output);
+            var error = Assert.Single(ps.Streams.Error);
+            Assert.Equal("UpgradeModeOff", error.FullyQualifiedErrorId.Split(',')[0]);
+            Assert.Contains("Enable-BbUpgradeMode", error.Exception.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("/rest/", error.Exception.Message, StringComparison.Ordinal);
+            Assert.Empty(_f.World.Operations);
+        }
+    }
+
     public void Dispose()
     {
         UpgradePortsFactory.Current = _previous;
