@@ -32,6 +32,7 @@
         'Test-BbClusterProfile'
         'Invoke-BbNodeUpgrade'
         'Invoke-BbRollingUpgrade'
+        'Get-BbRollingUpgrade'
         'Get-BbNodeInstallation'
         'Stop-BbNode'
         'Start-BbNode'

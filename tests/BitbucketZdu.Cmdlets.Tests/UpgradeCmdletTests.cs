@@ -48,6 +48,18 @@ public sealed class UpgradeCmdletTests : IDisposable
         Assert.Equal("node-3", ((ZduNode)Assert.Single(byState.Output).BaseObject).Name);
     }
 
+    /// <summary>Before: Export-Csv wrote System.Collections.Generic.List`1[...ZduLink] for Links.</summary>
+    [Fact]
+    public void Get_BbNode_exports_to_csv_without_collection_type_names()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Mixed));
+
+        var r = Run("Get-BbNode | ConvertTo-Csv -NoTypeInformation | Out-String");
+
+        Assert.Null(r.FirstError);
+        Assert.DoesNotContain("System.Collections", r.Output.Single().ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Get_BbNode_by_id_reads_the_node_and_an_unknown_id_or_name_is_a_non_terminating_error()
     {

@@ -23,7 +23,7 @@ function Get-ExamplePlan {
             'Resume-BbUpgradeTask')
         nodes   = @('Get-BbNodeInstallation', 'Copy-BbDistribution', 'Install-BbNodeVersion', 'Stop-BbNode#1', 'Start-BbNode#1',
             'Undo-BbNodeUpgrade#1', 'Wait-BbNodeState#1', 'Wait-BbNodeState#2', 'Stop-BbNode#2', 'Start-BbNode#2', 'Undo-BbNodeUpgrade#2')
-        upgrade = @('Invoke-BbRollingUpgrade', 'Invoke-BbNodeUpgrade', 'Wait-BbClusterState#1', 'Complete-BbRollingUpgrade#1',
+        upgrade = @('Invoke-BbRollingUpgrade', 'Get-BbRollingUpgrade', 'Invoke-BbNodeUpgrade', 'Wait-BbClusterState#1', 'Complete-BbRollingUpgrade#1',
             'Complete-BbRollingUpgrade#2')
     }
     $runnable = @($examples | Where-Object { -not $_.Reason })

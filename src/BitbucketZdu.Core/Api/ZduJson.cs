@@ -173,7 +173,7 @@ namespace BitbucketZdu.Core.Api
         private static IReadOnlyList<ZduLink> ReadLinks(JsonElement e)
         {
             if (!e.TryGetProperty("links", out var links) || links.ValueKind != JsonValueKind.Array) return Array.Empty<ZduLink>();
-            var list = new List<ZduLink>();
+            var list = new ZduLinkList();
             foreach (var l in links.EnumerateArray())
             {
                 if (l.ValueKind != JsonValueKind.Object) continue;

@@ -20,6 +20,12 @@ namespace BitbucketZdu.Core.Api
     }
 
     /// <summary>One node as the rolling-upgrade API reports it (NodeInfoDTO). Counts are null when the server omits them.</summary>
+    /// <summary>Links of a node or cluster; as text (a CSV cell) their relations, not the collection's type name.</summary>
+    public sealed class ZduLinkList : List<ZduLink>
+    {
+        public override string ToString() => string.Join(" ", this.Select(l => l.Rel));
+    }
+
     public sealed class ZduNode
     {
         public string? Id { get; set; }

@@ -181,6 +181,18 @@ namespace BitbucketZdu.Internal
                     }
                 }
             }
+            if (stopped is null && !StopToken.IsCancellationRequested)
+            {
+                try
+                {
+                    bridge.CompleteOpenProgress();
+                }
+                catch (PipelineStoppedException ex)
+                {
+                    stopped = ex;
+                }
+            }
+            if (stopped is not null || StopToken.IsCancellationRequested) ShowAfterStop(bridge.UnshownWarnings);
             try
             {
                 var result = task.GetAwaiter().GetResult();
@@ -198,6 +210,39 @@ namespace BitbucketZdu.Internal
                 throw stopped;
             }
         }
+
+        /// <summary>
+        /// After Ctrl+C the pipeline refuses every Write*: what the engine warned while cleaning up (and what
+        /// <see cref="NotesAfterStop"/> adds: the state left and the command to go on) is written to the host directly,
+        /// so it is on the screen, not only in the -LogPath log and the journal.
+        /// </summary>
+        private void ShowAfterStop(System.Collections.Generic.IReadOnlyList<string> unshown)
+        {
+            var notes = new System.Collections.Generic.List<string>(unshown);
+            try
+            {
+                notes.AddRange(NotesAfterStop());
+            }
+            catch (Exception ex) when (!(ex is OutOfMemoryException))
+            {
+                notes.Add("Could not read what the run left: " + ex.Message);
+            }
+            foreach (var note in notes)
+            {
+                Log?.Message("warning", note);
+                try
+                {
+                    Host?.UI?.WriteWarningLine(note);
+                }
+                catch (Exception ex) when (ex is System.Management.Automation.Host.HostException || ex is NotImplementedException || ex is PipelineStoppedException || ex is InvalidOperationException)
+                {
+                    // A host without a UI (a bare runspace): the log still has it.
+                }
+            }
+        }
+
+        /// <summary>What to tell the user after a stop, beyond the engine's warnings (read once the work has ended).</summary>
+        protected virtual System.Collections.Generic.IEnumerable<string> NotesAfterStop() => Array.Empty<string>();
 
         protected void Run(Func<PipelineBridge, CancellationToken, Task> work) =>
             Run<bool>(async (bridge, ct) =>

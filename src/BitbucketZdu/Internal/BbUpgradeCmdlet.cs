@@ -24,6 +24,20 @@ namespace BitbucketZdu.Internal
     {
         private NodeShellOpener? _shellOpener;
 
+        private ClusterProfile? _profile;
+        private IJournalStore? _journal;
+
+        /// <summary>After Ctrl+C: where the run stands now and the command that goes on, from the journal the run wrote.</summary>
+        protected override System.Collections.Generic.IEnumerable<string> NotesAfterStop()
+        {
+            if (_profile is null || _journal is null) yield break;
+            var entries = _journal.ReadAsync(_profile.Name, System.Threading.CancellationToken.None).GetAwaiter().GetResult();
+            var runs = RunStatusReader.Read(_profile.Name, entries, _profile.Nodes.Select(n => n.Name).ToList(), (_, _) => false, _profile.Source, _journal.Describe(_profile.Name));
+            if (runs.Count == 0 || runs[runs.Count - 1].State == nameof(RunState.Completed)) yield break;
+            var last = runs[runs.Count - 1];
+            yield return $"Stopped. {last.Summary} Get-BbRollingUpgrade -ProfilePath {_profile.Source ?? "<profile>"} shows it again.";
+        }
+
         /// <summary>Closes the PowerShell sessions this run opened to the nodes.</summary>
         public void Dispose() => _shellOpener?.Dispose();
 
@@ -100,7 +114,7 @@ namespace BitbucketZdu.Internal
             var data = ReadData(path);
             try
             {
-                return ClusterProfileReader.Read(data, path);
+                return _profile = ClusterProfileReader.Read(data, path);
             }
             catch (ProfileException ex)
             {
@@ -171,6 +185,24 @@ namespace BitbucketZdu.Internal
 
         protected UpgradePorts CreatePorts(ClusterProfile profile)
         {
+            var options = ConnectionOptions(profile);
+            try
+            {
+                var ports = UpgradePortsFactory.Current.Create(profile, options);
+                WriteVerbose($"Journal of cluster '{profile.Name}': {ports.Journal.Describe(profile.Name)}");
+                _journal = ports.Journal;
+                return ports;
+            }
+            catch (BbException ex)
+            {
+                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
+                throw;
+            }
+        }
+
+        /// <summary>What the ports are built from: the parameters over the profile and the current connection; warns about unsafe choices.</summary>
+        protected UpgradeConnectionOptions ConnectionOptions(ClusterProfile profile)
+        {
             var connection = Connection ?? ConnectionStore.Current;
             var options = new UpgradeConnectionOptions
             {
@@ -206,17 +238,7 @@ namespace BitbucketZdu.Internal
             if (SkipCertificateCheck)
                 WriteWarning("TLS certificate verification is OFF for the cluster URL, every node URL and every /status probe: anyone on the network path can read the administrator credentials. Use this only against a test server; for an internal CA pass -TrustedCertificatePath instead.");
             foreach (var warning in NodeShellOpener.CertificateCheckWarnings(profile.Nodes)) WriteWarning(warning);
-            try
-            {
-                var ports = UpgradePortsFactory.Current.Create(profile, options);
-                WriteVerbose($"Journal of cluster '{profile.Name}': {ports.Journal.Describe(profile.Name)}");
-                return ports;
-            }
-            catch (BbException ex)
-            {
-                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
-                throw;
-            }
+            return options;
         }
 
         /// <summary>

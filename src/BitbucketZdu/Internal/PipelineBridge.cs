@@ -58,7 +58,60 @@ namespace BitbucketZdu.Internal
         public void Warning(string message)
         {
             Log?.Message("warning", message);
-            Post(() => _cmdlet.WriteWarning(message));
+            Post(() =>
+            {
+                try
+                {
+                    _cmdlet.WriteWarning(message);
+                }
+                catch (PipelineStoppedException)
+                {
+                    // What the engine says while it cleans up after Ctrl+C (which node stays out, how to go on) is
+                    // what the user most needs: the cmdlet shows these on the host once the work has ended.
+                    lock (_unshown) _unshown.Add(message);
+                    throw;
+                }
+            });
+        }
+
+        private readonly System.Collections.Generic.List<string> _unshown = new System.Collections.Generic.List<string>();
+
+        /// <summary>Warnings the pipeline refused because it was stopping.</summary>
+        internal System.Collections.Generic.IReadOnlyList<string> UnshownWarnings
+        {
+            get { lock (_unshown) return _unshown.ToArray(); }
+        }
+
+        // Progress bars still up, by activity id (touched on the pipeline thread only).
+        private readonly System.Collections.Generic.Dictionary<int, ProgressRecord> _open = new System.Collections.Generic.Dictionary<int, ProgressRecord>();
+
+        /// <summary>Writes a Completed record for every bar still up (the engine's work ended, whichever way).</summary>
+        internal void CompleteOpenProgress()
+        {
+            foreach (var id in new System.Collections.Generic.List<int>(_open.Keys)) Complete(id);
+        }
+
+        private void Complete(int id)
+        {
+            var open = _open[id];
+            _open.Remove(id);
+            _cmdlet.WriteProgress(new ProgressRecord(id, open.Activity, "done") { ParentActivityId = open.ParentActivityId, RecordType = ProgressRecordType.Completed });
+        }
+
+        private void Track(ProgressRecord record)
+        {
+            if (record.RecordType == ProgressRecordType.Completed)
+            {
+                _open.Remove(record.ActivityId);
+                return;
+            }
+            // A parent moving on (the next step) ends its children's waits: a child bar left up would claim a wait
+            // that is over ("Waiting for node-1 to be OFFLINE" after it is).
+            var changed = !_open.TryGetValue(record.ActivityId, out var before) || before.StatusDescription != record.StatusDescription;
+            if (changed)
+                foreach (var child in new System.Collections.Generic.List<ProgressRecord>(_open.Values))
+                    if (child.ParentActivityId == record.ActivityId && child.ActivityId != record.ActivityId) Complete(child.ActivityId);
+            _open[record.ActivityId] = record;
         }
 
         public void Information(string message, string[]? tags = null)
@@ -83,7 +136,11 @@ namespace BitbucketZdu.Internal
                 RecordType = progress.Completed ? ProgressRecordType.Completed : ProgressRecordType.Processing,
             };
             Log?.Progress(record.Activity, record.StatusDescription, record.CurrentOperation, record.PercentComplete, progress.Completed);
-            Post(() => _cmdlet.WriteProgress(record));
+            Post(() =>
+            {
+                Track(record);
+                _cmdlet.WriteProgress(record);
+            });
         }
 
         public bool ShouldProcess(string target, string action) => Ask(() => _cmdlet.ShouldProcess(target, action));

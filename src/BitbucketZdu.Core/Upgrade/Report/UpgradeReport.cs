@@ -48,6 +48,21 @@ namespace BitbucketZdu.Core.Upgrade.Report
         /// <summary>What was done to restore the node after a failure.</summary>
         public string? Restored { get; set; }
 
+        // The same durations as numbers (null when the step did not run, e.g. on a resumed node): what ConvertTo-Json
+        // and Export-Csv readers want, where a TimeSpan expands into Ticks/TotalDays.
+        public double? DrainSeconds => Seconds(DrainTime);
+        public double? StopSeconds => Seconds(StopTime);
+        public double? InstallSeconds => Seconds(InstallTime);
+        public double? StartSeconds => Seconds(StartTime);
+        public double? PutBackSeconds => Seconds(PutBackTime);
+        public double? OutOfRotationSeconds => Seconds(OutOfRotation);
+        public double? OverheadSeconds => Seconds(Overhead);
+        public double? TotalSeconds => Seconds(Total);
+        /// <summary>The outcome as its name (ConvertTo-Json writes enums as numbers).</summary>
+        public string OutcomeName => Outcome.ToString();
+
+        internal static double? Seconds(TimeSpan? t) => t is TimeSpan v ? Math.Round(v.TotalSeconds, 3) : (double?)null;
+
         public override string ToString() => $"{Order}. {Name}: {Outcome} {FromVersion} -> {ToVersion}";
     }
 
@@ -72,6 +87,9 @@ namespace BitbucketZdu.Core.Upgrade.Report
         public TimeSpan Duration { get; set; }
         public TimeSpan PreflightDuration { get; set; }
         public TimeSpan PreStageDuration { get; set; }
+        public double DurationSeconds => NodeUpgradeReport.Seconds(Duration) ?? 0;
+        public double PreflightSeconds => NodeUpgradeReport.Seconds(PreflightDuration) ?? 0;
+        public double PreStageSeconds => NodeUpgradeReport.Seconds(PreStageDuration) ?? 0;
         public string? Error { get; set; }
         public string? ErrorId { get; set; }
         /// <summary>What to do now (after a failure: resume, or cancel upgrade mode).</summary>

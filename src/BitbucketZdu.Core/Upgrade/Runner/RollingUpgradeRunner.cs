@@ -251,19 +251,20 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
             var plan = UpgradePlanner.Create(profile, cluster);
             var steps = plan.Steps.Where(s => s.Node == node.Name).ToList();
-            var declined = false;
-            foreach (var step in steps)
-                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
-            if (declined) return null;
+            // The refusals come before the steps are offered: -WhatIf shows what the real run would say, not eight steps it would never take.
             if (!cluster.UpgradeModeEnabled)
                 throw new BbException("UpgradeModeOff", BbErrorCategory.InvalidOperation,
                     $"Cluster {profile.BaseUrl} is {cluster.StateText ?? cluster.State.ToString()} with upgrade mode off: a node on another version could not join. "
-                    + "Enable upgrade mode first (POST /rest/zdu/start), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
+                    + "Enable upgrade mode first (Enable-BbUpgradeMode), or let Invoke-BbRollingUpgrade do every node.", profile.Name);
             // Invoke-BbNodeUpgrade runs no preflight: the version rule is checked here, before anything changes.
             if (Rules.BitbucketVersion.TryParse(cluster.OriginalVersion ?? NodeMatcher.Find(cluster.Nodes, node)?.Version, out var original)
                 && original!.WhyNotUpgradableTo(profile.TargetVersion) is string why)
                 throw new BbException(PreflightCheck.VersionErrorId(original, profile.TargetVersion), BbErrorCategory.InvalidOperation,
                     $"Node {node.Name} cannot be upgraded from {original} to {profile.TargetVersion} (TargetVersion in {profile.Source ?? "the profile"}): {why} Nothing was changed.", node.Name);
+            var declined = false;
+            foreach (var step in steps)
+                if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
+            if (declined) return null;
 
             using var journalLock = await _ports.Journal.AcquireLockWaitingAsync(profile.Name, options.Owner ?? LockOwner.Current, _host, ct).ConfigureAwait(false);
             var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
