@@ -58,6 +58,10 @@ public sealed class F5Stub : IDisposable
     public string Status { get; set; } = "ACTIVE";
     public int TokenSeconds { get; set; } = 1200;
     public int MonitorDownReads { get; set; } = 2;
+    /// <summary>Set by F5DataPlane: CurConns counts real requests in flight instead of ending one per stats read.</summary>
+    public bool LiveConnections { get; set; }
+    /// <summary>Guards <see cref="Members"/> (the data plane changes CurConns while the API reads it).</summary>
+    public object Gate => _gate;
     public int Logins { get; private set; }
     public List<string> Patches { get; } = new();
     public ConcurrentQueue<string> AllRequests { get; } = new();
@@ -118,7 +122,7 @@ public sealed class F5Stub : IDisposable
         if (stats && req.Method == "GET")
         {
             var conns = member.CurConns;
-            if (member.Session == "user-disabled" && member.CurConns > 0) member.CurConns--; // persistent connections end one by one
+            if (!LiveConnections && member.Session == "user-disabled" && member.CurConns > 0) member.CurConns--; // persistent connections end one by one
             var key = $"https://localhost/mgmt/tm/ltm/pool/~{Partition}~{Pool}/members/~{Partition}~{member.Name}/~{Partition}~{member.Name}/stats";
             return Stub.Json(200, new JsonObject
             {
