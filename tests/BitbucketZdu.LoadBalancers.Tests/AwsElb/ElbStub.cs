@@ -79,6 +79,12 @@ public sealed class ElbStub : IDisposable
     public ConcurrentQueue<string> Calls { get; } = new();
     public ConcurrentQueue<string> AllRequests { get; } = new();
 
+    /// <summary>The targets the load balancer routes new requests to: the registered, healthy ones.</summary>
+    public IReadOnlyList<Target> Serving()
+    {
+        lock (_gate) { Advance(); return _targets.Values.Where(t => t.Registered && t.State == "healthy").ToList(); }
+    }
+
     public Target? Get(string idPort)
     {
         lock (_gate) { Advance(); return _targets.TryGetValue(idPort, out var t) ? t : null; }

@@ -64,6 +64,8 @@ public sealed class F5Stub : IDisposable
     public object Gate => _gate;
     public int Logins { get; private set; }
     public List<string> Patches { get; } = new();
+    /// <summary>The member's current connections when each of <see cref="Patches"/> arrived.</summary>
+    public List<int> ConnectionsAtPatch { get; } = new();
     public ConcurrentQueue<string> AllRequests { get; } = new();
 
     /// <summary>Every token is revoked (as after a reboot or a token DELETE): the next call answers 401.</summary>
@@ -148,6 +150,7 @@ public sealed class F5Stub : IDisposable
                     return Error(400, $"invalid property value \"state\":\"{value}\"");
             }
             Patches.Add($"{member.Name} {req.Body}");
+            ConnectionsAtPatch.Add(member.CurConns);
             if ((string?)body["session"] is string s) member.Session = s == "user-enabled" ? "monitor-enabled" : s;
             if ((string?)body["state"] is string st)
             {
