@@ -59,6 +59,8 @@ public sealed class AwsElbTests : IDisposable
         Canary.AssertAbsent(host.AllText, "the host messages");
         Canary.AssertAbsent(string.Join("\n", calls.Select(c => c.ToString())), "the call records");
         Canary.AssertAbsent(string.Join("\n", _stub.AllRequests), "the requests (the secret only signs, it is never sent)");
+        Assert.All(_stub.AllRequests, r => Assert.Contains("Authorization=AWS4-HMAC-SHA256 Credential=" + ElbStub.AccessKeyId, r, StringComparison.Ordinal));
+        Assert.DoesNotContain(_stub.AllRequests, r => r.Contains("Basic ", StringComparison.Ordinal));
     }
 
     [Fact]

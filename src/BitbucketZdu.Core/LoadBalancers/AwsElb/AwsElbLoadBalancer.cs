@@ -24,6 +24,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
     {
         private const string Service = "elasticloadbalancing";
         private const string ApiVersion = "2015-12-01";
+        private const int Retries = 5;
         private static readonly Regex ArnPattern = new Regex(@"^arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$");
 
         private readonly HttpClient _http;
@@ -61,24 +62,16 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
                 ? new Uri(url) : new Uri($"https://{Service}.{_region}.amazonaws.com/");
             if (description.Options.TryGetValue("Targets", out var targets))
                 foreach (var t in targets.Split(',').Select(t => t.Trim()).Where(t => t.Length > 0)) _known.Add(Parse(t).Name);
-            _http = LoadBalancerHttpNoAuth(description);
+            _http = LoadBalancerHttp.CreateClient(description, basicAuth: false);
             _retry = new ResiliencePipelineBuilder<Reply>().AddRetry(new RetryStrategyOptions<Reply>
             {
-                MaxRetryAttempts = 5,
+                MaxRetryAttempts = Retries,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(200),
                 MaxDelay = description.MaxRetryDelay,
                 ShouldHandle = args => new ValueTask<bool>(args.Outcome.Result?.Retryable == true),
             }).Build();
-        }
-
-        private static HttpClient LoadBalancerHttpNoAuth(LoadBalancerDescription d)
-        {
-            // The user name here is an access key id, not a Basic user: a client without Basic auth.
-            var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
-            if (d.SkipCertificateCheck) handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
-            return new HttpClient(handler) { Timeout = d.RequestTimeout };
         }
 
         private static (string Name, string Id, int Port) Parse(string target)
@@ -210,7 +203,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
                 "SignatureDoesNotMatch" or "InvalidClientTokenId" or "UnrecognizedClientException" or "ExpiredToken" or "IncompleteSignature" or "MissingAuthenticationToken" =>
                     new BbException("AwsAuthenticationFailed", BbErrorCategory.AuthenticationError, $"{where}: AWS refused the credentials ({detail}). Check the access key id, its secret and session token. Nothing was changed.", Description.EndpointText),
                 "Throttling" or "ThrottlingException" or "RequestLimitExceeded" =>
-                    new BbException("AwsThrottled", BbErrorCategory.LimitsExceeded, $"{where}: still throttled after 6 attempts ({detail}). Try again later.", where),
+                    new BbException("AwsThrottled", BbErrorCategory.LimitsExceeded, $"{where}: still throttled after {Retries + 1} attempts ({detail}). Try again later.", where),
                 _ => LoadBalancerErrors.Protocol(Description, "AwsRequestFailed", where, detail),
             };
         }
