@@ -15,7 +15,7 @@ namespace BitbucketZdu.EndToEnd.Tests.Lab;
 /// </summary>
 public interface IKindFront : IFront
 {
-    /// <summary>True when users go through the kind itself (so no user request may fail); false for a stub control plane.</summary>
+    /// <summary>True when users go through the kind itself or its stub's data plane, so no user request may fail; false when they go around the stub.</summary>
     bool Real { get; }
     PSCredential? Credential { get; }
     /// <summary>Fails unless the kind's API saw <paramref name="member"/> taken out and put back.</summary>
@@ -27,15 +27,15 @@ public static class KindFronts
     public static async Task<IFront> StartAsync(FrontKind kind, string dir, IReadOnlyList<SimNode> nodes)
     {
         if (kind == FrontKind.Apache) return await ApacheFront.StartAsync(dir, nodes);
-        // No NGINX Plus, Application Gateway, ELB or BIG-IP runs here: users go through HAProxy (health-checked on
-        // /status), and the upgrade drives the kind's stub, which stands in for its control API.
-        var traffic = await HAProxyFront.StartAsync(dir, nodes, new FrontOptions());
+        // No BIG-IP or ELB runs here: their stubs have a data plane that routes users by the stub's member states, so
+        // the drain the upgrade asks the stub for is the one users see. NGINX Plus and Application Gateway stubs have
+        // none: users go through HAProxy (health-checked on /status) while the upgrade drives the stub's API.
         return kind switch
         {
-            FrontKind.NginxPlus => StubFront.NginxPlus(traffic),
-            FrontKind.AzureAppGateway => StubFront.Azure(traffic),
-            FrontKind.AwsElb => StubFront.Elb(traffic),
-            FrontKind.F5BigIp => StubFront.F5(traffic),
+            FrontKind.F5BigIp => StubFront.F5(nodes),
+            FrontKind.AwsElb => StubFront.Elb(nodes),
+            FrontKind.NginxPlus => StubFront.NginxPlus(await HAProxyFront.StartAsync(dir, nodes, new FrontOptions())),
+            FrontKind.AzureAppGateway => StubFront.Azure(await HAProxyFront.StartAsync(dir, nodes, new FrontOptions())),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
     }
@@ -43,17 +43,23 @@ public static class KindFronts
     internal static PSCredential Credential(string user) => new(user, Canary.Secure(Canary.Password));
 }
 
-/// <summary>A stub kind's control API (two members, 10.0.0.11 and 10.0.0.12, for node-1 and node-2) over HAProxy's traffic.</summary>
+/// <summary>
+/// A stub kind's control API. F5 and ELB: members are the nodes' own addresses and users go through the stub's data
+/// plane. NGINX Plus and Azure: two members, 10.0.0.11 and 10.0.0.12, for node-1 and node-2, users through HAProxy.
+/// </summary>
 public sealed class StubFront : IKindFront
 {
-    private readonly IFront _traffic;
+    private readonly IAsyncDisposable? _traffic;
     private readonly IDisposable _stub;
     private readonly Hashtable _entry;
     private readonly Func<SimNode, string> _member;
     private readonly Action<string> _check;
 
-    private StubFront(IFront traffic, IDisposable stub, string kind, Hashtable settings, Func<SimNode, string> member, PSCredential credential, Action<string> check)
+    private StubFront(Uri frontend, bool real, IAsyncDisposable? traffic, IDisposable stub, string kind, Hashtable settings, Func<SimNode, string> member,
+        PSCredential credential, Action<string> check)
     {
+        Frontend = frontend;
+        Real = real;
         _traffic = traffic;
         _stub = stub;
         _entry = new Hashtable { ["Name"] = "lb1", ["Kind"] = kind, ["Settings"] = settings };
@@ -67,7 +73,7 @@ public sealed class StubFront : IKindFront
     public static StubFront NginxPlus(IFront traffic)
     {
         var stub = new NginxPlusStub { BasicAuth = "lbadmin:" + Canary.Password };
-        return new StubFront(traffic, stub, "NginxPlus", new Hashtable { ["Endpoint"] = stub.ApiBase, ["Backend"] = "bitbucket", ["TimeoutSec"] = 10 },
+        return new StubFront(traffic.Frontend, false, traffic, stub, "NginxPlus", new Hashtable { ["Endpoint"] = stub.ApiBase, ["Backend"] = "bitbucket", ["TimeoutSec"] = 10 },
             n => Ip(n) + ":7990", KindFronts.Credential("lbadmin"),
             m => Assert.True(stub.Patches.Any(p => p.Contains("drain", StringComparison.Ordinal)) && stub.Patches.Count >= 2, "NGINX Plus patches: " + string.Join(" | ", stub.Patches)));
     }
@@ -80,35 +86,51 @@ public sealed class StubFront : IKindFront
             ["Endpoint"] = ArmStub.GatewayId, ["Backend"] = "bb-pool", ["Authentication"] = "ServicePrincipal", ["TenantId"] = "contoso-tenant",
             ["ManagementEndpoint"] = stub.BaseUri.ToString(), ["AuthorityEndpoint"] = stub.BaseUri.ToString(), ["TimeoutSec"] = 10,
         };
-        return new StubFront(traffic, stub, "AzureAppGateway", settings, Ip, KindFronts.Credential("app-1"),
+        return new StubFront(traffic.Frontend, false, traffic, stub, "AzureAppGateway", settings, Ip, KindFronts.Credential("app-1"),
             m => Assert.True(stub.Log.Count(l => l.StartsWith("PUT ", StringComparison.Ordinal)) >= 4 && stub.PoolAddresses().Contains(m),
                 $"{m} went out of and back into bb-pool: " + string.Join(" | ", stub.Log.Where(l => !l.StartsWith("GET", StringComparison.Ordinal)))));
     }
 
-    public static StubFront Elb(IFront traffic)
+    private static string Address(SimNode n) => $"127.0.0.1:{n.Port}";
+
+    public static StubFront Elb(IReadOnlyList<SimNode> nodes)
     {
-        var stub = new ElbStub(Canary.Password, "10.0.0.11:7990", "10.0.0.12:7990") { DeregistrationDelay = TimeSpan.FromSeconds(1) };
+        var stub = new ElbStub(Canary.Password, nodes.Select(Address).ToArray()) { DeregistrationDelay = TimeSpan.FromSeconds(1) };
+        var plane = stub.StartDataPlane();
         var settings = new Hashtable
         {
             ["Endpoint"] = ElbStub.Region, ["Backend"] = stub.TargetGroupArn, ["EndpointUrl"] = stub.Url, ["TimeoutSec"] = 10,
-            ["Targets"] = "10.0.0.11:7990, 10.0.0.12:7990",
+            ["Targets"] = string.Join(", ", nodes.Select(Address)),
         };
-        return new StubFront(traffic, stub, "AwsElb", settings, n => Ip(n) + ":7990", KindFronts.Credential(ElbStub.AccessKeyId),
+        return new StubFront(plane.Frontend, true, new Disposer(plane), stub, "AwsElb", settings, Address, KindFronts.Credential(ElbStub.AccessKeyId),
             m => Assert.True(stub.Get(m)?.State == "healthy" && stub.Calls.Count(c => c == "DeregisterTargets") >= 2 && stub.Calls.Count(c => c == "RegisterTargets") >= 2,
                 $"{m} is {stub.Get(m)?.State}; calls: " + string.Join(",", stub.Calls.Where(c => c != "DescribeTargetHealth"))));
     }
 
-    public static StubFront F5(IFront traffic)
+    public static StubFront F5(IReadOnlyList<SimNode> nodes)
     {
         var stub = new F5Stub { MonitorDownReads = 1 };
-        return new StubFront(traffic, stub, "F5BigIp", new Hashtable { ["Endpoint"] = stub.Url, ["Backend"] = "/Common/bitbucket", ["TimeoutSec"] = 10 },
-            n => Ip(n) + ":7990", KindFronts.Credential("f5ops"),
+        var plane = F5DataPlane.Start(stub, nodes.Select(Address).ToArray());
+        return new StubFront(plane.Frontend, true, new Disposer(plane), stub, "F5BigIp", new Hashtable { ["Endpoint"] = stub.Url, ["Backend"] = "/Common/bitbucket", ["TimeoutSec"] = 10 },
+            Address, KindFronts.Credential("f5ops"),
             m => Assert.True(stub.Patches.Contains(m + " {\"session\":\"user-disabled\",\"state\":\"user-down\"}") && stub.Patches.Contains(m + " {\"session\":\"user-enabled\",\"state\":\"user-up\"}"),
                 "BIG-IP patches: " + string.Join(" | ", stub.Patches)));
     }
 
-    public Uri Frontend => _traffic.Frontend;
-    public bool Real => false;
+    private sealed class Disposer : IAsyncDisposable
+    {
+        private readonly IDisposable _inner;
+        public Disposer(IDisposable inner) => _inner = inner;
+        public ValueTask DisposeAsync()
+        {
+            _inner.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    public Uri Frontend { get; }
+    /// <summary>True when users go through the stub's own data plane (its member states decide where requests go).</summary>
+    public bool Real { get; }
     public PSCredential? Credential { get; }
     public Hashtable ProfileEntry() => _entry;
     public string MemberOf(SimNode node) => _member(node);
@@ -116,8 +138,8 @@ public sealed class StubFront : IKindFront
 
     public async ValueTask DisposeAsync()
     {
+        if (_traffic is not null) await _traffic.DisposeAsync();
         _stub.Dispose();
-        await _traffic.DisposeAsync();
     }
 }
 

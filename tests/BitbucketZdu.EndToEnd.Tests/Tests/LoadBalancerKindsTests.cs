@@ -9,9 +9,10 @@ namespace BitbucketZdu.EndToEnd.Tests.Tests;
 /// <summary>
 /// Every load-balancer kind is usable from a cluster profile: Invoke-BbRollingUpgrade -ProfilePath upgrades the
 /// simulated cluster through it, the kinds that need a credential getting it by load-balancer name
-/// (-LoadBalancerCredential), never from the profile, and never showing it. Where the kind runs here (HAProxy, NGINX,
-/// Apache) users go through it and no request may fail; the others are stubs of their control API (users then go
-/// through HAProxy's health checks), and the stub must have seen every node go out and come back.
+/// (-LoadBalancerCredential), never from the profile, and never showing it. Where users go through the kind (HAProxy,
+/// NGINX, Apache; the F5 and ELB stubs' data planes, which route by the stub's member states) no request may fail. The
+/// NGINX Plus and Application Gateway stubs have no data plane (users go through HAProxy's health checks). Every stub
+/// must have seen every node go out and come back.
 /// </summary>
 public sealed class LoadBalancerKindsTests
 {

@@ -19,15 +19,7 @@ public sealed class ElbDrainUnderLoadTests
         using var node2 = new Backend("node-2", TimeSpan.FromMilliseconds(15));
         // The delay outlasts the 400 ms requests in flight at deregistration, as the group's delay should.
         using var stub = new ElbStub(Canary.Password, node1.Address, node2.Address) { DeregistrationDelay = TimeSpan.FromSeconds(1.5) };
-        var byTarget = new Dictionary<string, Backend> { [node1.Address] = node1, [node2.Address] = node2 };
-        var next = 0;
-        using var plane = new StubDataPlane(() =>
-        {
-            var serving = stub.Serving();
-            if (serving.Count == 0) return null;
-            var t = serving[(Interlocked.Increment(ref next) & int.MaxValue) % serving.Count];
-            return byTarget[$"{t.Id}:{t.Port}"];
-        });
+        using var plane = stub.StartDataPlane();
         var d = new LoadBalancerDescription(LoadBalancerKind.AwsElb, new[] { ElbStub.Region }, stub.TargetGroupArn)
         {
             RequestTimeout = TimeSpan.FromSeconds(30), UserName = ElbStub.AccessKeyId, Password = Canary.Secure(Canary.Password),

@@ -85,6 +85,19 @@ public sealed class ElbStub : IDisposable
         lock (_gate) { Advance(); return _targets.Values.Where(t => t.Registered && t.State == "healthy").ToList(); }
     }
 
+    /// <summary>The traffic side: a front that sends each request to one of the healthy targets, round-robin.</summary>
+    public StubDataPlane StartDataPlane()
+    {
+        var next = 0;
+        return new StubDataPlane(() =>
+        {
+            var serving = Serving();
+            if (serving.Count == 0) return null;
+            var t = serving[(Interlocked.Increment(ref next) & int.MaxValue) % serving.Count];
+            return $"{t.Id}:{t.Port}";
+        });
+    }
+
     public Target? Get(string idPort)
     {
         lock (_gate) { Advance(); return _targets.TryGetValue(idPort, out var t) ? t : null; }

@@ -10,14 +10,14 @@ namespace BitbucketZdu.LoadBalancers.Tests.F5BigIp;
 /// </summary>
 public static class F5DataPlane
 {
-    public static StubDataPlane Start(F5Stub stub, params Backend[] backends)
+    /// <summary>Makes the stub's pool the given host:port members and starts their virtual server.</summary>
+    public static StubDataPlane Start(F5Stub stub, params string[] members)
     {
-        var byName = backends.ToDictionary(b => b.Address);
         lock (stub.Gate)
         {
             stub.LiveConnections = true;
             stub.Members.Clear();
-            foreach (var b in backends) stub.Members.Add(new F5Stub.Member { Name = b.Address, Address = "127.0.0.1" });
+            foreach (var m in members) stub.Members.Add(new F5Stub.Member { Name = m, Address = m[..m.LastIndexOf(':')] });
         }
         var next = 0;
         return new StubDataPlane(() =>
@@ -28,11 +28,11 @@ public static class F5DataPlane
                 if (eligible.Count == 0) return null;
                 var member = eligible[next++ % eligible.Count];
                 member.CurConns++;
-                return byName[member.Name];
+                return member.Name;
             }
-        }, b =>
+        }, name =>
         {
-            lock (stub.Gate) stub.Members.Single(m => m.Name == b.Address).CurConns--;
+            lock (stub.Gate) stub.Members.Single(m => m.Name == name).CurConns--;
         });
     }
 }

@@ -18,7 +18,7 @@ public sealed class F5DrainUnderLoadTests
         using var node1 = new Backend("node-1", TimeSpan.FromMilliseconds(15));
         using var node2 = new Backend("node-2", TimeSpan.FromMilliseconds(15));
         using var stub = new F5Stub();
-        using var plane = F5DataPlane.Start(stub, node1, node2);
+        using var plane = F5DataPlane.Start(stub, node1.Address, node2.Address);
         using var lb = LoadBalancerFactory.Create(new LoadBalancerDescription(LoadBalancerKind.F5BigIp, new[] { stub.Url }, "bitbucket")
         {
             RequestTimeout = TimeSpan.FromSeconds(10), UserName = "f5ops", Password = Canary.Secure(Canary.Password),
