@@ -13,13 +13,14 @@ namespace BitbucketZdu.Core.LoadBalancers
     /// <summary>HTTP plumbing shared by the HTTP-controlled load balancers: TLS policy, Basic auth, errors.</summary>
     internal static class LoadBalancerHttp
     {
-        public static HttpClient CreateClient(LoadBalancerDescription d)
+        /// <param name="basicAuth">False where the user name is no HTTP Basic user (an AWS access key id signs requests instead).</param>
+        public static HttpClient CreateClient(LoadBalancerDescription d, bool basicAuth = true)
         {
             var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
             if (d.SkipCertificateCheck)
                 handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
             var client = new HttpClient(handler) { Timeout = d.RequestTimeout };
-            if (d.UserName is not null)
+            if (basicAuth && d.UserName is not null)
                 client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
                     Convert.ToBase64String(Encoding.UTF8.GetBytes(d.UserName + ":" + Reveal(d.Password))));
             return client;

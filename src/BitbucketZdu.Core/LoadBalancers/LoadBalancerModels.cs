@@ -12,6 +12,7 @@ namespace BitbucketZdu.Core.LoadBalancers
         Apache,
         AzureAppGateway,
         F5BigIp,
+        AwsElb,
     }
 
     /// <summary>What the load balancer was told to do with a member (its administrative state).</summary>

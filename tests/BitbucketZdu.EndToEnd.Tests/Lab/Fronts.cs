@@ -36,14 +36,16 @@ public sealed class FrontOptions
     public string? FrontPemFile { get; init; }
 }
 
-public enum FrontKind { HAProxy, Nginx }
+/// <summary>HAProxy and Nginx here; the other kinds in KindFronts.cs (Apache real, the rest stubs over HAProxy traffic).</summary>
+public enum FrontKind { HAProxy, Nginx, NginxPlus, Apache, AzureAppGateway, AwsElb, F5BigIp }
 
 public static class Front
 {
     public static Task<IFront> StartAsync(FrontKind kind, string dir, IReadOnlyList<SimNode> nodes, FrontOptions? options = null) => kind switch
     {
         FrontKind.HAProxy => HAProxyFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
-        _ => NginxFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
+        FrontKind.Nginx => NginxFront.StartAsync(dir, nodes, options ?? new FrontOptions()),
+        _ => KindFronts.StartAsync(kind, dir, nodes),
     };
 
     internal static async Task WaitListeningAsync(ExternalProcess process, int port, string what)

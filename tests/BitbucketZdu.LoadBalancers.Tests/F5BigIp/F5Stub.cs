@@ -58,8 +58,14 @@ public sealed class F5Stub : IDisposable
     public string Status { get; set; } = "ACTIVE";
     public int TokenSeconds { get; set; } = 1200;
     public int MonitorDownReads { get; set; } = 2;
+    /// <summary>Set by F5DataPlane: CurConns counts real requests in flight instead of ending one per stats read.</summary>
+    public bool LiveConnections { get; set; }
+    /// <summary>Guards <see cref="Members"/> (the data plane changes CurConns while the API reads it).</summary>
+    public object Gate => _gate;
     public int Logins { get; private set; }
     public List<string> Patches { get; } = new();
+    /// <summary>The member's current connections when each of <see cref="Patches"/> arrived.</summary>
+    public List<int> ConnectionsAtPatch { get; } = new();
     public ConcurrentQueue<string> AllRequests { get; } = new();
 
     /// <summary>Every token is revoked (as after a reboot or a token DELETE): the next call answers 401.</summary>
@@ -118,7 +124,7 @@ public sealed class F5Stub : IDisposable
         if (stats && req.Method == "GET")
         {
             var conns = member.CurConns;
-            if (member.Session == "user-disabled" && member.CurConns > 0) member.CurConns--; // persistent connections end one by one
+            if (!LiveConnections && member.Session == "user-disabled" && member.CurConns > 0) member.CurConns--; // persistent connections end one by one
             var key = $"https://localhost/mgmt/tm/ltm/pool/~{Partition}~{Pool}/members/~{Partition}~{member.Name}/~{Partition}~{member.Name}/stats";
             return Stub.Json(200, new JsonObject
             {
@@ -144,6 +150,7 @@ public sealed class F5Stub : IDisposable
                     return Error(400, $"invalid property value \"state\":\"{value}\"");
             }
             Patches.Add($"{member.Name} {req.Body}");
+            ConnectionsAtPatch.Add(member.CurConns);
             if ((string?)body["session"] is string s) member.Session = s == "user-enabled" ? "monitor-enabled" : s;
             if ((string?)body["state"] is string st)
             {
