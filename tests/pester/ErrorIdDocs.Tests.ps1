@@ -18,6 +18,7 @@ BeforeAll {
         @{ Call = 'LoadBalancerErrors\.(Protocol|PermissionDenied)'; Arg = 1 }
         @{ Call = 'Clock\.PollAsync'; Arg = 6 }                                                  # UpgradeClock.PollAsync
         @{ Call = '(?<![\w.])WaitForFinalizationTasks'; Arg = 2 }
+        @{ Call = '(?<![\w.])ThrowIfInvalidProxy'; Arg = 1 }                                  # BbCmdlet
     )
     # LoadBalancerErrors' fixed-id helpers (MemberNotFound, Unreachable, ...) hold their literal in a BbException,
     # found by the row above. ZduApiException's id is "Zdu" + ZduErrorKind: expanded from the enum.
