@@ -27,7 +27,7 @@ namespace BitbucketZdu.Core.LoadBalancers
         /// <summary>The node the member stands for (for messages and results).</summary>
         public string? NodeName { get; set; }
 
-        public int ProgressActivityId { get; set; } = 4100;
+        public int ProgressActivityId { get; set; } = ProgressActivities.LoadBalancerChange;
         public int ParentProgressActivityId { get; set; } = -1;
     }
 

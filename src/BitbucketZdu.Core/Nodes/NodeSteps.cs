@@ -22,7 +22,7 @@ namespace BitbucketZdu.Core.Nodes
     public sealed class NodeSteps
     {
         private static readonly Regex ArchiveName = new Regex(@"^atlassian-bitbucket-(?<v>\d+\.\d+\.\d+)\.(?<kind>tar\.gz|tgz|zip)$", RegexOptions.IgnoreCase);
-        private static int _activityIds = 5000;
+        private static int _activityIds = ProgressActivities.NodeStepsBase;
 
         private readonly INodeShell _shell;
         private readonly NodeOps _ops;

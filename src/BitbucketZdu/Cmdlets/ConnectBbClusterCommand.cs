@@ -72,14 +72,12 @@ namespace BitbucketZdu.Cmdlets
                 options = new ZduClientOptions(Uri, credential)
                 {
                     SkipCertificateCheck = SkipCertificateCheck,
-                    TrustedCertificatePath = TrustedCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TrustedCertificatePath),
+                    TrustedCertificatePath = TrustedCertificateFile(TrustedCertificatePath),
                     RequestTimeout = TimeSpan.FromSeconds(TimeoutSec),
                     Proxy = Proxy,
                     ProxyCredential = ProxyCredential?.GetNetworkCredential(),
                 };
-                if (Proxy is not null && (!Proxy.IsAbsoluteUri || (Proxy.Scheme != Uri.UriSchemeHttp && Proxy.Scheme != Uri.UriSchemeHttps) || !string.IsNullOrEmpty(Proxy.UserInfo)))
-                    ThrowError("ConnectBbClusterInvalidProxy", ErrorCategory.InvalidArgument,
-                        "-Proxy must be an http:// or https:// URL without credentials (pass those with -ProxyCredential), e.g. http://proxy.example.com:3128.");
+                ThrowIfInvalidProxy(Proxy, "ConnectBbClusterInvalidProxy");
             }
             catch (ArgumentException ex)
             {
@@ -89,7 +87,7 @@ namespace BitbucketZdu.Cmdlets
             }
 
             if (SkipCertificateCheck)
-                WriteWarning($"TLS certificate verification is OFF for {options.BaseUri}. Anyone on the network path can read the administrator credentials. Use this only against a test server.");
+                WarnCertificateCheckOff(options.BaseUri.ToString(), "Anyone on the network path can read the administrator credentials.");
 
             ZduClient client;
             try

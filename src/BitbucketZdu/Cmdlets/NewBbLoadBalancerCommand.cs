@@ -179,7 +179,7 @@ namespace BitbucketZdu.Cmdlets
                     }
                 }
             if (SkipCertificateCheck)
-                WriteWarning($"TLS certificate verification is OFF for {d.DisplayName}. Use this only against a test server.");
+                WarnCertificateCheckOff(d.DisplayName);
 
             try
             {

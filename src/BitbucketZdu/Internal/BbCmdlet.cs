@@ -298,6 +298,24 @@ namespace BitbucketZdu.Internal
             ThrowTerminatingError(new ErrorRecord(new BbException(errorId, engineCategory, message, target), errorId, category, target));
         }
 
+        /// <summary>
+        /// The one rule for -Proxy (Connect-BbCluster, the upgrade cmdlets): an absolute http:// or https:// URL without
+        /// user info, because a password in the URL would end up in logs and error records; it goes in -ProxyCredential.
+        /// </summary>
+        protected void ThrowIfInvalidProxy(Uri? proxy, string errorId)
+        {
+            if (proxy is not null && (!proxy.IsAbsoluteUri || (proxy.Scheme != Uri.UriSchemeHttp && proxy.Scheme != Uri.UriSchemeHttps) || !string.IsNullOrEmpty(proxy.UserInfo)))
+                ThrowError(errorId, ErrorCategory.InvalidArgument,
+                    "-Proxy must be an http:// or https:// URL without credentials (pass those with -ProxyCredential), e.g. http://proxy.example.com:3128.");
+        }
+
+        /// <summary>-TrustedCertificatePath as a file-system path (relative to the current PowerShell location), or null.</summary>
+        protected string? TrustedCertificateFile(string? path) => path is null ? null : GetUnresolvedProviderPathFromPSPath(path);
+
+        /// <summary>The one warning for -SkipCertificateCheck: what is not verified, and what that exposes.</summary>
+        protected void WarnCertificateCheckOff(string what, string exposure = "") =>
+            WriteWarning($"TLS certificate verification is OFF for {what}.{(exposure.Length > 0 ? " " + exposure : "")} Use this only against a test server.");
+
         private static bool IsEngineFailure(Exception ex) =>
             ex is BbException || ex is TimeoutException || ex is ArgumentException || ex is System.IO.IOException
             || ex is UnauthorizedAccessException || ex is System.Net.Http.HttpRequestException || ex is InvalidOperationException;

@@ -216,16 +216,14 @@ namespace BitbucketZdu.Internal
                 JournalSecret = JournalCredential?.Password,
                 JournalAllowHttp = JournalAllowHttp,
                 LoadBalancerCredentials = ResolveLoadBalancerCredentials(profile),
-                TrustedCertificatePath = TrustedCertificatePath is null ? null : GetUnresolvedProviderPathFromPSPath(TrustedCertificatePath),
+                TrustedCertificatePath = TrustedCertificateFile(TrustedCertificatePath),
                 Proxy = Proxy,
                 ProxyCredential = ProxyCredential?.GetNetworkCredential(),
             };
             if (options.TrustedCertificatePath is { } ca && !System.IO.File.Exists(ca))
                 ThrowError(GetType().Name.Replace("Command", "") + "InvalidCertificate", ErrorCategory.ObjectNotFound,
                     $"The trusted certificate file '{ca}' does not exist. Give the internal CA's certificate (PEM or DER) with -TrustedCertificatePath.", TrustedCertificatePath);
-            if (Proxy is not null && (!Proxy.IsAbsoluteUri || (Proxy.Scheme != Uri.UriSchemeHttp && Proxy.Scheme != Uri.UriSchemeHttps) || !string.IsNullOrEmpty(Proxy.UserInfo)))
-                ThrowError(GetType().Name.Replace("Command", "") + "InvalidProxy", ErrorCategory.InvalidArgument,
-                    "-Proxy must be an http:// or https:// URL without credentials (pass those with -ProxyCredential), e.g. http://proxy.example.com:3128.");
+            ThrowIfInvalidProxy(Proxy, GetType().Name.Replace("Command", "") + "InvalidProxy");
             if (Credential is null && connection is not null)
             {
                 if (!SameBase(connection.Uri, profile.BaseUrl))

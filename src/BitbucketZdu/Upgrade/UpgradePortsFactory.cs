@@ -15,9 +15,9 @@ namespace BitbucketZdu.Upgrade
     /// THE SEAM between the upgrade cmdlets and the real world. The cmdlets build their ports with
     /// <see cref="Current"/>. The default binds the cluster API (ZduClient, one per node URL for the nodes' own views)
     /// and the journal store (a folder, or an Azure blob container: <see cref="JournalStoreFactory"/>); the load-balancer (<see cref="IRotation"/>) and node-host (<see cref="INodeHost"/>) ports
-    /// are bound by <see cref="RotationFactory"/> and <see cref="NodeHostFactory"/>, which the adapters over
-    /// Core/LoadBalancers and Core/Nodes fill in after those areas merge. Until then they answer "not wired", so
-    /// preflight refuses honestly. Tests replace <see cref="Current"/> with in-memory fakes.
+    /// are bound by <see cref="RotationFactory"/> (<see cref="LoadBalancerRotation"/> over Core/LoadBalancers) and
+    /// <see cref="NodeHostFactory"/> (<see cref="NodeStepsHost"/> over Core/Nodes, through the shell the cmdlet opens).
+    /// Tests replace <see cref="Current"/> (or one of the two factories) with in-memory fakes.
     /// </summary>
     internal static class UpgradePortsFactory
     {

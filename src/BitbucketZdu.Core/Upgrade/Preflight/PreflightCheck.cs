@@ -45,7 +45,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             void Add(FindingSeverity s, string check, string? target, string? place, string message) =>
                 findings.Add((Interlocked.Increment(ref seq), new PreflightFinding(s, check, target, place, message)));
 
-            _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Reading the cluster, nodes, load balancers and archive"));
+            _host.Progress(new OperationProgress(ProgressActivities.Run, "Preflight " + profile.Name, "Reading the cluster, nodes, load balancers and archive"));
 
             var clusterTask = Try(() => _ports.Cluster.GetClusterAsync(cancellationToken));
             var journalTask = Try(() => _ports.Journal.ReadAsync(profile.Name, cancellationToken));
@@ -96,7 +96,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 CheckHost(profile, node, hosts[i], cluster, continuing, Add);
             }
 
-            _host.Progress(new OperationProgress(1, "Preflight " + profile.Name, "Done") { Completed = true });
+            _host.Progress(new OperationProgress(ProgressActivities.Run, "Preflight " + profile.Name, "Done") { Completed = true });
             var ordered = findings.OrderBy(f => f.finding.Severity == FindingSeverity.Error ? 0 : f.finding.Severity == FindingSeverity.Warning ? 1 : 2)
                 .ThenBy(f => f.order).Select(f => f.finding).ToList();
             if (ordered.All(f => f.Severity != FindingSeverity.Error))

@@ -495,9 +495,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
         /// <summary>Live progress while a wait polls: what the API shows for the node now.</summary>
         private Action<ZduCluster> Waiting(NodeProfile node, string wanted) => cl =>
-            _host.Progress(new OperationProgress(2, $"Waiting for {node.Name} to be {wanted}", "API: " + DescribeApi(NodeMatcher.Find(cl.Nodes, node)))
+            _host.Progress(new OperationProgress(ProgressActivities.NodeWait, $"Waiting for {node.Name} to be {wanted}", "API: " + DescribeApi(NodeMatcher.Find(cl.Nodes, node)))
             {
-                ParentActivityId = 1,
+                ParentActivityId = ProgressActivities.Run,
             });
 
         private static bool IsOffline(ZduNode? n) => n is null || n.State == NodeState.OFFLINE;

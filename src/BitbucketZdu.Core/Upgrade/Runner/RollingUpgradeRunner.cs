@@ -206,7 +206,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 report.FinalState = last?.StateText ?? last?.State.ToString();
                 Finish(report, started);
                 await recorder.WriteAsync(JournalKinds.RunCompleted, null, null, report.Summary, CancellationToken.None).ConfigureAwait(false);
-                _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
+                _host.Progress(new OperationProgress(ProgressActivities.Run, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
                 await HookAsync(options, UpgradePhase.Completed, profile, null, report.Summary, CancellationToken.None, report).ConfigureAwait(false);
                 return new RollingUpgradeResult(preflight, plan, report);
             }
@@ -275,7 +275,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             try
             {
                 var report = await upgrader.UpgradeAsync(node, steps.Where(s => s.Kind != StepKind.PreStage).ToList(), 1, from, ct).ConfigureAwait(false);
-                _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
+                _host.Progress(new OperationProgress(ProgressActivities.Run, "Rolling upgrade of " + profile.Name, "Done") { Completed = true });
                 return report;
             }
             catch (NodeFailedException nf)

@@ -63,7 +63,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public async Task<TimeSpan> RunAsync(PlanStep step, Func<CancellationToken, Task> work, CancellationToken ct)
         {
             var n = Interlocked.Increment(ref _stepsSeen);
-            _host.Progress(new OperationProgress(1, "Rolling upgrade of " + _cluster, $"Step {step.Number} of {_totalSteps}: {step.Target}")
+            _host.Progress(new OperationProgress(ProgressActivities.Run, "Rolling upgrade of " + _cluster, $"Step {step.Number} of {_totalSteps}: {step.Target}")
             {
                 CurrentOperation = step.Action,
                 PercentComplete = (int)(100.0 * (n - 1) / _totalSteps),

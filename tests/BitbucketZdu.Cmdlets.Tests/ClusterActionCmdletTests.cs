@@ -9,13 +9,13 @@ using static BitbucketZdu.Core.Tests.Api.ZduTestData;
 namespace BitbucketZdu.Cmdlets.Tests;
 
 /// <summary>Get-BbNode, the state-changing cmdlets and the waits, hosted in a real runspace against WireMock.</summary>
-public sealed class UpgradeCmdletTests : IDisposable
+public sealed class ClusterActionCmdletTests : IDisposable
 {
     private readonly WireMockServer _server = WireMockServer.Start();
     private readonly PowerShellHost _ps = new();
     private readonly BbConnection _connection;
 
-    public UpgradeCmdletTests()
+    public ClusterActionCmdletTests()
     {
         var options = Options(_server.Url!);
         _connection = new BbConnection(new ZduClient(options), options);
