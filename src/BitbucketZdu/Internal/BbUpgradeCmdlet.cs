@@ -285,7 +285,7 @@ namespace BitbucketZdu.Internal
 
         /// <summary>
         /// Maps -Hook (@{ NodeUpgraded = { param($e) ... }; '*' = { ... } }) to the engine's hook. Script blocks run on
-        /// the pipeline thread with the event as $_ and as the first argument; a throw fails the phase.
+        /// the pipeline thread with the event as $_ and as the first argument; any error in a block fails the phase.
         /// </summary>
         protected UpgradeHook? MapHook(Hashtable? hooks, PipelineBridge bridge)
         {
@@ -309,7 +309,13 @@ namespace BitbucketZdu.Internal
                     if (!map.TryGetValue(key, out var block)) continue;
                     bridge.Ask(() =>
                     {
-                        block.InvokeWithContext(null, new System.Collections.Generic.List<PSVariable> { new PSVariable("_", evt) }, evt);
+                        // A hook is a gate: any error in it (a .NET exception, a failed command's Write-Error) fails the
+                        // phase, so a failed smoke test never lets the run go on to put a node back or finalize.
+                        block.InvokeWithContext(null, new System.Collections.Generic.List<PSVariable>
+                        {
+                            new PSVariable("_", evt),
+                            new PSVariable("ErrorActionPreference", ActionPreference.Stop),
+                        }, evt);
                         return true;
                     });
                 }

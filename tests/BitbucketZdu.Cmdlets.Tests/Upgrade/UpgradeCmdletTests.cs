@@ -245,6 +245,21 @@ public sealed class UpgradeCmdletTests : IDisposable
         Assert.Equal(From, _f.World["node-1"].InstalledVersion);
     }
 
+    [Theory]
+    [InlineData("[int]::Parse('not a number') | Out-Null")]          // a .NET exception: statement-terminating
+    [InlineData("Write-Error 'smoke test of the new version failed'")] // a non-terminating error, as from a failed check
+    public void A_hook_whose_command_fails_halts_the_phase_before_finalize(string failingCommand)
+    {
+        // A hook is a gate: an error inside it must stop what follows (here the approve), not be printed and passed.
+        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Confirm:$false -Hook @{ Finalizing = { "
+            + failingCommand + "; $global:afterFailure = $true } }", Vars());
+
+        Assert.NotNull(r.FirstError);
+        Assert.Equal(0, _f.World.Count("cluster:approve"));
+        Assert.True(_f.World.UpgradeMode);
+        Assert.Null(_ps.Run("$global:afterFailure").Output.SingleOrDefault()?.BaseObject);
+    }
+
     [Fact]
     public void An_unknown_hook_phase_is_refused_before_any_change()
     {
