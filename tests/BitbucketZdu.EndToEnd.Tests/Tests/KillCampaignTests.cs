@@ -5,7 +5,7 @@ namespace BitbucketZdu.EndToEnd.Tests.Tests;
 
 /// <summary>
 /// The kill campaign of issue 17: Invoke-BbRollingUpgrade in a child pwsh SIGKILLed parked exactly at every journal line
-/// (step-begin and step-done of every step: pre-stage, enable, each node's steps, finalize; the wait for STABLE in a skipped test until issue 17's already-done resume lands) and at
+/// (step-begin and step-done of every step: pre-stage, enable, each node's steps, finalize, and the wait for STABLE) and at
 /// seeded random moments, each followed by the same command with -Resume, on a 2-node and a 3-node cluster behind
 /// HAProxy with user load. The kills of a round are chained (each resume is the next kill's process) and the round's last
 /// -Resume completes; every round then checks STABLE on the target, every node ACTIVE and in rotation, at most one node
@@ -15,10 +15,6 @@ namespace BitbucketZdu.EndToEnd.Tests.Tests;
 /// </summary>
 public abstract class KillCampaignTests
 {
-    /// <summary>Kills during the wait for STABLE (after the approve): -Resume answers PreflightAlreadyOnTarget until i17-adopt lands.</summary>
-    public const string FinalizeSkip = "Issue 17: a -Resume after a kill during the wait for STABLE (approve sent) answers PreflightAlreadyOnTarget (exits non-zero) until "
-        + "'a resumed run whose work is already done succeeds' (branch i17-adopt) is merged";
-
     private const int RandomKillsPerSize = 15;
 
     private readonly CampaignFixture _fixture;
@@ -111,7 +107,7 @@ public sealed class KillCampaign2NodeTests : KillCampaignTests, IClassFixture<Tw
     [Fact]
     public Task Killed_at_every_journal_line_then_resumed_completes() => StrikeEveryLineAsync(false, "2 nodes: every journal line");
 
-    [Fact(Skip = FinalizeSkip)]
+    [Fact]
     public Task Killed_at_wait_stable_lines_then_resumed_completes() => StrikeEveryLineAsync(true, "2 nodes: wait-stable lines");
 
     [Fact]
@@ -125,7 +121,7 @@ public sealed class KillCampaign3NodeTests : KillCampaignTests, IClassFixture<Th
     [Fact]
     public Task Killed_at_every_journal_line_then_resumed_completes() => StrikeEveryLineAsync(false, "3 nodes: every journal line");
 
-    [Fact(Skip = FinalizeSkip)]
+    [Fact]
     public Task Killed_at_wait_stable_lines_then_resumed_completes() => StrikeEveryLineAsync(true, "3 nodes: wait-stable lines");
 
     [Fact]
