@@ -10,7 +10,11 @@
         the orchestration overhead (target < 1 s), and how long the engine took to notice the node's state changes
         (target <= 1 s): from the simulator's own log line ("the node left the cluster" / "started; node is ACTIVE")
         to the journal's step-done of wait-offline / health-gate;
-      - per size: preflight, pre-staging and total time, and how they grow from the smallest to the largest cluster.
+      - per node, seen from outside (a separate sampler process, 'bbsim sample', reads HAProxy's 'show servers state'
+        and every node's /status each 100 ms): how long the node was out of rotation at the balancer, the node's own
+        stop and start from its log, and their difference: what the tool adds to what the node itself needs;
+      - per size: preflight, pre-staging and total time, and how they grow from the smallest to the largest cluster,
+        and the fewest nodes the sampler saw in rotation at once.
     See bench/README.md for what each figure means.
 
 .PARAMETER ModulePath
@@ -59,9 +63,38 @@ function Get-LogTime {
     [DateTimeOffset]::new([DateTime]::ParseExact($stamp, 'yyyy-MM-dd HH:mm:ss,fff', [Globalization.CultureInfo]::InvariantCulture, 'AssumeLocal'))
 }
 
+function Start-Sampler {
+    # 'bbsim sample' in a process of its own, so what it sees does not depend on the tool's own timing. Ready once it
+    # has written a balancer line for every node.
+    param($Demo, [string] $Path)
+    $lb = $Demo.Balancer
+    $status = ($Demo.Nodes | ForEach-Object { "$($_.Name)=$($_.Url)" }) -join ','
+    $process = Start-Process -FilePath 'dotnet' -PassThru -RedirectStandardError "$Path.stderr" -RedirectStandardOutput "$Path.stdout" -ArgumentList @(
+        $Demo.Bbsim, 'sample', '--admin', ($lb.Endpoint -replace '^tcp://', ''), '--backend', $lb.Backend, '--output', $Path,
+        '--status', $status, '--interval-ms', '100')
+    $deadline = [DateTime]::UtcNow.AddSeconds(60)
+    while (@(Get-Content -LiteralPath $Path -ErrorAction SilentlyContinue | Where-Object { $_ -match "`tlb`t" }).Count -lt @($Demo.Nodes).Count) {
+        if ($process.HasExited) { throw "The sampler exited (code $($process.ExitCode)): $(Get-Content "$Path.stderr" -Raw -ErrorAction SilentlyContinue)" }
+        if ([DateTime]::UtcNow -gt $deadline) { throw 'The sampler did not see every node at the balancer within 60 s.' }
+        Start-Sleep -Milliseconds 100
+    }
+    $process
+}
+
+function Read-Samples {
+    param([string] $Path)
+    foreach ($line in Get-Content -LiteralPath $Path) {
+        $f = $line -split "`t"
+        if ($f.Count -ge 4) {
+            [pscustomobject]@{ Time = [DateTimeOffset]::Parse($f[0], [Globalization.CultureInfo]::InvariantCulture); Kind = $f[1]; Name = $f[2]; Value = $f[3] }
+        }
+    }
+}
+
 function Measure-RollingUpgrade {
     param([int] $Nodes)
     $name = "bench-$Nodes"
+    $sampler = $null
     $demo = New-DemoEnvironment -Bbsim (Get-BbsimPath -Configuration $Configuration) -Root (New-DemoRoot -Prefix 'bbzdu-bench')
     try {
         Write-Host "==> $Nodes nodes: start the simulated cluster, load balancer and traffic" -ForegroundColor Cyan
@@ -72,10 +105,25 @@ function Measure-RollingUpgrade {
         Start-DemoTraffic -Environment $demo -Workers 2 -DelayMs 100 | Out-Null
         Write-Host ("    set-up {0:0.0} s ({1}); upgrading {2} -> {3}; node start delay {4}, engine polls 100 ms -> {5} ms" -f $setup.Elapsed.TotalSeconds, $lb.Kind, $demo.Version, $demo.TargetVersion, $StartDelay, $MaxPollMilliseconds)
 
+        $samplesPath = Join-Path $demo.Root 'samples.tsv'
+        $sampler = Start-Sampler -Demo $demo -Path $samplesPath
+        $runStart = [DateTimeOffset]::Now
         $run = [Diagnostics.Stopwatch]::StartNew()
         $report = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential (Get-DemoCredential $demo) -Confirm:$false
         $wall = $run.Elapsed
         $traffic = Stop-DemoTraffic -Environment $demo
+        Stop-Process -Id $sampler.Id -ErrorAction SilentlyContinue; $sampler.WaitForExit(5000) | Out-Null
+        $samples = @(Read-Samples $samplesPath)
+        $lbEvents = @($samples | Where-Object Kind -eq 'lb')
+        # The fewest nodes in rotation at once during the run, replaying the sampler's changes.
+        $up = @{}; $minUp = $null
+        foreach ($e in $lbEvents) {
+            $up[$e.Name] = $e.Value -eq 'UP'
+            if ($e.Time -ge $runStart -and @($up.Keys).Count -eq $Nodes) {
+                $n = @($up.Values | Where-Object { $_ }).Count
+                if ($null -eq $minUp -or $n -lt $minUp) { $minUp = $n }
+            }
+        }
 
         $journalFile = Join-Path (Join-Path $demo.Root 'journal') "$name.journal.jsonl"
         $journal = @(Get-Content -LiteralPath $journalFile | Where-Object { $_.Trim() } | ForEach-Object { $_ | ConvertFrom-Json -DateKind String })
@@ -94,6 +142,17 @@ function Measure-RollingUpgrade {
             $offlineSeen = $doneAt["$($n.Name)/wait-offline"]
             $activeSeen = $doneAt["$($n.Name)/health-gate"]
             $stopStart = (Sec $n.StopTime) + (Sec $n.StartTime)
+            # Seen from outside: the balancer's status leaves UP until it is UP again (sampler), the node's own stop
+            # (shutdown begun -> left the cluster) and start (process starting -> ACTIVE), from its log.
+            $mine = @($lbEvents | Where-Object { $_.Name -eq $n.Name -and $_.Time -ge $runStart })
+            $outAt = $mine | Where-Object Value -ne 'UP' | Select-Object -First 1
+            $inAt = if ($outAt) { $mine | Where-Object { $_.Time -gt $outAt.Time -and $_.Value -eq 'UP' } | Select-Object -First 1 }
+            $shutdown = Get-LogTime $log 'Shutting down gracefully'
+            $starting = Get-LogTime $log ([regex]::Escape("Starting Bitbucket $($demo.TargetVersion) "))
+            $ownStop = if ($shutdown -and $left) { ($left - $shutdown).TotalSeconds }
+            $ownStart = if ($starting -and $active) { ($active - $starting).TotalSeconds }
+            $window = if ($outAt -and $inAt) { ($inAt.Time - $outAt.Time).TotalSeconds }
+            $r2 = { param($x) if ($null -ne $x) { [math]::Round($x, 2) } }
             [pscustomobject]@{
                 Nodes              = $Nodes
                 Node               = $n.Name
@@ -109,6 +168,13 @@ function Measure-RollingUpgrade {
                 'Overhead s'       = Sec $n.Overhead
                 'OFFLINE noticed s' = if ($left -and $offlineSeen) { [math]::Round(($offlineSeen - $left).TotalSeconds, 2) } else { $null }
                 'ACTIVE noticed s' = if ($active -and $activeSeen) { [math]::Round(($activeSeen - $active).TotalSeconds, 2) } else { $null }
+                'Ext out s'        = & $r2 $window
+                'Own stop s'       = & $r2 $ownStop
+                'Own start s'      = & $r2 $ownStart
+                'Ext diff s'       = if ($null -ne $window -and $null -ne $ownStop -and $null -ne $ownStart) { & $r2 ($window - $ownStop - $ownStart) }
+                'Out->stop s'      = if ($outAt -and $shutdown) { & $r2 ($shutdown - $outAt.Time).TotalSeconds }
+                'Gone->start s'    = if ($left -and $starting) { & $r2 ($starting - $left).TotalSeconds }
+                'ACTIVE->in s'     = if ($active -and $inAt) { & $r2 ($inAt.Time - $active).TotalSeconds }
             }
         }
         [pscustomobject]@{
@@ -122,10 +188,12 @@ function Measure-RollingUpgrade {
             'Wall s'     = Sec $wall
             Requests     = $traffic.Requests
             Failed       = $traffic.Failed
+            'Min in rotation' = $minUp
             PerNode      = @($perNode)
         }
     }
     finally {
+        if ($sampler -and -not $sampler.HasExited) { Stop-Process -Id $sampler.Id -ErrorAction SilentlyContinue }
         Stop-DemoEnvironment -Environment $demo -RemoveRoot
     }
 }
@@ -134,10 +202,13 @@ $results = foreach ($size in $Sizes) { Measure-RollingUpgrade -Nodes $size }
 
 Write-Host ''
 Write-Host '== Per node: out-of-rotation window vs the node''s own stop + start (target ratio <= 1.05), overhead (target < 1 s), state change noticed (target <= 1 s)' -ForegroundColor Cyan
-$results.PerNode | Format-Table -Property * -AutoSize | Out-String -Width 250 | Write-Host
+$engine = 'Nodes', 'Node', 'Outcome', 'PreStage s', 'Drain s', 'Stop s', 'Start s', 'Install s', 'PutBack s', 'OutOfRotation s', 'Ratio', 'Overhead s', 'OFFLINE noticed s', 'ACTIVE noticed s'
+$results.PerNode | Format-Table -Property $engine -AutoSize | Out-String -Width 250 | Write-Host
+Write-Host '== Per node, seen from outside (sampler every 100 ms): out of rotation at the balancer vs the node''s own stop + start (target: difference median <= 0.4 s, none above 0.8 s)' -ForegroundColor Cyan
+$results.PerNode | Format-Table -Property Nodes, Node, 'Ext out s', 'Own stop s', 'Own start s', 'Ext diff s', 'Out->stop s', 'Gone->start s', 'ACTIVE->in s' -AutoSize | Out-String -Width 250 | Write-Host
 
 Write-Host '== Per cluster size: preflight, pre-staging, total' -ForegroundColor Cyan
-$results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+$results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed, 'Min in rotation' | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
 
 if (@($results).Count -ge 2) {
     $a = @($results)[0]; $b = @($results)[-1]
@@ -150,3 +221,8 @@ $all = @($results.PerNode)
 $max = { param($prop) ($all | Where-Object { $null -ne $_.$prop } | Measure-Object $prop -Maximum).Maximum }
 Write-Host ("Worst node: ratio {0} (target <= 1.05), overhead {1} s (target < 1), OFFLINE noticed {2} s, ACTIVE noticed {3} s (target <= 1)" -f `
     (& $max 'Ratio'), (& $max 'Overhead s'), (& $max 'OFFLINE noticed s'), (& $max 'ACTIVE noticed s'))
+$diffs = @($all | Where-Object { $null -ne $_.'Ext diff s' } | ForEach-Object { $_.'Ext diff s' } | Sort-Object)
+if ($diffs.Count) {
+    $median = if ($diffs.Count % 2) { $diffs[[int][math]::Floor($diffs.Count / 2)] } else { ($diffs[$diffs.Count / 2 - 1] + $diffs[$diffs.Count / 2]) / 2 }
+    Write-Host ("Seen from outside: out of rotation - (own stop + start) median {0:0.00} s (target <= 0.4), worst {1:0.00} s (target <= 0.8), over {2} node(s)" -f $median, $diffs[-1], $diffs.Count)
+}

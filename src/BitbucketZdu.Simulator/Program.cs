@@ -3,6 +3,7 @@ using BitbucketZdu.Simulator.Cluster;
 using BitbucketZdu.Simulator.Dist;
 using BitbucketZdu.Simulator.Launcher;
 using BitbucketZdu.Simulator.Node;
+using BitbucketZdu.Simulator.Sampler;
 
 namespace BitbucketZdu.Simulator;
 
@@ -19,6 +20,8 @@ public static class Program
                                    [--ssh-ports p1,p2,..] [--git-duration 2s] [--tls-cert <pem> --tls-key <pem>]
           dotnet bbsim.dll stop --root <dir>
           dotnet bbsim.dll balancer --listen <port> --admin-port <port> --server <name>=<host>:<port> ...   (HAProxy-compatible runtime API)
+          dotnet bbsim.dll sample --admin <host>:<port> --output <file> [--backend bitbucket] [--status name=url,...]
+                                  [--interval-ms 100] [--duration-s 1800]   (what users see: balancer + /status changes)
           dotnet bbsim.dll service --install <dir> --home <dir> --output <dir> [--user <name>]
           dotnet bbsim.dll stop-node --home <dir>
           dotnet bbsim.dll node --install <dir> --home <dir> [--no-search] [--pid-file <file>]   (run by bin/start-bitbucket.sh)
@@ -84,6 +87,8 @@ public static class Program
                     a.RejectUnknown();
                     return await ClusterLauncher.RunAsync(o, Console.Out);
                 }
+                case "sample":
+                    return await SampleCommand.RunAsync(a);
                 case "stop":
                 {
                     var root = a.Required("root");

@@ -35,6 +35,13 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         /// <summary>The drain timeout the load balancer itself applies (Azure connectionDraining), if any.</summary>
         TimeSpan? DefaultDrainTimeout { get; }
+
+        /// <summary>
+        /// Tells the load balancer the member is healthy now instead of waiting for its own checks to rise (HAProxy
+        /// <c>set server … health up</c>). Only for a node whose health the caller has verified itself. False when the
+        /// provider cannot (then the caller waits for the balancer's checks as before).
+        /// </summary>
+        Task<bool> MarkHealthyAsync(LoadBalancerMember member, CancellationToken cancellationToken);
     }
 
     /// <summary>Shared plumbing for providers.</summary>
@@ -44,6 +51,7 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         public LoadBalancerDescription Description { get; }
         public virtual TimeSpan? DefaultDrainTimeout => null;
+        public virtual Task<bool> MarkHealthyAsync(LoadBalancerMember member, CancellationToken cancellationToken) => Task.FromResult(false);
 
         public abstract Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken);
         public abstract Task<LoadBalancerMember> SetStateAsync(LoadBalancerMember member, MemberAdminState state, CancellationToken cancellationToken);

@@ -24,6 +24,13 @@ namespace BitbucketZdu.Core.LoadBalancers
         public TimeSpan PollInterval { get; set; } = TimeSpan.FromMilliseconds(100);
         public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+        /// <summary>
+        /// The caller's own health gate passed for this node (the upgrade's gate: /status RUNNING, ACTIVE on the target,
+        /// seen by another node), so <see cref="LoadBalancerController.AddAsync"/> may tell the balancer it is healthy
+        /// rather than wait for its checks to rise. Never set it for a node nobody checked.
+        /// </summary>
+        public bool HealthVerified { get; set; }
+
         /// <summary>The node the member stands for (for messages and results).</summary>
         public string? NodeName { get; set; }
 
@@ -54,6 +61,8 @@ namespace BitbucketZdu.Core.LoadBalancers
         /// <summary>Connections/requests still in flight when the drain timeout passed (they are cut when the node stops); 0 when the drain completed.</summary>
         public int? ConnectionsCut { get; set; }
         public TimeSpan HealthWait { get; set; }
+        /// <summary>The member was told it is healthy (its health gate had passed) instead of waiting for the balancer's checks.</summary>
+        public bool MarkedHealthy { get; set; }
         public TimeSpan Duration { get; set; }
         public string? Note { get; set; }
     }
@@ -190,6 +199,16 @@ namespace BitbucketZdu.Core.LoadBalancers
                 }
                 var sw = Stopwatch.StartNew();
                 var delay = options.PollInterval;
+                if (current.Health == MemberHealth.Down && options.HealthVerified)
+                {
+                    // Waiting for 'rise' checks only re-learns what the gate already proved; the balancer's next check
+                    // still takes it down again should the node fail after all.
+                    if (await LoadBalancer.MarkHealthyAsync(current, cancellationToken).ConfigureAwait(false))
+                    {
+                        result.MarkedHealthy = true;
+                        current = await LoadBalancer.FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false) ?? current;
+                    }
+                }
                 while (current.Health == MemberHealth.Down)
                 {
                     if (sw.Elapsed > options.HealthTimeout)

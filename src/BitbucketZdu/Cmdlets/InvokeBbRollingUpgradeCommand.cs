@@ -23,6 +23,11 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public SwitchParameter Adopt { get; set; }
 
+        /// <summary>Upgrade this many nodes, then stop cleanly (cluster MIXED, upgrade mode on, every node in rotation, the journal saying paused) so a canary can be watched; -Resume does the rest.</summary>
+        [Parameter]
+        [ValidateRange(1, int.MaxValue)]
+        public int? StopAfter { get; set; }
+
         /// <summary>Script blocks per phase (@{ NodeUpgraded = { ... }; '*' = { ... } }); each gets the event as $_. A throw at a node phase fails (and restores) that node.</summary>
         [Parameter]
         public Hashtable? Hook { get; set; }
@@ -38,7 +43,7 @@ namespace BitbucketZdu.Cmdlets
             try
             {
                 result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
-                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge) }, ct));
+                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge), StopAfter = StopAfter }, ct));
             }
             catch (UpgradeHaltedException halted)
             {

@@ -70,6 +70,8 @@ backend bitbucket
   balance roundrobin
   server node-1 {Node1.Address} check inter 200ms fall 2 rise 1
   server node-2 {Node2.Address} check inter 200ms fall 2 rise 1
+backend slowrise
+  server node-1 {Node1.Address} check inter 60s fall 1 rise 3
 ";
 
 

@@ -230,6 +230,40 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         Assert.Equal("/run/x.sock", ((UnixSocketEndPoint)ep.Create(sa)).Path);
         Assert.Throws<ArgumentException>(() => new UnixSocketEndPoint("/" + new string('x', 200)));
     }
+
+    /// <summary>
+    /// Backend 'slowrise' checks every 60 s and needs 3 good checks: a member its checks hold DOWN stays out of rotation
+    /// for minutes. Once the caller's own health gate passed (HealthVerified), the balancer is told it is healthy at once
+    /// on both instances; without that the controller waits for the checks, as before.
+    /// </summary>
+    [Fact]
+    public async Task A_member_whose_health_gate_passed_is_marked_up_without_waiting_for_rise_checks()
+    {
+        var slow = new LoadBalancerDescription(LoadBalancerKind.HAProxy, _fx.Pair().Endpoints, "slowrise") { RequestTimeout = TimeSpan.FromSeconds(5) };
+        using var lb = LoadBalancerFactory.Create(slow);
+        async Task HoldDownAsync()
+        {
+            foreach (var ep in slow.Endpoints)
+                Assert.Equal("", (await new HAProxyRuntimeClient(ep, TimeSpan.FromSeconds(5)).ExecuteAsync("set server slowrise/node-1 health down", CancellationToken.None)).Trim());
+            Assert.Equal(MemberHealth.Down, (await lb.FindMemberAsync("node-1", CancellationToken.None))!.Health);
+        }
+        var controller = new LoadBalancerController(lb);
+
+        await HoldDownAsync();
+        var waiting = await Assert.ThrowsAsync<BbException>(() => controller.AddAsync("node-1",
+            new LoadBalancerOptions { HealthTimeout = TimeSpan.FromSeconds(1) }, new TestHost(), CancellationToken.None));
+        Assert.Equal("LoadBalancerMemberUnhealthy", waiting.ErrorId);
+
+        await HoldDownAsync();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var added = await controller.AddAsync("node-1",
+            new LoadBalancerOptions { HealthTimeout = TimeSpan.FromSeconds(30), HealthVerified = true }, new TestHost(), CancellationToken.None);
+        Assert.True(added.MarkedHealthy);
+        Assert.Equal(MemberHealth.Up, added.Health);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}; the checks alone would take minutes");
+        var after = (await lb.FindMemberAsync("node-1", CancellationToken.None))!;
+        Assert.All(after.Instances, i => Assert.Contains("UP", i));
+    }
 }
 
 [CollectionDefinition("HAProxy")]

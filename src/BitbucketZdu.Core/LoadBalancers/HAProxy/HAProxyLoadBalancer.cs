@@ -78,6 +78,22 @@ namespace BitbucketZdu.Core.LoadBalancers.HAProxy
             return await ReadBackAsync(member.Name, state, cancellationToken).ConfigureAwait(false);
         }
 
+        /// <summary>
+        /// <c>set server b/s health up</c> on every instance. An instance that refuses (no health checks on the server,
+        /// an older HAProxy, a runtime API without the command) makes it false and the caller waits for the checks.
+        /// </summary>
+        public override async Task<bool> MarkHealthyAsync(LoadBalancerMember member, CancellationToken cancellationToken)
+        {
+            var command = $"set server {HAProxyRuntimeClient.Escape(Description.Backend)}/{HAProxyRuntimeClient.Escape(member.Name)} health up";
+            var all = true;
+            foreach (var instance in _instances)
+            {
+                var reply = (await ExecuteAsync(instance, command, cancellationToken).ConfigureAwait(false)).Trim();
+                if (reply.Length > 0) all = false;
+            }
+            return all;
+        }
+
         protected override string ActiveUnit => _instances.Count > 1 ? $"session(s) across {_instances.Count} instances" : "session(s)";
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) =>

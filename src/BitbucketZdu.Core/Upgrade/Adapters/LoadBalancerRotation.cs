@@ -79,12 +79,13 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             }
         }
 
-        public async Task PutBackAsync(NodeProfile node, TimeSpan healthyTimeout, CancellationToken cancellationToken)
+        public async Task PutBackAsync(NodeProfile node, TimeSpan healthyTimeout, CancellationToken cancellationToken, bool healthGatePassed = false)
         {
             foreach (var m in node.Members)
             {
                 var options = Options(node, m);
                 options.HealthTimeout = healthyTimeout;
+                options.HealthVerified = healthGatePassed;
                 Changes.Enqueue(await Controller(m).AddAsync(m.Member, options, _host, cancellationToken).ConfigureAwait(false));
             }
         }

@@ -19,6 +19,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         public const string RunHalted = "run-halted";
         public const string RunCancelled = "run-cancelled";
         public const string RunCompleted = "run-completed";
+        /// <summary>-StopAfter reached: the run is not finished; -Resume continues it.</summary>
+        public const string RunPaused = "run-paused";
     }
 
     /// <summary>

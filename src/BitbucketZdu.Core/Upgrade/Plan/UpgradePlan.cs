@@ -92,10 +92,12 @@ namespace BitbucketZdu.Core.Upgrade.Plan
         public string TargetVersion { get; set; } = "";
         public IReadOnlyList<PlannedNode> Nodes { get; set; } = Array.Empty<PlannedNode>();
         public IReadOnlyList<PlanStep> Steps { get; set; } = Array.Empty<PlanStep>();
+        /// <summary>-StopAfter: the run pauses after this many nodes (null: it does them all).</summary>
+        public int? StopAfter { get; set; }
 
         public IReadOnlyList<string> NodeOrder => Nodes.Select(n => n.Name).ToList();
 
-        public override string ToString() => $"{Cluster}: {FromVersion} -> {TargetVersion}, {Nodes.Count} nodes, {Steps.Count} steps";
+        public override string ToString() => $"{Cluster}: {FromVersion} -> {TargetVersion}, {Nodes.Count} nodes, {Steps.Count} steps" + (StopAfter is int n ? $", pausing after {n} node(s)" : "");
     }
 
     /// <summary>Orders nodes (least busy first) and lists every step.</summary>

@@ -44,8 +44,12 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         /// <summary>Drain every member, wait until it has no sessions (or <paramref name="drainTimeout"/>), then put it in maintenance. Idempotent.</summary>
         Task TakeOutAsync(NodeProfile node, TimeSpan drainTimeout, CancellationToken cancellationToken);
 
-        /// <summary>Put every member back in rotation and wait until the load balancer sees it healthy. Idempotent.</summary>
-        Task PutBackAsync(NodeProfile node, TimeSpan healthyTimeout, CancellationToken cancellationToken);
+        /// <summary>
+        /// Put every member back in rotation and wait until the load balancer sees it healthy. Idempotent.
+        /// <paramref name="healthGatePassed"/>: the node just passed the upgrade's health gate, so the balancer may be
+        /// told it is healthy instead of waiting for its own checks to rise.
+        /// </summary>
+        Task PutBackAsync(NodeProfile node, TimeSpan healthyTimeout, CancellationToken cancellationToken, bool healthGatePassed = false);
 
         Task<RotationState> GetStateAsync(NodeProfile node, CancellationToken cancellationToken);
     }

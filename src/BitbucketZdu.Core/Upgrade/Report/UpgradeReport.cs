@@ -79,6 +79,9 @@ namespace BitbucketZdu.Core.Upgrade.Report
         public bool AlreadyDone { get; set; }
         /// <summary>The run took over an upgrade in progress from the real state (-Adopt): the journal had no run of it.</summary>
         public bool Adopted { get; set; }
+        /// <summary>-StopAfter was reached: the cluster is MIXED with upgrade mode on and every node in rotation; -Resume continues.</summary>
+        public bool Paused { get; set; }
+        public int? StopAfter { get; set; }
         /// <summary>The cluster state when the run ended.</summary>
         public string? FinalState { get; set; }
         public IReadOnlyList<NodeUpgradeReport> Nodes { get; set; } = Array.Empty<NodeUpgradeReport>();
@@ -99,7 +102,10 @@ namespace BitbucketZdu.Core.Upgrade.Report
         public int NodesUpgraded => Nodes.Count(n => n.Outcome == NodeOutcome.Upgraded || n.Outcome == NodeOutcome.AlreadyUpgraded);
 
         public string Summary =>
-            Succeeded
+            Paused
+                ? string.Format(CultureInfo.InvariantCulture, "Upgrade of cluster {0} to {1} PAUSED after {2} node(s) (-StopAfter): {3}/{4} nodes on {1}, state {5}, upgrade mode on, every node in rotation, in {6}. Next: {7}",
+                    Cluster, TargetVersion, StopAfter, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration), NextStep)
+            : Succeeded
                 ? string.Format(CultureInfo.InvariantCulture, "Cluster {0} upgraded from {1} to {2}: {3}/{4} nodes, state {5}, in {6}.",
                     Cluster, FromVersion ?? "?", TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration))
                   + (AlreadyDone ? " The interrupted run had already done the work; this run recorded its completion." : "")

@@ -59,6 +59,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         internal static readonly StepKind[] NodeSteps =
             { StepKind.TakeOut, StepKind.Stop, StepKind.WaitOffline, StepKind.Install, StepKind.Start, StepKind.HealthGate, StepKind.PutBack };
 
+        private readonly HashSet<string> _gatePassed = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         private readonly UpgradePorts _ports;
         private readonly IOperationHost _host;
         private readonly ClusterProfile _profile;
@@ -232,9 +233,14 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                     break;
                 case StepKind.HealthGate:
                     await HealthGateAsync(node, Target, ct).ConfigureAwait(false);
+                    lock (_gatePassed) _gatePassed.Add(node.Name);
                     break;
                 case StepKind.PutBack:
-                    await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, ct).ConfigureAwait(false);
+                    // Only a gate this run passed lets the balancer skip its own checks (a -Resume that starts at
+                    // put-back has not seen the node healthy itself).
+                    bool gated;
+                    lock (_gatePassed) gated = _gatePassed.Remove(node.Name);
+                    await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, ct, healthGatePassed: gated).ConfigureAwait(false);
                     break;
                 default:
                     throw new ArgumentOutOfRangeException(nameof(kind), kind, "Not a node step.");

@@ -103,9 +103,12 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
             // Every step goes through ShouldProcess first: -WhatIf prints them all, a "No" changes nothing.
             // A step already done is shown as such (-Resume -WhatIf), so what is left to do stands out.
+            var stopAfter = new StopAfterRule(plan, options.StopAfter);
+            plan.StopAfter = stopAfter.Pauses ? options.StopAfter : null;
             var declined = false;
-            foreach (var step in plan.Steps)
+            foreach (var step in plan.Steps.Where(stopAfter.RunsNow))
                 if (!_host.ShouldProcess(step.Target, step.Done is null ? step.Action : $"Already done ({step.Done}), skipped: {step.Action}")) declined = true;
+            if (stopAfter.Pauses && !_host.ShouldProcess($"cluster {profile.Name}", stopAfter.PauseAction)) declined = true;
             if (declined) return planned;
 
             var adopted = preflight.AdoptedRun;
@@ -169,6 +172,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 // 3. Nodes, one at a time.
                 for (var i = 0; i < ordered.Count; i++)
                 {
+                    if (stopAfter.PauseNow(nodeReports.Take(i), ordered[i].Name))
+                        return await PauseAsync(recorder, report, started, stopAfter, options, profile, plan, preflight).ConfigureAwait(false);
                     currentNode = ordered[i];
                     var steps = plan.Steps.Where(s => s.Node == currentNode.Name && s.Kind != StepKind.PreStage).ToList();
                     // The version to restore on failure is the cluster's original one, not what the node shows now
@@ -237,6 +242,22 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 }
                 throw halted;
             }
+        }
+
+        /// <summary>-StopAfter reached: every node this run touched is back in rotation; upgrade mode stays on for -Resume.</summary>
+        private async Task<RollingUpgradeResult> PauseAsync(StepRecorder recorder, UpgradeReport report, long started, StopAfterRule rule,
+            RollingUpgradeOptions options, ClusterProfile profile, UpgradePlan plan, PreflightResult preflight)
+        {
+            var cluster = await _ports.Cluster.GetClusterAsync(CancellationToken.None).ConfigureAwait(false);
+            report.Paused = true;
+            report.StopAfter = options.StopAfter;
+            report.FinalState = cluster.StateText ?? cluster.State.ToString();
+            report.NextStep = $"watch the upgraded node(s), then run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume to upgrade {string.Join(", ", rule.LaterNodes)} and finalize";
+            Finish(report, started);
+            await recorder.WriteAsync(JournalKinds.RunPaused, null, null, report.Summary, CancellationToken.None).ConfigureAwait(false);
+            _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Paused") { Completed = true });
+            await HookAsync(options, UpgradePhase.Paused, profile, null, report.Summary, CancellationToken.None, report).ConfigureAwait(false);
+            return new RollingUpgradeResult(preflight, plan, report);
         }
 
         /// <summary>

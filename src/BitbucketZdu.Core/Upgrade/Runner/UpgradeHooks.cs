@@ -33,6 +33,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         StepStarting,
         /// <summary>A step's step-done line is in the journal (<see cref="UpgradeEvent.Step"/> names it).</summary>
         StepDone,
+        /// <summary>-StopAfter was reached: the run ends with the cluster MIXED, upgrade mode on, every node in rotation.</summary>
+        Paused,
     }
 
     /// <summary>What a hook receives.</summary>
@@ -72,6 +74,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public UpgradeHook? Hook { get; set; }
         /// <summary>Who takes the cluster's lock (default: this process on this host).</summary>
         public Journal.LockOwner? Owner { get; set; }
+        /// <summary>Upgrade this many nodes (not yet on the target), then pause: cluster MIXED, upgrade mode on, every node in rotation; -Resume does the rest.</summary>
+        public int? StopAfter { get; set; }
     }
 
     /// <summary>The run stopped in a safe, documented state. <see cref="Report"/> says where; the message says what to do next.</summary>

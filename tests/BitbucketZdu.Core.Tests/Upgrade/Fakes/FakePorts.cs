@@ -135,7 +135,7 @@ public sealed class FakeRotation : FakePort, IRotation
         node.Rotation = RotationState.OutOfRotation;
     }
 
-    public Task PutBackAsync(NodeProfile n, TimeSpan healthyTimeout, CancellationToken ct)
+    public Task PutBackAsync(NodeProfile n, TimeSpan healthyTimeout, CancellationToken ct, bool healthGatePassed = false)
     {
         var node = Node(n, ct);
         if (node.Rotation == RotationState.InRotation) return Task.CompletedTask;
