@@ -35,11 +35,11 @@ public sealed class StopAfterTests
         lab.Record("-StopAfter 1", "1 node on 8.19.4, MIXED, upgrade mode on, all in rotation; journal run-paused", null);
 
         var resumed = await lab.InvokeRollingUpgradeAsync("-Resume");
-        await lab.Load.StopAsync();
         lab.Print("-Resume after the pause", resumed);
         Assert.True(resumed.Succeeded, resumed.ErrorMessage);
         await lab.AssertClusterOnAsync("8.19.4");
-        await lab.AssertAllInRotationAsync();
+        await lab.AssertAllInRotationAsync(); // users still running: each node must serve new requests
+        await lab.Load.StopAsync();
         Assert.True(lab.Load.Failed == 0, $"{lab.Load.Failed} of {lab.Load.Total} user requests failed: {lab.Load.FailureSummary}");
         lab.Record("-StopAfter 1, then -Resume", "upgraded 3/3, STABLE", null);
     }
