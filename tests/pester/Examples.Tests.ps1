@@ -7,8 +7,9 @@
 #   main     read-only examples, upgrade mode on and off, load-balancer members out and back in, profiles
 #   nodes    node work over SSH (loopback sshd) on node-1 with upgrade mode on: inspect, pre-stage, configure,
 #            stop, start the new version, roll back, and again through pipelines
-#   upgrade  rolling upgrades 8.19.3 -> 8.19.4 -> 8.19.5 -> 8.19.6 (Invoke-BbRollingUpgrade), node by node to
-#            8.19.7 and 8.19.8 (Invoke-BbNodeUpgrade) and finalization (Complete-BbRollingUpgrade), ending STABLE on 8.19.8
+#   upgrade  rolling upgrades 8.19.3 -> 8.19.4 -> 8.19.5 -> 8.19.6 -> 8.19.7 (Invoke-BbRollingUpgrade; #4 pauses with
+#            -StopAfter 1, then -Resume), node by node to 8.19.8 and 8.19.9 (Invoke-BbNodeUpgrade) and finalization
+#            (Complete-BbRollingUpgrade), ending STABLE on 8.19.9
 BeforeDiscovery {
     Import-Module $env:BITBUCKETZDU_MODULE -Force
     . (Join-Path $PSScriptRoot 'ExamplePlan.ps1')
@@ -124,12 +125,12 @@ BeforeAll {
         }
 
         # What an example needs before it (state a previous example does not leave) and puts back after it.
-        $Targets = @{ 'Invoke-BbRollingUpgrade#2' = '8.19.5'; 'Invoke-BbRollingUpgrade#3' = '8.19.6'; 'Invoke-BbNodeUpgrade#1' = '8.19.7'; 'Complete-BbRollingUpgrade#2' = '8.19.8' }
+        $Targets = @{ 'Invoke-BbRollingUpgrade#2' = '8.19.5'; 'Invoke-BbRollingUpgrade#3' = '8.19.6'; 'Invoke-BbRollingUpgrade#4' = '8.19.7'; 'Invoke-BbNodeUpgrade#1' = '8.19.8'; 'Complete-BbRollingUpgrade#2' = '8.19.9' }
         $Before = @{
             'Disable-BbUpgradeMode#1'      = 'Enable-BbUpgradeMode -Confirm:$false | Out-Null'
             'Disable-BbUpgradeMode#2'      = 'Enable-BbUpgradeMode -Confirm:$false | Out-Null'
             'New-BbClusterProfile#1'       = 'Remove-Item ./prod.psd1'
-            # Complete#2 finalizes again: bring every node to 8.19.8 first.
+            # Complete#2 finalizes again: bring every node to 8.19.9 first.
             'Complete-BbRollingUpgrade#2+' = 'Enable-BbUpgradeMode | Out-Null; (Get-BbClusterStatus).Nodes | Invoke-BbNodeUpgrade -ProfilePath ./prod.psd1 | Out-Null'
         }
         $After = @{
@@ -232,7 +233,7 @@ Describe 'After the examples' {
         $r = Wait-ExampleResult -Key 'final:upgrade' -Cluster 'upgrade'
         $r.Error | Should -BeNullOrEmpty
         $r.State | Should -Be 'STABLE'
-        @($r.Versions | Select-Object -Unique) | Should -Be @('8.19.8')
+        @($r.Versions | Select-Object -Unique) | Should -Be @('8.19.9')
     }
 
     It 'the nodes cluster has node-1 back on its original version' {
