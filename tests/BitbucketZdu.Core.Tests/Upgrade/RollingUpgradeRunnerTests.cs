@@ -389,7 +389,7 @@ public sealed class ResumeEdgeTests : IDisposable
             }
         }
 
-        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken ct) => _inner.AcquireLockAsync(cluster, owner, ct);
+        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, Action<string>? waiting, CancellationToken ct) => _inner.AcquireLockAsync(cluster, owner, waiting, ct);
         public string Describe(string cluster) => _inner.Describe(cluster);
     }
 

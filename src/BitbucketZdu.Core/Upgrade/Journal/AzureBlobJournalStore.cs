@@ -148,9 +148,6 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             }
         }
 
-        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken) =>
-            AcquireLockAsync(cluster, owner, null, cancellationToken);
-
         /// <summary>Margin over the holder's lease length: request latency and the service's expiry granularity.</summary>
         internal static readonly TimeSpan LockWaitMargin = TimeSpan.FromSeconds(10);
 

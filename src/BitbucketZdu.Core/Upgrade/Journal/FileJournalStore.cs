@@ -70,7 +70,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             }
         }
 
-        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken)
+        // A lock file names a process on this host, so a dead holder is seen at once: nothing to wait for, nobody to tell.
+        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, System.Action<string>? waiting, CancellationToken cancellationToken)
         {
             System.IO.Directory.CreateDirectory(Directory);
             var path = LockFile(cluster);

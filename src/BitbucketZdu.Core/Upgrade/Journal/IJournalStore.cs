@@ -43,9 +43,11 @@ namespace BitbucketZdu.Core.Upgrade.Journal
 
         /// <summary>
         /// Takes the cluster's lock or throws BbException <c>JournalLocked</c> naming the holder. A lock left by a process
-        /// that no longer runs on this host is stale and taken over (the returned lock says so).
+        /// that no longer runs on this host is stale and taken over (the returned lock says so). A store that cannot tell
+        /// a dead holder from a live one until its lock expires (a blob lease) waits for that, telling
+        /// <paramref name="waiting"/> (may be null) why and for how long.
         /// </summary>
-        Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken cancellationToken);
+        Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, Action<string>? waiting, CancellationToken cancellationToken);
 
         /// <summary>Where the journal of <paramref name="cluster"/> is, for messages.</summary>
         string Describe(string cluster);

@@ -302,10 +302,10 @@ public sealed class KillingJournal : IJournalStore
         await _inner.AppendAsync(cluster, entry, ct);
     }
 
-    public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, CancellationToken ct)
+    public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, Action<string>? waiting, CancellationToken ct)
     {
         _process.Check();
-        var inner = await _inner.AcquireLockAsync(cluster, owner, ct);
+        var inner = await _inner.AcquireLockAsync(cluster, owner, waiting, ct);
         return new DeadLock(inner, _process);
     }
 
