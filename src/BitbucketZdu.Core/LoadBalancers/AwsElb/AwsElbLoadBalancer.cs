@@ -138,22 +138,19 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
             _ => $"read back that {member.Name} is unused in {Description.Backend}",
         };
 
-        private static IEnumerable<KeyValuePair<string, string>> Targets((string Name, string Id, int Port) t) => new[]
-        {
-            new KeyValuePair<string, string>("Targets.member.1.Id", t.Id),
-            new KeyValuePair<string, string>("Targets.member.1.Port", t.Port.ToString(CultureInfo.InvariantCulture)),
-        };
+        private static IEnumerable<KeyValuePair<string, string>> Targets((string Name, string Id, int Port) t) => Targets(new[] { t });
+
+        /// <summary>The Query API's list parameters: Targets.member.N.Id and .Port, N from 1.</summary>
+        private static IEnumerable<KeyValuePair<string, string>> Targets(IEnumerable<(string Name, string Id, int Port)> targets) =>
+            targets.SelectMany((t, i) => new[]
+            {
+                new KeyValuePair<string, string>($"Targets.member.{i + 1}.Id", t.Id),
+                new KeyValuePair<string, string>($"Targets.member.{i + 1}.Port", t.Port.ToString(CultureInfo.InvariantCulture)),
+            });
 
         private async Task<List<LoadBalancerMember>> DescribeAsync(IReadOnlyList<string> names, CancellationToken cancellationToken)
         {
-            var p = new List<KeyValuePair<string, string>>();
-            for (var i = 0; i < names.Count; i++)
-            {
-                var t = Parse(names[i]);
-                p.Add(new KeyValuePair<string, string>($"Targets.member.{i + 1}.Id", t.Id));
-                p.Add(new KeyValuePair<string, string>($"Targets.member.{i + 1}.Port", t.Port.ToString(CultureInfo.InvariantCulture)));
-            }
-            var root = await CallAsync("DescribeTargetHealth", p, cancellationToken).ConfigureAwait(false);
+            var root = await CallAsync("DescribeTargetHealth", Targets(names.Select(Parse)).ToList(), cancellationToken).ConfigureAwait(false);
             var list = new List<LoadBalancerMember>();
             foreach (var m in root.Descendants().Where(e => e.Name.LocalName == "TargetHealthDescriptions").Elements().Where(e => e.Name.LocalName == "member"))
             {
