@@ -17,6 +17,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         Interrupted,
         /// <summary>A step failed; the run stopped and says what to fix.</summary>
         Halted,
+        /// <summary>-StopAfter reached (run-paused): stopped on purpose with every node in rotation; -Resume does the rest.</summary>
+        Paused,
         Completed,
     }
 
@@ -57,7 +59,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     {
         public string Cluster { get; set; } = "";
         public string RunId { get; set; } = "";
-        /// <summary>Running, Interrupted, Halted or Completed (a name, so ConvertTo-Json and Export-Csv show it as read).</summary>
+        /// <summary>Running, Interrupted, Halted, Paused or Completed (a name, so ConvertTo-Json and Export-Csv show it as read).</summary>
         public string State { get; set; } = "";
         /// <summary>Rolling (Invoke-BbRollingUpgrade) or Node (Invoke-BbNodeUpgrade).</summary>
         public string Kind { get; set; } = "Rolling";
@@ -96,7 +98,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
     /// <summary>Reads runs back from journal lines (engine side of Get-BbRollingUpgrade; no I/O here).</summary>
     public static class RunStatusReader
     {
-        private static readonly string[] EndKinds = { JournalKinds.RunCompleted, JournalKinds.RunHalted, JournalKinds.RunCancelled };
+        private static readonly string[] EndKinds = { JournalKinds.RunCompleted, JournalKinds.RunHalted, JournalKinds.RunCancelled, JournalKinds.RunPaused };
 
         /// <summary>Every run in the journal, oldest first, grouped by run id (a resumed run is one run).</summary>
         /// <param name="isAlive">Whether the process that wrote a run still runs: (host, pid) → true/false, or null when it cannot tell (another host).</param>
@@ -135,6 +137,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             if (endKind == JournalKinds.RunCompleted) state = RunState.Completed;
             else if (endKind == JournalKinds.RunHalted) state = RunState.Halted;
             else if (endKind == JournalKinds.RunCancelled) state = RunState.Interrupted;
+            else if (endKind == JournalKinds.RunPaused) state = RunState.Paused;
             else if (isNodeRun && last.Kind == JournalKinds.StepDone && last.Step?.EndsWith("/put-back", StringComparison.Ordinal) == true) state = RunState.Completed;
             else if (isNodeRun && failed && run.Any(e => e.Kind == JournalKinds.RollbackDone || e.Kind == JournalKinds.RollbackFailed)) state = RunState.Halted;
             else state = isAlive(start.Host, start.Pid) == false ? RunState.Interrupted : RunState.Running;
