@@ -110,7 +110,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 {
                     var node = profile.Nodes[i];
                     var api = NodeMatcher.Find(cluster.Nodes, node);
-                    var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                    var rotation = KnownRotation(rotations[i]);
                     if (api?.State == NodeState.ACTIVE && (rotation is null || rotation == RotationState.InRotation)) continue;
                     leftOut.Add($"node {node.Name} is {(api is null ? "absent from the API" : api.StateText ?? api.State.ToString())}"
                         + (rotation is RotationState rs && rs != RotationState.InRotation ? $" and {rs} at the load balancer" : ""));
@@ -144,9 +144,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             // A run killed after its approve landed (during finalize, the wait for STABLE, or before run-completed):
             // its work is done or finishing. A resume says so and succeeds instead of refusing an upgrade to the version
             // the cluster already runs.
-            var approved = !cluster.UpgradeModeEnabled && AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString())
-                && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS);
-            if (resume && approved && (lastRun is not null && lastRun.TargetVersion == profile.TargetVersion.ToString()
+            if (resume && IsApproved(profile, cluster) && (lastRun is not null && lastRun.TargetVersion == profile.TargetVersion.ToString()
                     || adopt is not null && cluster.State == ClusterState.RUNNING_UPGRADE_TASKS))
             {
                 var who = lastRun is null ? $"The upgrade to {profile.TargetVersion} (no journal run of it)" : $"Run {lastRun.RunId}";
@@ -236,7 +234,7 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             {
                 var node = profile.Nodes[i];
                 var api = NodeMatcher.Find(cluster.Nodes, node);
-                var rotation = rotations[i].value is { Reachable: true, MemberFound: true } r ? r.State : (RotationState?)null;
+                var rotation = KnownRotation(rotations[i]);
                 var installed = hosts[i].value is { Reachable: true } h ? h.InstalledVersion : null;
                 var version = api?.Version ?? installed;
                 var apiState = api is null ? "absent from the API" : api.StateText ?? api.State.ToString();
@@ -297,6 +295,15 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                 + string.Join("; ", found) + $". Will: {string.Join(", then ", will)}.");
             return JournalRun.FromRealState("adopted", original!.ToString(), target, order);
         }
+
+        /// <summary>What the load balancer says of a node, or null when it could not be asked or has no such member.</summary>
+        private static RotationState? KnownRotation((RotationProbe? value, Exception? error) probe) =>
+            probe.value is { Reachable: true, MemberFound: true } r ? r.State : null;
+
+        /// <summary>Upgrade mode off with every profile node ACTIVE on the target: STABLE, or the finalization tasks still running.</summary>
+        internal static bool IsApproved(ClusterProfile profile, ZduCluster cluster) =>
+            !cluster.UpgradeModeEnabled && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS)
+            && AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString());
 
         internal static bool AllProfileNodesOn(ClusterProfile profile, ZduCluster cluster, string version) =>
             profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == version);

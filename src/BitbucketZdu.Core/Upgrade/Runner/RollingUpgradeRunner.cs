@@ -70,7 +70,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private async Task MarkDoneAsync(UpgradePlan plan, ClusterProfile profile, ZduCluster cluster, CancellationToken ct)
         {
             var target = profile.TargetVersion.ToString();
-            var approved = IsApproved(profile, cluster);
+            var approved = PreflightCheck.IsApproved(profile, cluster);
             foreach (var node in profile.Nodes)
             {
                 var steps = plan.Steps.Where(s => s.Node == node.Name).ToList();
@@ -152,7 +152,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 await HookAsync(options, UpgradePhase.PreflightPassed, profile, null, "Preflight passed.", ct).ConfigureAwait(false);
                 var cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
                 // Approved already (a killed run's approve landed): nothing before the wait for STABLE is left to do.
-                var finished = IsApproved(profile, cluster);
+                var finished = PreflightCheck.IsApproved(profile, cluster);
 
                 // 1. Pre-stage every node in parallel.
                 var preStageStarted = _ports.Clock.Timestamp;
@@ -163,7 +163,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 // 2. Upgrade mode.
                 var enable = plan.Steps.First(s => s.Kind == StepKind.EnableUpgradeMode);
                 cluster = await _ports.Cluster.GetClusterAsync(ct).ConfigureAwait(false);
-                if (cluster.UpgradeModeEnabled || IsApproved(profile, cluster))
+                if (cluster.UpgradeModeEnabled || PreflightCheck.IsApproved(profile, cluster))
                     await recorder.SkipAsync(enable, cluster.UpgradeModeEnabled ? "upgrade mode is on" : $"every node runs {target}", ct).ConfigureAwait(false);
                 else
                     await recorder.RunAsync(enable, EnableUpgradeModeAsync, ct).ConfigureAwait(false);
@@ -476,16 +476,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 : options.Hook(new UpgradeEvent(phase, profile.Name, node, message) { TargetVersion = profile.TargetVersion.ToString(), Report = report }, ct);
 
         /// <summary>Upgrade mode off, STABLE, and every live profile node on the target version.</summary>
-        internal static bool IsFinished(ClusterProfile profile, ZduCluster cluster)
-        {
-            if (cluster.UpgradeModeEnabled || cluster.State != ClusterState.STABLE) return false;
-            var target = profile.TargetVersion.ToString();
-            return profile.Nodes.All(n => NodeMatcher.Find(cluster.Nodes, n) is ZduNode api && api.State == NodeState.ACTIVE && api.Version == target);
-        }
-
-        /// <summary>Upgrade mode off with every profile node ACTIVE on the target: STABLE, or the finalization tasks still running.</summary>
-        internal static bool IsApproved(ClusterProfile profile, ZduCluster cluster) =>
-            !cluster.UpgradeModeEnabled && (cluster.State == ClusterState.STABLE || cluster.State == ClusterState.RUNNING_UPGRADE_TASKS)
+        internal static bool IsFinished(ClusterProfile profile, ZduCluster cluster) =>
+            !cluster.UpgradeModeEnabled && cluster.State == ClusterState.STABLE
             && PreflightCheck.AllProfileNodesOn(profile, cluster, profile.TargetVersion.ToString());
 
         private static string Describe(ZduCluster c) =>
