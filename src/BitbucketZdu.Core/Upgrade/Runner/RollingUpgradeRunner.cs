@@ -255,7 +255,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             report.NextStep = $"watch the upgraded node(s), then run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume to upgrade {string.Join(", ", rule.LaterNodes)} and finalize";
             Finish(report, started);
             await recorder.WriteAsync(JournalKinds.RunPaused, null, null, report.Summary, CancellationToken.None).ConfigureAwait(false);
-            _host.Progress(new OperationProgress(1, "Rolling upgrade of " + profile.Name, "Paused") { Completed = true });
+            _host.Progress(new OperationProgress(ProgressActivities.Run, "Rolling upgrade of " + profile.Name, "Paused") { Completed = true });
             await HookAsync(options, UpgradePhase.Paused, profile, null, report.Summary, CancellationToken.None, report).ConfigureAwait(false);
             return new RollingUpgradeResult(preflight, plan, report);
         }
