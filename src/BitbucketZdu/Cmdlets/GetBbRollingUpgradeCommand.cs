@@ -11,7 +11,7 @@ using BitbucketZdu.Internal;
 namespace BitbucketZdu.Cmdlets
 {
     /// <summary>
-    /// <para type="synopsis">Shows where the last rolling upgrade of a cluster stands (running, interrupted, halted, completed), each node's step, the node left out of rotation and the exact next command; -History lists every recorded run.</para>
+    /// <para type="synopsis">Shows where the last rolling upgrade of a cluster stands (running, interrupted, halted, paused, completed), each node's step, the node left out of rotation and the exact next command; -History lists every recorded run.</para>
     /// </summary>
     [Cmdlet(VerbsCommon.Get, "BbRollingUpgrade")]
     [OutputType(typeof(RollingUpgradeStatus))]
