@@ -8,7 +8,8 @@
     (### <ParameterSet> headings with a fenced block each), ## DESCRIPTION, ## EXAMPLES (### Example N: title, a
     fenced code block, then prose), ## PARAMETERS (### -Name, prose, a fenced yaml block with Type, Parameter Sets,
     Aliases, Required, Position, Default value, Accept pipeline input, Accept wildcard characters), ## INPUTS,
-    ## OUTPUTS (### TypeName then prose), ## NOTES, ## RELATED LINKS ([text](uri) items).
+    ## OUTPUTS (### TypeName then prose), ## NOTES, ## RELATED LINKS ([text](uri) items; the front matter's
+    'online version:' URL becomes the first, "Online Version:", link).
 
     Needs nothing but PowerShell (no platyPS), so the build works offline. A page that cannot be converted (no title,
     no synopsis, a parameter without its yaml block) fails the build with the file and line.
@@ -119,12 +120,17 @@ function Read-HelpPage([string] $Path) {
     $raw = Get-Content -LiteralPath $Path -Raw -Encoding UTF8
     $n = 0
     $lines = @($raw -split '\r?\n' | ForEach-Object { $n++; [pscustomobject]@{ Text = $_; Number = $n } })
-    # Drop the front matter.
+    # Read the front matter (its 'online version' is the page's URL), then drop it.
+    $online = ''
     if ($lines.Count -gt 0 -and $lines[0].Text.Trim() -eq '---') {
         $end = 1
-        while ($end -lt $lines.Count -and $lines[$end].Text.Trim() -ne '---') { $end++ }
+        while ($end -lt $lines.Count -and $lines[$end].Text.Trim() -ne '---') {
+            if ($lines[$end].Text -match '^online version:\s*(\S*)\s*$') { $online = $Matches[1] }
+            $end++
+        }
         $lines = @($lines | Select-Object -Skip ($end + 1))
     }
+    if ($online -and -not [uri]::IsWellFormedUriString($online, 'Absolute')) { throw "${Path}: 'online version: $online' is not an absolute URL." }
     $titleLine = $lines | Where-Object { $_.Text -match '^# \S' } | Select-Object -First 1
     if (-not $titleLine) { throw "${Path}: no '# <Verb>-<Noun>' title line." }
     $name = $titleLine.Text.Substring(2).Trim()
@@ -201,9 +207,18 @@ function Read-HelpPage([string] $Path) {
         }
     }
 
+    # RELATED LINKS as Get-Help shows them: first "Online Version: <url>" (Get-Help -Online opens the first link that has
+    # a uri), then each markdown link. A link to another command's page or to an about_ topic keeps only its text (read it
+    # with Get-Help <text>); any other relative link (a walk-through, a recipe) becomes its URL next to the online page.
+    if ($online) { $page.Links.Add([pscustomobject]@{ Text = 'Online Version:'; Uri = $online }) }
     foreach ($l in (Section 'RELATED LINKS')) {
         foreach ($m in [regex]::Matches($l.Text, '\[([^\]]+)\]\(([^)]*)\)')) {
-            $page.Links.Add([pscustomobject]@{ Text = $m.Groups[1].Value; Uri = $m.Groups[2].Value })
+            $text = $m.Groups[1].Value; $target = $m.Groups[2].Value.Trim()
+            $uri = if ($target -match '^https?://') { $target }
+            elseif (-not $target -or $target -match '^[\w]+-[\w]+\.md$' -or $target -match '(^|/)about_\w+\.help\.txt$') { '' }
+            elseif ($online) { [uri]::new([uri]$online, $target).AbsoluteUri }
+            else { throw "${Path}:$($l.Number): relative link '$target' needs the page's 'online version:' URL to resolve against." }
+            $page.Links.Add([pscustomobject]@{ Text = $text; Uri = $uri })
         }
     }
     return [pscustomobject]$page

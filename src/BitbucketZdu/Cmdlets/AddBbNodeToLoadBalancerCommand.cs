@@ -8,7 +8,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Puts nodes back into a load balancer and waits until it reports them healthy.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Add, "BbNodeToLoadBalancer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = NodeSet)]
+    [Cmdlet(VerbsCommon.Add, "BbNodeToLoadBalancer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = NodeSet, HelpUri = HelpLinks.CommandsBase + "Add-BbNodeToLoadBalancer.md")]
     [OutputType(typeof(LoadBalancerChangeResult))]
     public sealed class AddBbNodeToLoadBalancerCommand : BbLoadBalancerCmdlet
     {

@@ -15,7 +15,7 @@ namespace BitbucketZdu.Cmdlets
     /// STABLE; UPGRADE_TASKS_FAILED is an error whose next step is Resume-BbUpgradeTask. Refuses without -Force while a
     /// node is OFFLINE: Bitbucket ignores OFFLINE nodes, which stay on the old version and cannot rejoin.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Complete, "BbRollingUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsLifecycle.Complete, "BbRollingUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Complete-BbRollingUpgrade.md")]
     [OutputType(typeof(ZduCluster))]
     public sealed class CompleteBbRollingUpgradeCommand : BbClusterActionCmdlet
     {

@@ -10,7 +10,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Connects to a Bitbucket Data Center cluster's rolling-upgrade API and makes it the default connection.</para>
     /// </summary>
-    [Cmdlet(VerbsCommunications.Connect, "BbCluster", DefaultParameterSetName = CredentialSet)]
+    [Cmdlet(VerbsCommunications.Connect, "BbCluster", DefaultParameterSetName = CredentialSet, HelpUri = HelpLinks.CommandsBase + "Connect-BbCluster.md")]
     [OutputType(typeof(BbConnection))]
     public sealed class ConnectBbClusterCommand : BbCmdlet
     {

@@ -13,7 +13,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Pre-stages a Bitbucket distribution on nodes, in parallel: copies the archive (or has each node download it), verifies its SHA-256 and extracts it into a new dir next to the current install.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Copy, "BbDistribution", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsCommon.Copy, "BbDistribution", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpLinks.CommandsBase + "Copy-BbDistribution.md")]
     [OutputType(typeof(NodeStepResult))]
     public sealed class CopyBbDistributionCommand : BbNodeCmdlet
     {

@@ -10,7 +10,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Disables upgrade mode before any node is upgraded (POST /rest/zdu/cancel).</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Disable, "BbUpgradeMode", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsLifecycle.Disable, "BbUpgradeMode", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpLinks.CommandsBase + "Disable-BbUpgradeMode.md")]
     [OutputType(typeof(ZduCluster))]
     public sealed class DisableBbUpgradeModeCommand : BbClusterActionCmdlet
     {

@@ -6,7 +6,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Forgets the default Bitbucket connection of this session.</para>
     /// </summary>
-    [Cmdlet(VerbsCommunications.Disconnect, "BbCluster")]
+    [Cmdlet(VerbsCommunications.Disconnect, "BbCluster", HelpUri = HelpLinks.CommandsBase + "Disconnect-BbCluster.md")]
     [OutputType(typeof(void))]
     public sealed class DisconnectBbClusterCommand : BbCmdlet
     {

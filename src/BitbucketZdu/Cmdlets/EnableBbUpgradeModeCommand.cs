@@ -10,7 +10,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Enables upgrade mode so that nodes can be upgraded one at a time to a newer bug-fix release (POST /rest/zdu/start).</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Enable, "BbUpgradeMode", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsLifecycle.Enable, "BbUpgradeMode", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpLinks.CommandsBase + "Enable-BbUpgradeMode.md")]
     [OutputType(typeof(ZduCluster))]
     public sealed class EnableBbUpgradeModeCommand : BbClusterActionCmdlet
     {

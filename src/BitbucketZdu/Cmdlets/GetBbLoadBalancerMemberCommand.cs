@@ -9,7 +9,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Gets the members of a load balancer's backend with their state, health and active connections.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Get, "BbLoadBalancerMember")]
+    [Cmdlet(VerbsCommon.Get, "BbLoadBalancerMember", HelpUri = HelpLinks.CommandsBase + "Get-BbLoadBalancerMember.md")]
     [OutputType(typeof(LoadBalancerMember))]
     public sealed class GetBbLoadBalancerMemberCommand : BbCmdlet
     {

@@ -11,7 +11,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Gets the nodes of the cluster as the rolling-upgrade API reports them, filtered by name, state or id.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Get, "BbNode", DefaultParameterSetName = FilterSet)]
+    [Cmdlet(VerbsCommon.Get, "BbNode", DefaultParameterSetName = FilterSet, HelpUri = HelpLinks.CommandsBase + "Get-BbNode.md")]
     [OutputType(typeof(ZduNode))]
     public sealed class GetBbNodeCommand : BbClusterCmdlet
     {

@@ -7,7 +7,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Gets a node's Bitbucket installation: install dir and version, home, how it runs, run-as user, HTTP port, free disk space.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Get, "BbNodeInstallation", DefaultParameterSetName = HostNameSet)]
+    [Cmdlet(VerbsCommon.Get, "BbNodeInstallation", DefaultParameterSetName = HostNameSet, HelpUri = HelpLinks.CommandsBase + "Get-BbNodeInstallation.md")]
     [OutputType(typeof(NodeInstallation))]
     public sealed class GetBbNodeInstallationCommand : BbNodeCmdlet
     {

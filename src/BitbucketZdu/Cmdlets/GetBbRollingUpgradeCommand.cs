@@ -13,7 +13,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Shows where the last rolling upgrade of a cluster stands (running, interrupted, halted, paused, completed), each node's step, the node left out of rotation and the exact next command; -History lists every recorded run.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Get, "BbRollingUpgrade")]
+    [Cmdlet(VerbsCommon.Get, "BbRollingUpgrade", HelpUri = HelpLinks.CommandsBase + "Get-BbRollingUpgrade.md")]
     [OutputType(typeof(RollingUpgradeStatus))]
     public sealed class GetBbRollingUpgradeCommand : BbUpgradeCmdlet
     {

@@ -7,7 +7,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Configures a pre-staged install dir: same BITBUCKET_HOME, carried JVM/JRE/user settings and files, start flags, and the service pointed at it.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Install, "BbNodeVersion", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsLifecycle.Install, "BbNodeVersion", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpLinks.CommandsBase + "Install-BbNodeVersion.md")]
     [OutputType(typeof(NodeStepResult))]
     public sealed class InstallBbNodeVersionCommand : BbNodeCmdlet
     {

@@ -11,7 +11,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Upgrades one node end to end while the cluster is in upgrade mode: out of rotation, graceful stop, OFFLINE, install, start, health gate, back into rotation; restored on failure.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Invoke, "BbNodeUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsLifecycle.Invoke, "BbNodeUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Invoke-BbNodeUpgrade.md")]
     [OutputType(typeof(NodeUpgradeReport))]
     public sealed class InvokeBbNodeUpgradeCommand : BbUpgradeCmdlet
     {

@@ -11,7 +11,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Upgrades every node of a cluster to a newer bug-fix release, one node at a time, with no downtime: preflight, plan, pre-stage, upgrade mode, nodes least busy first, finalize.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Invoke, "BbRollingUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsLifecycle.Invoke, "BbRollingUpgrade", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Invoke-BbRollingUpgrade.md")]
     [OutputType(typeof(UpgradeReport), typeof(UpgradePlan))]
     public sealed class InvokeBbRollingUpgradeCommand : BbUpgradeCmdlet
     {

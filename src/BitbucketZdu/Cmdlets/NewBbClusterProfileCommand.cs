@@ -14,7 +14,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Writes a commented cluster profile (.psd1) template: base URL, nodes, load balancers and members, release archive and checksum.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.New, "BbClusterProfile", SupportsShouldProcess = true)]
+    [Cmdlet(VerbsCommon.New, "BbClusterProfile", SupportsShouldProcess = true, HelpUri = HelpLinks.CommandsBase + "New-BbClusterProfile.md")]
     [OutputType(typeof(FileInfo))]
     public sealed class NewBbClusterProfileCommand : BbCmdlet
     {

@@ -12,7 +12,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Describes a load balancer once (kind, control endpoints, backend, credentials, node-to-member mapping) for the other load-balancer cmdlets.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.New, "BbLoadBalancer")]
+    [Cmdlet(VerbsCommon.New, "BbLoadBalancer", HelpUri = HelpLinks.CommandsBase + "New-BbLoadBalancer.md")]
     [OutputType(typeof(LoadBalancerDescription))]
     public sealed class NewBbLoadBalancerCommand : BbCmdlet
     {

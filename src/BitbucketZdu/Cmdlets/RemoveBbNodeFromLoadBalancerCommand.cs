@@ -8,7 +8,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Takes nodes out of a load balancer safely: drain, wait until in-flight work finished (or the drain timeout), then maintenance.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Remove, "BbNodeFromLoadBalancer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = NodeSet)]
+    [Cmdlet(VerbsCommon.Remove, "BbNodeFromLoadBalancer", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, DefaultParameterSetName = NodeSet, HelpUri = HelpLinks.CommandsBase + "Remove-BbNodeFromLoadBalancer.md")]
     [OutputType(typeof(LoadBalancerChangeResult))]
     public sealed class RemoveBbNodeFromLoadBalancerCommand : BbLoadBalancerCmdlet
     {

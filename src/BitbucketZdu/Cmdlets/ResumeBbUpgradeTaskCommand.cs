@@ -12,7 +12,7 @@ namespace BitbucketZdu.Cmdlets
     /// <para type="description">Only in UPGRADE_TASKS_FAILED. Waits while the tasks run (RUNNING_UPGRADE_TASKS) until
     /// the cluster is STABLE; failing again is an error.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Resume, "BbUpgradeTask", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsLifecycle.Resume, "BbUpgradeTask", SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Resume-BbUpgradeTask.md")]
     [OutputType(typeof(ZduCluster))]
     public sealed class ResumeBbUpgradeTaskCommand : BbClusterActionCmdlet
     {

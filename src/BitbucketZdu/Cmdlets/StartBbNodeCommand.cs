@@ -8,7 +8,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Starts Bitbucket on a node (service or bin/start-bitbucket.sh) and waits until its /status says RUNNING.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Start, "BbNode", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+    [Cmdlet(VerbsLifecycle.Start, "BbNode", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium, HelpUri = HelpLinks.CommandsBase + "Start-BbNode.md")]
     [OutputType(typeof(NodeStepResult))]
     public sealed class StartBbNodeCommand : BbNodeCmdlet
     {

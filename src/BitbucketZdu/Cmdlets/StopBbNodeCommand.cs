@@ -12,7 +12,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Stops Bitbucket on a node gracefully (service or bin/stop-bitbucket.sh) and waits for the process to exit.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Stop, "BbNode", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsLifecycle.Stop, "BbNode", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Stop-BbNode.md")]
     [OutputType(typeof(NodeStepResult))]
     public sealed class StopBbNodeCommand : BbNodeCmdlet
     {

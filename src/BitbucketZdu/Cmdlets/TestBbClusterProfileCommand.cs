@@ -10,7 +10,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Validates a cluster profile and probes everything it names (cluster API, every node's own view, load-balancer members, remoting, disk, archive checksum) without changing anything.</para>
     /// </summary>
-    [Cmdlet(VerbsDiagnostic.Test, "BbClusterProfile")]
+    [Cmdlet(VerbsDiagnostic.Test, "BbClusterProfile", HelpUri = HelpLinks.CommandsBase + "Test-BbClusterProfile.md")]
     [OutputType(typeof(PreflightFinding), typeof(bool))]
     public sealed class TestBbClusterProfileCommand : BbUpgradeCmdlet
     {

@@ -8,7 +8,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Rolls a node back to its previous install dir: stops the new version, points the service back, starts the old one.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.Undo, "BbNodeUpgrade", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
+    [Cmdlet(VerbsCommon.Undo, "BbNodeUpgrade", DefaultParameterSetName = HostNameSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High, HelpUri = HelpLinks.CommandsBase + "Undo-BbNodeUpgrade.md")]
     [OutputType(typeof(NodeStepResult))]
     public sealed class UndoBbNodeUpgradeCommand : BbNodeCmdlet
     {

@@ -9,7 +9,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Waits until the cluster reaches one of the given rolling-upgrade states, with progress and a timeout.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Wait, "BbClusterState")]
+    [Cmdlet(VerbsLifecycle.Wait, "BbClusterState", HelpUri = HelpLinks.CommandsBase + "Wait-BbClusterState.md")]
     [OutputType(typeof(ZduCluster))]
     public sealed class WaitBbClusterStateCommand : BbWaitCmdlet
     {

@@ -10,7 +10,7 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Waits until nodes reach one of the given states; takes nodes from Get-BbNode and follows them by address and name, since ids may change on restart.</para>
     /// </summary>
-    [Cmdlet(VerbsLifecycle.Wait, "BbNodeState")]
+    [Cmdlet(VerbsLifecycle.Wait, "BbNodeState", HelpUri = HelpLinks.CommandsBase + "Wait-BbNodeState.md")]
     [OutputType(typeof(ZduNode))]
     public sealed class WaitBbNodeStateCommand : BbWaitCmdlet
     {
