@@ -291,11 +291,14 @@ namespace BitbucketZdu.Internal
             }
         }
 
-        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null)
+        /// <param name="target">What the error is about, as a user reads it: a URL, a node name, a file path (not an engine object).</param>
+        /// <param name="recommendedAction">The next step, where it is known (ErrorDetails.RecommendedAction).</param>
+        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null, string? recommendedAction = null)
         {
             // Categories the engine has no twin of (WriteError, ...) map to NotSpecified there; the record keeps the real one.
             var engineCategory = Enum.TryParse<BbErrorCategory>(category.ToString(), out var c) ? c : BbErrorCategory.NotSpecified;
-            ThrowTerminatingError(new ErrorRecord(new BbException(errorId, engineCategory, message, target), errorId, category, target));
+            var error = new BbException(errorId, engineCategory, message, target) { RecommendedAction = recommendedAction };
+            ThrowTerminatingError(BbErrors.WithRecommendedAction(new ErrorRecord(error, errorId, category, BbErrors.Readable(target)), error));
         }
 
         /// <summary>

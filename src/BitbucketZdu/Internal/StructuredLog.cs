@@ -123,7 +123,8 @@ namespace BitbucketZdu.Internal
 
         public void Error(ErrorRecord record) =>
             TryWrite("error", ("errorId", record.FullyQualifiedErrorId), ("category", record.CategoryInfo.Category.ToString()),
-                ("message", record.Exception?.Message ?? record.ToString()), ("target", record.TargetObject?.ToString()));
+                ("message", record.Exception?.Message ?? record.ToString()), ("target", record.TargetObject?.ToString()),
+                ("recommendedAction", record.ErrorDetails?.RecommendedAction));
     }
 
     /// <summary>

@@ -85,6 +85,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             : base(errorId, category, message, report.Cluster, inner)
         {
             Report = report;
+            RecommendedAction = report.NextStep;
         }
 
         public UpgradeReport Report { get; }
