@@ -43,7 +43,12 @@ namespace BitbucketZdu.Cmdlets
             try
             {
                 result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
-                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge), StopAfter = StopAfter }, ct));
+                    .RunAsync(profile, new RollingUpgradeOptions
+                    {
+                        Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge), StopAfter = StopAfter,
+                        // One run id: the -LogPath log's, the journal's and the report's (a resumed run's lines switch to its id).
+                        RunId = RunId, OnRunId = ContinueRun,
+                    }, ct));
             }
             catch (UpgradeHaltedException halted)
             {

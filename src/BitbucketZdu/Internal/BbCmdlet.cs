@@ -31,6 +31,21 @@ namespace BitbucketZdu.Internal
         [ValidateNotNullOrEmpty]
         public string? LogPath { get; set; }
 
+        private string? _runId;
+
+        /// <summary>
+        /// This invocation's id, in the form of an upgrade's run id: every line of the -LogPath log carries it, and an upgrade
+        /// started here takes it as its run id (the report's RunId, the journal's), so the three match.
+        /// </summary>
+        protected string RunId => _runId ??= Core.Upgrade.Runner.RollingUpgradeRunner.NewRunId(DateTimeOffset.UtcNow);
+
+        /// <summary>The upgrade continues another run (-Resume): the log's lines from now on carry that run's id.</summary>
+        protected void ContinueRun(string runId)
+        {
+            _runId = runId;
+            _log?.ContinueRun(runId);
+        }
+
         protected override void StopProcessing()
         {
             Log?.Message("end", "Stopped (Ctrl+C or pipeline stopped).");
@@ -53,7 +68,7 @@ namespace BitbucketZdu.Internal
             {
                 if (_log is not null || LogPath is null || _logFailed) return _log;
                 var path = GetUnresolvedProviderPathFromPSPath(LogPath);
-                var log = new StructuredLog(path, MyInvocation.MyCommand?.Name ?? GetType().Name, Redactor.ForParameters(MyInvocation.BoundParameters));
+                var log = new StructuredLog(path, MyInvocation.MyCommand?.Name ?? GetType().Name, Redactor.ForParameters(MyInvocation.BoundParameters), RunId);
                 try
                 {
                     var dir = System.IO.Path.GetDirectoryName(path);
