@@ -82,6 +82,7 @@ Describe 'A wrong password' {
         $r.Error.CategoryInfo.Category | Should -Be 'AuthenticationError'
         $r.Error.Exception.Message.Length | Should -BeLessThan 600 -Because 'one short message, not a list of every probe that failed'
         $r.Error.ErrorDetails.RecommendedAction | Should -Match 'CAPTCHA'
+        "$($r.Error.TargetObject)" | Should -BeLike "$Uri*" -Because 'the target is the URL that refused the credential'
     }
 
     It 'costs Test-BbClusterProfile one failed login' {

@@ -62,7 +62,8 @@ namespace BitbucketZdu.Cmdlets
             }
             catch (Exception ex) when (!(ex is PipelineStoppedException))
             {
-                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
+                // A refused credential or an unreachable API is about the URL that answered (or did not), not the cluster's name.
+                ThrowTerminatingError(BbErrors.FromException(ex, ex is Core.Api.ZduApiException { RequestUri: { } url } ? url : profile.Name));
                 return;
             }
 
