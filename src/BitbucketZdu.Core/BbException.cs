@@ -45,5 +45,11 @@ namespace BitbucketZdu.Core
         public string ErrorId { get; }
         public BbErrorCategory Category { get; }
         public object? Target { get; }
+
+        /// <summary>
+        /// The next step, where the engine knows it (check the credential, run a command, fix a profile entry): the
+        /// cmdlet layer puts it in the ErrorRecord's <c>ErrorDetails.RecommendedAction</c>. Null when there is none to give.
+        /// </summary>
+        public string? RecommendedAction { get; set; }
     }
 }

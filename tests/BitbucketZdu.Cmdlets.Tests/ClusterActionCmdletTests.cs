@@ -115,6 +115,9 @@ public sealed class ClusterActionCmdletTests : IDisposable
         Assert.Equal(ErrorCategory.InvalidOperation, error.CategoryInfo.Category);
         Assert.Contains(reason, error.Exception.Message);
         Assert.Contains(_server.Url!, error.Exception.Message);
+        // Before: TargetObject was the ZduCluster read (it printed as BitbucketZdu.Core.Api.ZduCluster); now the cluster's URL.
+        Assert.StartsWith(_server.Url!, Assert.IsType<Uri>(error.TargetObject).ToString(), StringComparison.Ordinal);
+        Assert.Contains("Get-BbClusterStatus", error.ErrorDetails?.RecommendedAction);
         Assert.Equal(0, Posts);
     }
 

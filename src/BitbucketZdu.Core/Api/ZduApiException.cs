@@ -49,11 +49,33 @@ namespace BitbucketZdu.Core.Api
             RequestUri = requestUri;
             StatusCode = statusCode;
             ServerMessages = serverMessages ?? Array.Empty<string>();
+            RecommendedAction = DefaultAction(kind);
         }
+
+        /// <summary>The next step for each kind where there is one whatever the details (a translator may give a sharper one).</summary>
+        private static string? DefaultAction(ZduErrorKind kind) => kind switch
+        {
+            ZduErrorKind.Unauthorized => ZduErrorTranslator.UnauthorizedAction,
+            ZduErrorKind.Forbidden => "Use an account with the System Administrator global permission (Administration > Global permissions).",
+            ZduErrorKind.TokenRefused => "Pass -Credential (Get-Credential) for a Bitbucket system administrator instead of -Token.",
+            ZduErrorKind.Unreachable => "Check that Bitbucket answers at this URL from this machine (DNS, firewall, proxy: -Proxy), then run the command again.",
+            ZduErrorKind.Timeout => "Check that Bitbucket is up and answers from this machine, or raise -TimeoutSec; then run the command again.",
+            ZduErrorKind.CertificateUntrusted => "Pass the internal CA's certificate with -TrustedCertificatePath (or the profile's Tls.TrustedCertificatePath).",
+            ZduErrorKind.ProxyAuthenticationRequired => "Pass the proxy's credential with -ProxyCredential.",
+            ZduErrorKind.Redirected => "Use Bitbucket's base URL (with its context path) that answers the REST API directly.",
+            _ => null,
+        };
 
         public ZduErrorKind Kind { get; }
         public Uri? RequestUri { get; }
         public int? StatusCode { get; }
+        /// <summary>
+        /// True when Bitbucket refused the credential or its rights (401, 403, a refused token): permanent until the admin
+        /// fixes the credential, so it is never retried, and a run stops at the first one. Every further attempt with a
+        /// wrong password counts towards the account's CAPTCHA lock-out.
+        /// </summary>
+        public bool CredentialsRefused => Kind == ZduErrorKind.Unauthorized || Kind == ZduErrorKind.Forbidden || Kind == ZduErrorKind.TokenRefused;
+
         /// <summary>Messages from the server's error body (<c>errors[].message</c> or <c>message</c>).</summary>
         public IReadOnlyList<string> ServerMessages { get; }
 

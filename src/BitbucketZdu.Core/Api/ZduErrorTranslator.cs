@@ -25,18 +25,22 @@ namespace BitbucketZdu.Core.Api
             var prefix = $"{method} {uri} returned {status} {response.ReasonPhrase}{after}.";
             switch (status)
             {
+                case 401 when IsCaptchaRequired(body):
+                    return new ZduApiException(ZduErrorKind.Unauthorized,
+                        $"{prefix} Bitbucket requires a CAPTCHA for this account after too many failed logins, so it refuses its REST calls.{said}",
+                        uri, status, messages) { RecommendedAction = CaptchaAction };
                 case 401:
                     return new ZduApiException(ZduErrorKind.Unauthorized,
-                        $"{prefix} Bitbucket did not accept the credentials. Check the user name and password of a system administrator.{said}",
-                        uri, status, messages);
+                        $"{prefix} Bitbucket did not accept the credentials. Check the user name and password of a system administrator before trying again: after a few failed logins Bitbucket asks for a CAPTCHA and refuses that account's REST calls.{said}",
+                        uri, status, messages) { RecommendedAction = UnauthorizedAction };
                 case 403 when usedBearerToken:
                     return new ZduApiException(ZduErrorKind.TokenRefused,
                         $"{prefix} Bitbucket Data Center does not accept HTTP access tokens on administrative endpoints such as /rest/zdu (BSERV-10482). Connect with -Credential for a system administrator instead.{said}",
-                        uri, status, messages);
+                        uri, status, messages) { RecommendedAction = "Pass -Credential (Get-Credential) for a Bitbucket system administrator instead of -Token." };
                 case 403:
                     return new ZduApiException(ZduErrorKind.Forbidden,
                         $"{prefix} The user must be a system administrator and Bitbucket must be a clustered Data Center installation.{said}",
-                        uri, status, messages);
+                        uri, status, messages) { RecommendedAction = "Use an account with the System Administrator global permission (Administration > Global permissions)." };
                 case 404:
                     return new ZduApiException(ZduErrorKind.NotFound,
                         $"{prefix} {notFoundHint ?? "Nothing is there: no Bitbucket rolling-upgrade API under this base URL (check -Uri and its context path)."}{said}",
@@ -55,6 +59,20 @@ namespace BitbucketZdu.Core.Api
                     return new ZduApiException(ZduErrorKind.Http, $"{prefix}{said}", uri, status, messages);
             }
         }
+
+        /// <summary>The next step after a 401: check the credential once, do not retry it in a loop.</summary>
+        internal const string UnauthorizedAction =
+            "Check the user name and password (a Bitbucket system administrator), then run the command once more. Do not retry in a loop: "
+            + "after a few failed logins Bitbucket requires a CAPTCHA for the account and its REST calls fail until someone logs in as it in a browser and answers the CAPTCHA, "
+            + "or an administrator clears it (Administration > Users > the user > Clear CAPTCHA).";
+
+        /// <summary>The next step when the account is behind a CAPTCHA.</summary>
+        internal const string CaptchaAction =
+            "Log in to Bitbucket as this user in a browser and answer the CAPTCHA, or have another administrator clear it (Administration > Users > the user > Clear CAPTCHA), "
+            + "then run the command once more with the right password.";
+
+        /// <summary>Bitbucket's CaptchaRequiredAuthenticationException (the account must solve a CAPTCHA before it may log in again).</summary>
+        private static bool IsCaptchaRequired(string body) => body.IndexOf("Captcha", StringComparison.OrdinalIgnoreCase) >= 0;
 
         public static ZduApiException Redirect(HttpMethod method, Uri uri, HttpResponseMessage response)
         {

@@ -12,20 +12,27 @@ public static class Auth
     /// <summary>The Basic-auth user of the request, whatever its password (for activity counting), or null.</summary>
     public static string? BasicUser(HttpContext ctx) => Decode(ctx)?.User;
 
-    /// <summary>True for a system administrator; otherwise the 401/403 answer is written and false returned.</summary>
+    /// <summary>
+    /// True for a system administrator; otherwise the 401/403 answer is written, a WARN line goes to the node's log
+    /// (<paramref name="log"/>) and false is returned. A wrong password logs <c>Authentication failed for user '…'</c>:
+    /// the failed logins that count towards Bitbucket's CAPTCHA, which tests count in the node logs. Never the password.
+    /// </summary>
     /// <param name="changedPassword">The sysadmin's password as changed since start (fault <c>adminPassword</c>), or null.</param>
-    public static async Task<bool> RequireSysadminAsync(HttpContext ctx, NodeConfig config, string? changedPassword = null)
+    public static async Task<bool> RequireSysadminAsync(HttpContext ctx, NodeConfig config, string? changedPassword = null, Action<string>? log = null)
     {
+        var request = $"{ctx.Request.Method} {ctx.Request.Path}{ctx.Request.QueryString} from {ctx.Connection.RemoteIpAddress}";
         var header = ctx.Request.Headers.Authorization.ToString();
         if (string.IsNullOrEmpty(header))
         {
             ctx.Response.Headers.WWWAuthenticate = "Basic realm=\"Bitbucket\"";
+            log?.Invoke($"WARN Unauthenticated request refused (no credentials): {request}");
             await WriteStatusAsync(ctx, 401, "Client must be authenticated to access this resource.");
             return false;
         }
         if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             // HTTP access tokens may not carry ADMIN permission (BSERV-10482): the sysadmin filter refuses them.
+            log?.Invoke($"WARN Access denied: an HTTP access token is not a system administrator: {request}");
             await WriteStatusAsync(ctx, 403, SysadminOnly);
             return false;
         }
@@ -33,9 +40,11 @@ public static class Auth
         if (basic is { } b && b.User == config.AdminUser && FixedEquals(b.Password, changedPassword ?? config.AdminPassword)) return true;
         if (basic is { } u && config.Users.TryGetValue(u.User, out var pw) && FixedEquals(u.Password, pw))
         {
+            log?.Invoke($"WARN Access denied: user '{u.User}' is not a system administrator: {request}");
             await WriteStatusAsync(ctx, 403, SysadminOnly);
             return false;
         }
+        log?.Invoke($"WARN Authentication failed for user '{basic?.User ?? "?"}': {request}");
         await ZduApi.WriteErrorsAsync(ctx, 401, "Authentication failed. Please check your credentials and try again.",
             "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException");
         return false;

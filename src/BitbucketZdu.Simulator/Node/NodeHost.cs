@@ -278,7 +278,7 @@ public static class NodeHost
     /// <summary>GET/PUT/DELETE /bbsim/admin/faults/{cluster|node-name} (sysadmin): the same files as in docs/simulator.md.</summary>
     private static async Task FaultsAsync(HttpContext ctx, NodeRuntime node, string target)
     {
-        if (!await Auth.RequireSysadminAsync(ctx, node.Config, node.Faults.AdminPassword)) return;
+        if (!await Auth.RequireSysadminAsync(ctx, node.Config, node.Faults.AdminPassword, node.Log)) return;
         try
         {
             node.Store.FaultFile(target);

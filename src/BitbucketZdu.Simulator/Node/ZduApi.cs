@@ -22,7 +22,7 @@ public sealed class ZduApi(NodeRuntime node)
             await WriteErrorsAsync(ctx, faults.ApiErrorStatus ?? 503, "Simulated server error (bbsim fault).", null);
             return;
         }
-        if (!await Auth.RequireSysadminAsync(ctx, node.Config, faults.AdminPassword)) return;
+        if (!await Auth.RequireSysadminAsync(ctx, node.Config, faults.AdminPassword, node.Log)) return;
         if (node.State is NodeStates.Starting or NodeStates.Error)
         {
             await Auth.WriteStatusAsync(ctx, 503, node.State == NodeStates.Starting ? "Bitbucket is starting up." : "Bitbucket failed to start.");

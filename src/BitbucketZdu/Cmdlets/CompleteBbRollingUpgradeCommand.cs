@@ -44,7 +44,8 @@ namespace BitbucketZdu.Cmdlets
                 + $"{(offline.Count == 1 ? "that node" : "those nodes")} on the original version {before.OriginalVersion ?? "(unknown)"}: once upgrade mode is off, a node on another version than {newVersion} cannot rejoin the cluster. "
                 + "Upgrade and start it first, or remove it from the cluster for good; then finalize. -Force finalizes anyway.";
             if (!Force)
-                ThrowError("CompleteBbRollingUpgradeNodeOffline", ErrorCategory.InvalidOperation, message, before);
+                ThrowError("CompleteBbRollingUpgradeNodeOffline", ErrorCategory.InvalidOperation, message, Client.BaseUri,
+                    $"Upgrade and start {string.Join(", ", offline.Select(n => n.Name ?? n.Id))} (Invoke-BbNodeUpgrade), or remove {(offline.Count == 1 ? "it" : "them")} from the cluster; then run Complete-BbRollingUpgrade again.");
             WriteWarning(message);
         }
 

@@ -43,7 +43,12 @@ namespace BitbucketZdu.Cmdlets
             try
             {
                 result = Run((bridge, ct) => new RollingUpgradeRunner(ports, StepHost(bridge))
-                    .RunAsync(profile, new RollingUpgradeOptions { Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge), StopAfter = StopAfter }, ct));
+                    .RunAsync(profile, new RollingUpgradeOptions
+                    {
+                        Resume = Resume || Adopt, Adopt = Adopt, Hook = MapHook(Hook, bridge), StopAfter = StopAfter,
+                        // One run id: the -LogPath log's, the journal's and the report's (a resumed run's lines switch to its id).
+                        RunId = RunId, OnRunId = ContinueRun,
+                    }, ct));
             }
             catch (UpgradeHaltedException halted)
             {
@@ -57,7 +62,8 @@ namespace BitbucketZdu.Cmdlets
             }
             catch (Exception ex) when (!(ex is PipelineStoppedException))
             {
-                ThrowTerminatingError(BbErrors.FromException(ex, profile.Name));
+                // A refused credential or an unreachable API is about the URL that answered (or did not), not the cluster's name.
+                ThrowTerminatingError(BbErrors.FromException(ex, ex is Core.Api.ZduApiException { RequestUri: { } url } ? url : profile.Name));
                 return;
             }
 

@@ -46,7 +46,7 @@ namespace BitbucketZdu.Internal
                 ThrowError(failedErrorId, ErrorCategory.InvalidResult,
                     $"{what}: the cluster at {Client.BaseUri} is UPGRADE_TASKS_FAILED. {ZduStateRules.DescribeCluster(after)} "
                     + "See atlassian-bitbucket.log on the nodes for the failed task, fix its cause, then run Resume-BbUpgradeTask to run the tasks again (POST /rest/zdu/retryUpgrade).",
-                    after);
+                    Client.BaseUri, "Find the failed task in atlassian-bitbucket.log on the nodes, fix its cause, then run Resume-BbUpgradeTask.");
             return after;
         }
 
@@ -58,7 +58,8 @@ namespace BitbucketZdu.Internal
             var verdict = ZduStateRules.Check(before, Action);
             if (!verdict.Allowed)
                 ThrowError(InvalidStateErrorId, ErrorCategory.InvalidOperation,
-                    $"{ActionDescription} is not possible now on {Client.BaseUri}: {verdict.Reason}", before);
+                    $"{ActionDescription} is not possible now on {Client.BaseUri}: {verdict.Reason}", Client.BaseUri,
+                    "Get-BbClusterStatus shows the cluster's state and the actions it allows now.");
             WriteVerbose(verdict.Reason);
             CheckBefore(before);
 

@@ -31,6 +31,21 @@ namespace BitbucketZdu.Internal
         [ValidateNotNullOrEmpty]
         public string? LogPath { get; set; }
 
+        private string? _runId;
+
+        /// <summary>
+        /// This invocation's id, in the form of an upgrade's run id: every line of the -LogPath log carries it, and an upgrade
+        /// started here takes it as its run id (the report's RunId, the journal's), so the three match.
+        /// </summary>
+        protected string RunId => _runId ??= Core.Upgrade.Runner.RollingUpgradeRunner.NewRunId(DateTimeOffset.UtcNow);
+
+        /// <summary>The upgrade continues another run (-Resume): the log's lines from now on carry that run's id.</summary>
+        protected void ContinueRun(string runId)
+        {
+            _runId = runId;
+            _log?.ContinueRun(runId);
+        }
+
         protected override void StopProcessing()
         {
             Log?.Message("end", "Stopped (Ctrl+C or pipeline stopped).");
@@ -53,7 +68,7 @@ namespace BitbucketZdu.Internal
             {
                 if (_log is not null || LogPath is null || _logFailed) return _log;
                 var path = GetUnresolvedProviderPathFromPSPath(LogPath);
-                var log = new StructuredLog(path, MyInvocation.MyCommand?.Name ?? GetType().Name, Redactor.ForParameters(MyInvocation.BoundParameters));
+                var log = new StructuredLog(path, MyInvocation.MyCommand?.Name ?? GetType().Name, Redactor.ForParameters(MyInvocation.BoundParameters), RunId);
                 try
                 {
                     var dir = System.IO.Path.GetDirectoryName(path);
@@ -291,11 +306,14 @@ namespace BitbucketZdu.Internal
             }
         }
 
-        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null)
+        /// <param name="target">What the error is about, as a user reads it: a URL, a node name, a file path (not an engine object).</param>
+        /// <param name="recommendedAction">The next step, where it is known (ErrorDetails.RecommendedAction).</param>
+        protected void ThrowError(string errorId, ErrorCategory category, string message, object? target = null, string? recommendedAction = null)
         {
             // Categories the engine has no twin of (WriteError, ...) map to NotSpecified there; the record keeps the real one.
             var engineCategory = Enum.TryParse<BbErrorCategory>(category.ToString(), out var c) ? c : BbErrorCategory.NotSpecified;
-            ThrowTerminatingError(new ErrorRecord(new BbException(errorId, engineCategory, message, target), errorId, category, target));
+            var error = new BbException(errorId, engineCategory, message, target) { RecommendedAction = recommendedAction };
+            ThrowTerminatingError(BbErrors.WithRecommendedAction(new ErrorRecord(error, errorId, category, BbErrors.Readable(target)), error));
         }
 
         /// <summary>

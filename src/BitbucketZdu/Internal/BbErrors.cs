@@ -12,7 +12,7 @@ namespace BitbucketZdu.Internal
             switch (ex)
             {
                 case BbException bb:
-                    return new ErrorRecord(bb, bb.ErrorId, Map(bb.Category), target ?? bb.Target);
+                    return WithRecommendedAction(new ErrorRecord(bb, bb.ErrorId, Map(bb.Category), Readable(target ?? bb.Target)), bb);
                 case TimeoutException:
                     return new ErrorRecord(ex, "BbTimeout", ErrorCategory.OperationTimeout, target);
                 case ArgumentException:
@@ -27,6 +27,20 @@ namespace BitbucketZdu.Internal
                     return new ErrorRecord(ex, "BbUnexpectedError", ErrorCategory.NotSpecified, target);
             }
         }
+
+        /// <summary>The engine's next step (<see cref="BbException.RecommendedAction"/>) as ErrorDetails.RecommendedAction; the message stays the exception's.</summary>
+        public static ErrorRecord WithRecommendedAction(ErrorRecord record, BbException ex)
+        {
+            if (!string.IsNullOrEmpty(ex.RecommendedAction))
+                record.ErrorDetails = new ErrorDetails(ex.Message) { RecommendedAction = ex.RecommendedAction };
+            return record;
+        }
+
+        /// <summary>
+        /// A target a user can read in <c>$Error[0].TargetObject</c>: the cluster URL, a node name, a profile path. Engine
+        /// objects that have no readable form of their own (a cluster read from the API) are not targets.
+        /// </summary>
+        public static object? Readable(object? target) => target is Core.Api.ZduCluster ? null : target;
 
         public static ErrorCategory Map(BbErrorCategory category) =>
             Enum.TryParse<ErrorCategory>(category.ToString(), out var mapped) ? mapped : ErrorCategory.NotSpecified;

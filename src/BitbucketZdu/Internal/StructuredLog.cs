@@ -16,25 +16,42 @@ namespace BitbucketZdu.Internal
 {
     /// <summary>
     /// The JSON-lines log behind -LogPath: one object per line with time (UTC, ISO 8601), kind (start, verbose, debug,
-    /// warning, progress, output, error, http, lb-command, end), the command and a run id, and the kind's fields. Appends, so one
+    /// warning, progress, output, error, http, lb-command, run, end), the command and a run id (an upgrade's: the report's RunId), and the kind's fields. Appends, so one
     /// file can hold many runs (a scheduled task's history). Thread-safe; every line is scrubbed by <see cref="Redactor"/>.
     /// </summary>
     internal sealed class StructuredLog
     {
         private readonly object _gate = new object();
         private readonly string _command;
-        private readonly string _run = Guid.NewGuid().ToString("N").Substring(0, 12);
+        private volatile string _run;
         private readonly Redactor _redactor;
         private string? _lastProgress;
 
-        public StructuredLog(string path, string command, Redactor redactor)
+        /// <param name="runId">The id every line carries: the upgrade's run id where the command runs one (the report's RunId, the journal's).</param>
+        public StructuredLog(string path, string command, Redactor redactor, string runId)
         {
             Path = path;
             _command = command;
             _redactor = redactor;
+            _run = runId;
         }
 
         public string Path { get; }
+
+        /// <summary>The run id of the lines written from now on.</summary>
+        public string RunId => _run;
+
+        /// <summary>
+        /// A resumed upgrade continues the journal's run: from here on the lines carry that run's id, and a "run" line
+        /// says which id the lines before had.
+        /// </summary>
+        public void ContinueRun(string runId)
+        {
+            var before = _run;
+            if (before == runId) return;
+            _run = runId;
+            TryWrite("run", ("message", $"This command continues run {runId} of the journal (the lines before carry {before})."), ("previous", before));
+        }
 
         /// <summary>Writes one entry; text values are scrubbed. Throws IOException/UnauthorizedAccessException only from the first write (the caller turns it into an error).</summary>
         public void Write(string kind, IEnumerable<KeyValuePair<string, object?>> fields)
@@ -123,7 +140,8 @@ namespace BitbucketZdu.Internal
 
         public void Error(ErrorRecord record) =>
             TryWrite("error", ("errorId", record.FullyQualifiedErrorId), ("category", record.CategoryInfo.Category.ToString()),
-                ("message", record.Exception?.Message ?? record.ToString()), ("target", record.TargetObject?.ToString()));
+                ("message", record.Exception?.Message ?? record.ToString()), ("target", record.TargetObject?.ToString()),
+                ("recommendedAction", record.ErrorDetails?.RecommendedAction));
     }
 
     /// <summary>

@@ -98,6 +98,30 @@ public sealed class ResumeAdoptCmdletTests : IDisposable
         Assert.Equal(1, _f.World.Count("cluster:approve"));
     }
 
+    /// <summary>A resumed run continues the journal's run: the report, the journal and the log's lines from then on carry its id.</summary>
+    [Fact]
+    public async Task A_resumed_run_logs_under_the_journal_runs_id()
+    {
+        await KilledAt(e => e.Kind == JournalKinds.StepDone && e.Step == "node-1/put-back");
+        var killed = (await _f.ReadJournal())[0].RunId;
+        var log = Path.Combine(_f.Directory, "resume.jsonl");
+        var vars = Vars();
+        vars["log"] = log;
+
+        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Confirm:$false -Resume -LogPath $log", vars);
+
+        Assert.Null(r.FirstError);
+        var report = (UpgradeReport)Assert.Single(r.Output).BaseObject;
+        Assert.Equal(killed, report.RunId);
+        Assert.All(await _f.ReadJournal(), e => Assert.Equal(killed, e.RunId));
+        var lines = File.ReadAllLines(log).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        var switched = lines.FindIndex(l => l.GetProperty("kind").GetString() == "run");
+        Assert.True(switched > 0, "no line says which run the command continues");
+        Assert.Contains(killed, lines[switched].GetProperty("message").GetString());
+        Assert.All(lines.Skip(switched), l => Assert.Equal(killed, l.GetProperty("run").GetString()));
+        Assert.Contains(lines, l => l.GetProperty("kind").GetString() == "output" && l.GetProperty("run").GetString() == killed);
+    }
+
     [Fact]
     public async Task Resume_WhatIf_marks_the_steps_already_done()
     {

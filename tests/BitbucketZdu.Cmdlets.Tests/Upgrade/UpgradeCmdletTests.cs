@@ -156,7 +156,31 @@ public sealed class UpgradeCmdletTests : IDisposable
 
         Assert.Equal("ProfileInvalidValue,BitbucketZdu.Cmdlets.InvokeBbRollingUpgradeCommand", r.FirstError!.FullyQualifiedErrorId);
         Assert.Contains("Nodes[0].Service", r.FirstError.Exception.Message);
+        // The next step, where PowerShell shows it (Get-Error, $Error[0].ErrorDetails): fix that place, check with Test-BbClusterProfile.
+        Assert.Contains("Nodes[0].Service", r.FirstError.ErrorDetails?.RecommendedAction);
+        Assert.Contains("Test-BbClusterProfile", r.FirstError.ErrorDetails!.RecommendedAction);
+        Assert.Equal(_profile, r.FirstError.TargetObject);
         Assert.Empty(_f.World.Operations);
+    }
+
+    /// <summary>Before: the -LogPath log carried a run id of its own (12 hex digits), the report and the journal another.</summary>
+    [Fact]
+    public async Task The_log_the_report_and_the_journal_carry_one_run_id()
+    {
+        var log = Path.Combine(_f.Directory, "run.jsonl");
+        var vars = Vars();
+        vars["log"] = log;
+
+        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalPath $j -Confirm:$false -LogPath $log", vars);
+
+        Assert.Null(r.FirstError);
+        var report = (UpgradeReport)Assert.Single(r.Output).BaseObject;
+        Assert.Matches(@"^\d{8}T\d{6}Z-[0-9a-f]{6}$", report.RunId);
+        var logged = File.ReadAllLines(log).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("run").GetString()).Distinct().ToList();
+        Assert.Equal(new[] { report.RunId }, logged);
+        var journal = await _f.ReadJournal();
+        Assert.NotEmpty(journal);
+        Assert.All(journal, e => Assert.Equal(report.RunId, e.RunId));
     }
 
     [Fact]

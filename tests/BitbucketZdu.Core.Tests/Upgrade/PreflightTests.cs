@@ -35,6 +35,63 @@ public sealed class PreflightTests : IDisposable
         return ClusterProfileReader.Read(data, "prod.psd1");
     }
 
+    /// <summary>
+    /// Issue 18: a wrong password is tried once per preflight (Bitbucket requires a CAPTCHA after a few failed logins),
+    /// not once per node URL in parallel; the preflight ends at once with the API's ZduUnauthorized. When the cluster
+    /// URL does not answer at all, the node URLs are tried one by one, so the credential is still tried once.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_refused_credential_is_tried_once_and_ends_the_preflight_with_ZduUnauthorized(bool clusterUrlAnswers)
+    {
+        var logins = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var process = new FakeProcess();
+        var real = FakePorts.Create(_f.World, _f.Journal, process);
+        IZduClient Refusing(Uri url, bool answers) => new CredentialRefusingClient(url, answers, logins);
+        var ports = new BitbucketZdu.Core.Upgrade.Ports.UpgradePorts(Refusing(new Uri("http://cluster.fake/"), clusterUrlAnswers),
+            n => Refusing(new Uri($"http://{n.Name}.fake/"), true), real.Rotation, real.Nodes, _f.Journal, _f.World.UpgradeClock);
+
+        var ex = await Assert.ThrowsAsync<ZduApiException>(() => new PreflightCheck(ports, _f.Host).RunAsync(_f.Profile, false, CancellationToken.None));
+
+        Assert.Equal("ZduUnauthorized", ex.ErrorId);
+        Assert.Single(logins);
+        Assert.Equal(clusterUrlAnswers ? "http://cluster.fake/" : "http://node-1.fake/", logins.Single());
+        Assert.Empty(_f.World.Operations);
+    }
+
+    /// <summary>A client whose every call is refused with 401 (a wrong password), or that cannot reach its URL at all.</summary>
+    private sealed class CredentialRefusingClient : IZduClient
+    {
+        private readonly bool _answers;
+        private readonly System.Collections.Concurrent.ConcurrentQueue<string> _logins;
+
+        public CredentialRefusingClient(Uri url, bool answers, System.Collections.Concurrent.ConcurrentQueue<string> logins)
+        {
+            BaseUri = url;
+            _answers = answers;
+            _logins = logins;
+        }
+
+        public Uri BaseUri { get; }
+
+        private Task<T> Refuse<T>()
+        {
+            if (!_answers) throw new ZduApiException(ZduErrorKind.Unreachable, $"Connection refused ({BaseUri})", BaseUri);
+            _logins.Enqueue(BaseUri.ToString());
+            throw new ZduApiException(ZduErrorKind.Unauthorized, $"GET {BaseUri}rest/zdu/cluster returned 401.", BaseUri, 401);
+        }
+
+        public Task<ZduCluster> GetClusterAsync(CancellationToken ct = default) => Refuse<ZduCluster>();
+        public Task<ZduStateResponse> GetStateAsync(CancellationToken ct = default) => Refuse<ZduStateResponse>();
+        public Task<ZduNode> GetNodeAsync(string nodeId, CancellationToken ct = default) => Refuse<ZduNode>();
+        public Task<ZduCluster> StartAsync(CancellationToken ct = default) => Refuse<ZduCluster>();
+        public Task<ZduCluster> CancelAsync(CancellationToken ct = default) => Refuse<ZduCluster>();
+        public Task<ZduCluster> ApproveAsync(CancellationToken ct = default) => Refuse<ZduCluster>();
+        public Task<ZduCluster> RetryUpgradeAsync(CancellationToken ct = default) => Refuse<ZduCluster>();
+        public void Dispose() { }
+    }
+
     [Fact]
     public async Task A_healthy_cluster_passes_and_nothing_changes()
     {

@@ -80,7 +80,7 @@ namespace BitbucketZdu.Core.Upgrade.Ports
 
         /// <summary>The API refused our credentials or our rights: permanent until the admin fixes the credential.</summary>
         internal static bool CredentialsRefused(Exception ex) =>
-            ex is Api.ZduApiException z && (z.Kind == Api.ZduErrorKind.Unauthorized || z.Kind == Api.ZduErrorKind.Forbidden || z.Kind == Api.ZduErrorKind.TokenRefused);
+            ex is Api.ZduApiException { CredentialsRefused: true };
 
         internal static string Format(TimeSpan t) =>
             t.TotalSeconds < 120 ? t.TotalSeconds.ToString("0.#", global::System.Globalization.CultureInfo.InvariantCulture) + " s"

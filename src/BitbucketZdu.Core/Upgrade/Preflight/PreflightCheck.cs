@@ -47,20 +47,30 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
 
             _host.Progress(new OperationProgress(ProgressActivities.Run, "Preflight " + profile.Name, "Reading the cluster, nodes, load balancers and archive"));
 
+            // The credential is tried once, alone, before the probes that use it run in parallel: a wrong password is one
+            // failed login, not one per node URL. Bitbucket asks for a CAPTCHA after a few failed logins, and until it is
+            // answered in a browser that account's REST calls fail: a typo must not lock the admin out of the API the
+            // upgrade needs. A refusal ends the preflight at once with the API's own error (ZduUnauthorized, ZduForbidden).
             var clusterTask = Try(() => _ports.Cluster.GetClusterAsync(cancellationToken));
+            var (cluster, clusterError) = await clusterTask.ConfigureAwait(false);
+            ThrowIfCredentialsRefused(clusterError, profile);
             var journalTask = Try(() => _ports.Journal.ReadAsync(profile.Name, cancellationToken));
-            var viewsTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.NodeApi(n).GetClusterAsync(cancellationToken))));
+            // The cluster URL did not answer at all: the node URLs are read one by one, so that the credential is still
+            // tried once where the first of them answers.
+            var viewsTask = cluster is not null
+                ? Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.NodeApi(n).GetClusterAsync(cancellationToken))))
+                : ReadViewsOneByOneAsync(profile, cancellationToken);
             var rotationTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Rotation.ProbeAsync(n, cancellationToken))));
             var hostTask = Task.WhenAll(profile.Nodes.Select(n => Try(() => _ports.Nodes.ProbeAsync(n, cancellationToken))));
             var archiveTask = CheckArchiveAsync(profile, Add, cancellationToken);
             var journalProbeTask = CheckJournalStoreAsync(profile, Add, cancellationToken);
-            await Task.WhenAll(clusterTask, journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
+            await Task.WhenAll(journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
             var views = viewsTask.Result;
+            foreach (var view in views) ThrowIfCredentialsRefused(view.error, profile);
             var rotations = rotationTask.Result;
             var hosts = hostTask.Result;
-            var (cluster, clusterError) = clusterTask.Result;
             var (journal, journalError) = journalTask.Result;
             if (journalError is not null)
                 Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), profile.Journal is not null ? "Journal" : "JournalPath", journalError.Message);
@@ -119,6 +129,30 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             var resumable = adopted is { IsFromRealState: false } || lastRun is { Completed: false } && lastRun.TargetVersion == target.ToString();
             var next = $"Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} {(resumable ? "-Resume" : "-Adopt")}";
             return new PreflightResult(ordered, cluster, adopted, _ports.Clock.Since(started), leftOut, next);
+        }
+
+        private async Task<(ZduCluster? value, Exception? error)[]> ReadViewsOneByOneAsync(ClusterProfile profile, CancellationToken ct)
+        {
+            var views = new (ZduCluster? value, Exception? error)[profile.Nodes.Count];
+            for (var i = 0; i < views.Length; i++)
+            {
+                var node = profile.Nodes[i];
+                views[i] = await Try(() => _ports.NodeApi(node).GetClusterAsync(ct)).ConfigureAwait(false);
+                if (views[i].error is ZduApiException { CredentialsRefused: true })
+                {
+                    for (var j = i + 1; j < views.Length; j++) views[j] = (null, views[i].error);
+                    break;
+                }
+            }
+            return views;
+        }
+
+        /// <summary>A refused credential (401, 403) ends the preflight: nothing else is probed with it, and the error is the API's own.</summary>
+        private void ThrowIfCredentialsRefused(Exception? error, ClusterProfile profile)
+        {
+            if (error is not ZduApiException { CredentialsRefused: true } refused) return;
+            _host.Progress(new OperationProgress(ProgressActivities.Run, "Preflight " + profile.Name, "Done") { Completed = true });
+            throw refused;
         }
 
         /// <summary>

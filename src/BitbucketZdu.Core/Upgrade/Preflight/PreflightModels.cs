@@ -81,7 +81,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             throw new BbException(errors[0].Check, BbErrorCategory.InvalidOperation,
                 $"Preflight refused the upgrade of cluster '{cluster}'; {changed} {errors.Count} problem{(errors.Count == 1 ? "" : "s")}: "
                 + string.Join(" ", errors.Select(e => (e.Place is null ? "" : e.Place + ": ") + e.Message))
-                + " Run Test-BbClusterProfile to see every finding.", cluster);
+                + " Run Test-BbClusterProfile to see every finding.", cluster)
+            {
+                RecommendedAction = LeftOut.Count == 0 && Cluster?.UpgradeModeEnabled != true
+                    ? $"Fix what the findings name ({string.Join(", ", errors.Select(e => e.Place ?? e.Target).Where(x => !string.IsNullOrEmpty(x)).Distinct())}), check with Test-BbClusterProfile, then run the upgrade again."
+                    : $"Fix what the findings name, then run {NextCommand ?? "Invoke-BbRollingUpgrade -ProfilePath <profile> -Resume"}.",
+            };
         }
     }
 }

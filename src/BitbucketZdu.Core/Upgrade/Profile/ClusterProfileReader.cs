@@ -33,6 +33,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             : base(issues.Count > 0 ? issues[0].ErrorId : "ProfileInvalid", BbErrorCategory.InvalidData, Describe(source, issues), source)
         {
             Issues = issues;
+            var places = issues.Select(i => i.Place).Where(p => !string.IsNullOrEmpty(p)).Distinct().ToList();
+            RecommendedAction = $"Fix {(places.Count == 0 ? "the profile" : string.Join(", ", places))}{(source is null ? "" : " in " + source)}, then check it with Test-BbClusterProfile{(source is null ? "" : " -ProfilePath '" + source + "'")} -SkipProbe.";
         }
 
         public IReadOnlyList<ProfileIssue> Issues { get; }

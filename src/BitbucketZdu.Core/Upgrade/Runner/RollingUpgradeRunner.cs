@@ -87,6 +87,10 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             if (IsFinished(profile, cluster)) plan.Steps.First(s => s.Kind == StepKind.WaitStable).Done = $"the cluster is STABLE on {target}";
         }
 
+        /// <summary>A run id: when it started (UTC) and a random suffix, e.g. 20261203T054400Z-3f9a1c. Sorts by start time.</summary>
+        public static string NewRunId(DateTimeOffset startedAt) =>
+            startedAt.UtcDateTime.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
+
         private static readonly string[] TakeoverChecks = { "PreflightResuming", "PreflightAlreadyDone", "PreflightAdopting" };
 
         public async Task<RollingUpgradeResult> RunAsync(ClusterProfile profile, RollingUpgradeOptions options, CancellationToken ct)
@@ -114,8 +118,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             var adopted = preflight.AdoptedRun;
             // A takeover from the real state (-Adopt, journal lost) has no journal run: it starts one of its own.
             var fromRealState = adopted?.IsFromRealState == true;
-            var runId = adopted is not null && !fromRealState ? adopted.RunId
-                : startedAt.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture) + "-" + Guid.NewGuid().ToString("N").Substring(0, 6);
+            var runId = adopted is not null && !fromRealState ? adopted.RunId : options.RunId ?? NewRunId(startedAt);
+            options.OnRunId?.Invoke(runId);
             var recorder = new StepRecorder(_ports, _host, profile.Name, runId, plan.Steps.Count, options.Hook, profile.TargetVersion.ToString());
             var target = profile.TargetVersion.ToString();
             var fromVersion = plan.FromVersion;

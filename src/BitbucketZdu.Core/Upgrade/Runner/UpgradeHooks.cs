@@ -76,6 +76,13 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public Journal.LockOwner? Owner { get; set; }
         /// <summary>Upgrade this many nodes (not yet on the target), then pause: cluster MIXED, upgrade mode on, every node in rotation; -Resume does the rest.</summary>
         public int? StopAfter { get; set; }
+        /// <summary>
+        /// The id a fresh run takes (made with <see cref="RollingUpgradeRunner.NewRunId"/>), so that the caller's -LogPath
+        /// log, the journal and the report carry one id; default: a new one. A resumed run keeps the journal run's id.
+        /// </summary>
+        public string? RunId { get; set; }
+        /// <summary>Told the run's id once it is known (the proposed <see cref="RunId"/>, or the resumed run's), before the journal is written.</summary>
+        public System.Action<string>? OnRunId { get; set; }
     }
 
     /// <summary>The run stopped in a safe, documented state. <see cref="Report"/> says where; the message says what to do next.</summary>
@@ -85,6 +92,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             : base(errorId, category, message, report.Cluster, inner)
         {
             Report = report;
+            RecommendedAction = report.NextStep;
         }
 
         public UpgradeReport Report { get; }
