@@ -178,9 +178,11 @@ function Start-DemoBalancer {
     .SYNOPSIS
         Puts a load balancer in front of the cluster's nodes: real HAProxy when 'haproxy' is on the PATH (or -Kind
         HAProxy), else the simulator's loopback balancer (bbsim balancer), which speaks the same runtime API.
-        Both: a TCP admin socket at level admin, health check GET /status every 200 ms. HAProxy as Atlassian documents
-        it: an HTTP frontend/backend with cookie stickiness and, when the nodes have git-over-SSH ports, a TCP
-        frontend/backend 'bitbucket_ssh' for SSH, its servers checked on the node's HTTP /status.
+        Both: a TCP admin socket at level admin, health check GET <context path>/status every 200 ms, and the shape
+        Atlassian documents: an HTTP frontend/backend 'bitbucket' (HAProxy: cookie stickiness) and, when the nodes have
+        git-over-SSH ports, a TCP frontend/backend 'bitbucket_ssh' for SSH, its servers checked on the node's HTTP
+        /status. When the cluster serves HTTPS (Start-DemoCluster -Https), the front serves HTTPS with the demo
+        certificate and the nodes are verified against the demo CA. FrontUrl includes the context path.
     #>
     param(
         [Parameter(Mandatory)] $Environment,
