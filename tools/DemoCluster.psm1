@@ -80,7 +80,42 @@ function New-DemoEnvironment {
         Root = $Root; Bbsim = $Bbsim; Version = $Version; TargetVersion = $TargetVersion
         User = 'admin'; Password = (New-DemoPassword); Nodes = @(); Archive = $null; Sha256 = $null
         Balancer = $null; Traffic = $null; ProfilePath = $null
+        # Set by Start-DemoCluster -ContextPath / -Https: the nodes' server.context-path and the demo CA's files.
+        ContextPath = ''; Tls = $null
     }
+}
+
+function Get-DemoCaFile {
+    <# The demo CA's certificate (PEM) when the cluster serves HTTPS, else $null: what clients trust. #>
+    [OutputType([string])]
+    param([Parameter(Mandatory)] $Environment)
+    $tls = if ($Environment.PSObject.Properties['Tls']) { $Environment.Tls } else { $null }
+    if ($tls) { $tls.CaFile } else { $null }
+}
+
+function New-DemoHttpClient {
+    <#
+    .SYNOPSIS
+        An HttpClient for the demo's URLs: with -CaFile it trusts exactly that CA (custom root trust, no callback, so
+        it also works on the traffic's runspace-pool threads); no cookies, so each request is balanced afresh.
+    #>
+    [OutputType([System.Net.Http.HttpClient])]
+    param([string] $CaFile, [int] $TimeoutSeconds = 30)
+    $handler = [System.Net.Http.SocketsHttpHandler]::new()
+    $handler.UseCookies = $false
+    $handler.UseProxy = $false
+    if ($CaFile) {
+        $policy = [System.Security.Cryptography.X509Certificates.X509ChainPolicy]::new()
+        $policy.TrustMode = [System.Security.Cryptography.X509Certificates.X509ChainTrustMode]::CustomRootTrust
+        $policy.RevocationMode = [System.Security.Cryptography.X509Certificates.X509RevocationMode]::NoCheck
+        [void] $policy.CustomTrustStore.Add([System.Security.Cryptography.X509Certificates.X509CertificateLoader]::LoadCertificateFromFile($CaFile))
+        $ssl = [System.Net.Security.SslClientAuthenticationOptions]::new()
+        $ssl.CertificateChainPolicy = $policy
+        $handler.SslOptions = $ssl
+    }
+    $client = [System.Net.Http.HttpClient]::new($handler)
+    $client.Timeout = [TimeSpan]::FromSeconds($TimeoutSeconds)
+    $client
 }
 
 function Start-DemoCluster {
@@ -96,14 +131,29 @@ function Start-DemoCluster {
         [string] $StartDelay = '500ms',
         # The root-path, HTTP-only cluster without git-over-SSH ports (the production-shaped one gives every node one).
         [switch] $Simple,
-        [string] $GitDuration = '1500ms'
+        [string] $GitDuration = '1500ms',
+        # server.context-path of every node, e.g. /bitbucket ('' = root); ignored with -Simple.
+        [string] $ContextPath = '',
+        # HTTPS on the node ports with a demo CA made now (bbsim certs: <root>/tls/ca.pem, node.pem, node.key, front.pem); ignored with -Simple.
+        [switch] $Https
     )
     $e = $Environment
     $ports = Get-FreeLoopbackPort -Count ($Nodes * 2)
     $arguments = @('cluster', '--nodes', "$Nodes", '--version', $e.Version, '--root', $e.Root, '--ports', ($ports[0..($Nodes - 1)] -join ','),
         '--user', $e.User, '--password', $e.Password, '--grace', $Grace, '--start-delay', $StartDelay,
         '--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--git-duration', $GitDuration, '--detach')
-    if (-not $Simple) { $arguments += @('--ssh-ports', ($ports[$Nodes..($Nodes * 2 - 1)] -join ',')) }
+    if (-not $Simple) {
+        $arguments += @('--ssh-ports', ($ports[$Nodes..($Nodes * 2 - 1)] -join ','))
+        if ($ContextPath) {
+            $arguments += @('--context-path', $ContextPath)
+            $e.ContextPath = $ContextPath
+        }
+        if ($Https) {
+            $files = @(Invoke-Bbsim $e.Bbsim @('certs', '--output', (Join-Path $e.Root 'tls'), '--name', 'BitbucketZdu Demo CA'))
+            $e.Tls = [pscustomobject]@{ CaFile = $files[0]; CertificateFile = $files[1]; KeyFile = $files[2]; CombinedFile = $files[3] }
+            $arguments += @('--tls-cert', $e.Tls.CertificateFile, '--tls-key', $e.Tls.KeyFile)
+        }
+    }
     Invoke-Bbsim $e.Bbsim $arguments | Out-Null
     $manifest = Get-Content (Join-Path $e.Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
     $e.Nodes = @($manifest.nodes | ForEach-Object {
@@ -128,9 +178,11 @@ function Start-DemoBalancer {
     .SYNOPSIS
         Puts a load balancer in front of the cluster's nodes: real HAProxy when 'haproxy' is on the PATH (or -Kind
         HAProxy), else the simulator's loopback balancer (bbsim balancer), which speaks the same runtime API.
-        Both: a TCP admin socket at level admin, health check GET /status every 200 ms. HAProxy as Atlassian documents
-        it: an HTTP frontend/backend with cookie stickiness and, when the nodes have git-over-SSH ports, a TCP
-        frontend/backend 'bitbucket_ssh' for SSH, its servers checked on the node's HTTP /status.
+        Both: a TCP admin socket at level admin, health check GET <context path>/status every 200 ms, and the shape
+        Atlassian documents: an HTTP frontend/backend 'bitbucket' (HAProxy: cookie stickiness) and, when the nodes have
+        git-over-SSH ports, a TCP frontend/backend 'bitbucket_ssh' for SSH, its servers checked on the node's HTTP
+        /status. When the cluster serves HTTPS (Start-DemoCluster -Https), the front serves HTTPS with the demo
+        certificate and the nodes are verified against the demo CA. FrontUrl includes the context path.
     #>
     param(
         [Parameter(Mandatory)] $Environment,
@@ -143,16 +195,24 @@ function Start-DemoBalancer {
 
     $ports = Get-FreeLoopbackPort -Count 3
     $front = $ports[0]; $admin = $ports[1]; $sshFront = $null
-    $withSsh = $Kind -eq 'HAProxy' -and @($Environment.Nodes | Where-Object { $_.PSObject.Properties['SshPort'] -and $_.SshPort -gt 0 }).Count -eq @($Environment.Nodes).Count
+    $withSsh = @($Environment.Nodes | Where-Object { $_.PSObject.Properties['SshPort'] -and $_.SshPort -gt 0 }).Count -eq @($Environment.Nodes).Count
+    $contextPath = if ($Environment.PSObject.Properties['ContextPath']) { "$($Environment.ContextPath)" } else { '' }
+    $tls = if ($Environment.PSObject.Properties['Tls']) { $Environment.Tls } else { $null }
+    $caFile = Get-DemoCaFile $Environment
+    $scheme = if ($tls) { 'https' } else { 'http' }
     $dir = Join-Path $Environment.Root 'balancer'
     New-Item -ItemType Directory -Path $dir -Force | Out-Null
     $stdout = Join-Path $dir 'stdout.log'; $stderr = Join-Path $dir 'stderr.log'
+    if ($withSsh) { $sshFront = $ports[2] }
     if ($Kind -eq 'HAProxy') {
-        $servers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.Port) check cookie $($_.Name)" }) -join "`n"
+        # HTTPS: the front presents the demo certificate, the servers are verified against the demo CA.
+        $toNode = if ($tls) { " ssl verify required ca-file $($tls.CaFile)" } else { '' }
+        $checkTls = if ($tls) { " check-ssl verify required ca-file $($tls.CaFile)" } else { '' }
+        $bindTls = if ($tls) { " ssl crt $($tls.CombinedFile)" } else { '' }
+        $servers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.Port) check cookie $($_.Name)$toNode" }) -join "`n"
         $sshSections = ''
         if ($withSsh) {
-            $sshFront = $ports[2]
-            $sshServers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.SshPort) check port $($_.Port)" }) -join "`n"
+            $sshServers = ($Environment.Nodes | ForEach-Object { "  server $($_.Name) 127.0.0.1:$($_.SshPort) check port $($_.Port)$checkTls" }) -join "`n"
             $sshSections = @"
 frontend git_ssh
   mode tcp
@@ -161,7 +221,7 @@ frontend git_ssh
 backend bitbucket_ssh
   mode tcp
   balance roundrobin
-  option httpchk GET /status
+  option httpchk GET $contextPath/status
   timeout check 2s
   default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 3
 $sshServers
@@ -180,12 +240,12 @@ defaults
   retries 3
   option redispatch
 frontend fe
-  bind 127.0.0.1:$front
+  bind 127.0.0.1:$front$bindTls
   default_backend bitbucket
 backend bitbucket
   balance roundrobin
   cookie BBROUTE insert indirect nocache
-  option httpchk GET /status
+  option httpchk GET $contextPath/status
   timeout check 2s
   default-server inter 200ms fastinter 200ms downinter 200ms rise 2 fall 3
 $servers
@@ -195,18 +255,27 @@ $sshSections
             -RedirectStandardOutput $stdout -RedirectStandardError $stderr
     }
     else {
-        $serverArgs = $Environment.Nodes | ForEach-Object { '--server', "$($_.Name)=127.0.0.1:$($_.Port)" }
-        $process = Start-Process -FilePath 'dotnet' -PassThru -RedirectStandardOutput $stdout -RedirectStandardError $stderr `
-            -ArgumentList (@($Environment.Bbsim, 'balancer', '--listen', "$front", '--admin-port', "$admin", '--backend', 'bitbucket',
-                '--check-interval-ms', '200', '--rise', '2', '--fall', '2') + $serverArgs)
+        # The same shape as the HAProxy config: HTTP backend checked on <context>/status, TLS both sides, and a TCP
+        # frontend/backend for git over SSH whose servers are checked on their node's HTTP /status.
+        $bbsimArgs = @($Environment.Bbsim, 'balancer', '--listen', "$front", '--admin-port', "$admin", '--backend', 'bitbucket',
+            '--check-interval-ms', '200', '--rise', '2', '--fall', '2', '--check-path', "$contextPath/status")
+        $bbsimArgs += $Environment.Nodes | ForEach-Object { '--server', "$($_.Name)=127.0.0.1:$($_.Port)" }
+        if ($tls) { $bbsimArgs += @('--tls-cert', $tls.CertificateFile, '--tls-key', $tls.KeyFile, '--server-ca', $tls.CaFile) }
+        if ($withSsh) {
+            $bbsimArgs += @('--ssh-listen', "$sshFront", '--ssh-backend', 'bitbucket_ssh')
+            $bbsimArgs += $Environment.Nodes | ForEach-Object { '--ssh-server', "$($_.Name)=127.0.0.1:$($_.SshPort)" }
+        }
+        $process = Start-Process -FilePath 'dotnet' -PassThru -RedirectStandardOutput $stdout -RedirectStandardError $stderr -ArgumentList $bbsimArgs
     }
     $Environment.Balancer = [pscustomobject]@{
-        Kind = $Kind; Process = $process; FrontUrl = "http://127.0.0.1:$front"; Endpoint = "tcp://127.0.0.1:$admin"; Backend = 'bitbucket'
+        Kind = $Kind; Process = $process; FrontUrl = "${scheme}://127.0.0.1:$front$contextPath"; Endpoint = "tcp://127.0.0.1:$admin"; Backend = 'bitbucket'
         SshPort = $sshFront; SshBackend = $(if ($withSsh) { 'bitbucket_ssh' } else { $null })
     }
     # Ready when every server is UP by the balancer's own health checks and the front end serves a user request.
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     $last = 'nothing yet'
+    $http = New-DemoHttpClient -CaFile $caFile -TimeoutSeconds 5
+    try {
     while ($true) {
         if ($process.HasExited) { throw "The $Kind load balancer exited (code $($process.ExitCode)): $((Get-Content $stderr, $stdout -Raw -ErrorAction SilentlyContinue) -join ' ')" }
         try {
@@ -215,15 +284,19 @@ $sshSections
             $up = @($status.Values | Where-Object { $_ -eq 'UP' }).Count
             if ($withSsh) { $up = [math]::Min($up, @((Get-DemoBalancerStatus -Port $admin -Backend 'bitbucket_ssh').Values | Where-Object { $_ -eq 'UP' }).Count) }
             if ($up -eq $Environment.Nodes.Count) {
-                $r = Invoke-WebRequest -Uri "$($Environment.Balancer.FrontUrl)/" -TimeoutSec 5 -SkipHttpErrorCheck
-                if ($r.StatusCode -eq 200) { break }
-                $last = "front end answered $($r.StatusCode)"
+                $r = $http.GetAsync("$($Environment.Balancer.FrontUrl)/").GetAwaiter().GetResult()
+                $code = [int] $r.StatusCode
+                $r.Dispose()
+                if ($code -eq 200) { break }
+                $last = "front end answered $code"
             }
         }
-        catch { $last = $_.Exception.Message }
+        catch { $last = $_.Exception.GetBaseException().Message }
         if ([DateTime]::UtcNow -gt $deadline) { throw "The $Kind load balancer at $($Environment.Balancer.FrontUrl) did not have every node UP within 60 s; last: $last" }
         Start-Sleep -Milliseconds 100
     }
+    }
+    finally { $http.Dispose() }
     $Environment.Balancer
 }
 
@@ -287,7 +360,7 @@ $nodes
         @{ Name = 'lb'; Kind = 'HAProxy'; Settings = @{ Endpoint = $(& $q $lb.Endpoint); Backend = $(& $q $lb.Backend) } }$sshLb
     )
     MinFreeDiskGB = 0.1
-    JournalPath   = $(& $q (Join-Path $Environment.Root 'journal'))
+    JournalPath   = $(& $q (Join-Path $Environment.Root 'journal'))$(if ($ca = Get-DemoCaFile $Environment) { "`n    # The demo's internal CA: trusted for the cluster API, each node's API and /status.`n    Tls           = @{ TrustedCertificatePath = $(& $q $ca) }" })
     # Short waits: the simulator stops in ~1 s and starts in ~1 s.
     Timeouts      = @{ DrainSeconds = 15; StopSeconds = 30; OfflineSeconds = 20; StartSeconds = 60; HealthySeconds = 30; StableSeconds = 60; FirstPollMilliseconds = 100; MaxPollMilliseconds = $MaxPollMilliseconds }
 }
@@ -316,10 +389,11 @@ function Start-DemoTraffic {
     $failures = [System.Collections.Concurrent.ConcurrentQueue[string]]::new()
     $pool = [runspacefactory]::CreateRunspacePool(1, $Workers)
     $pool.Open()
+    $newClient = ${function:New-DemoHttpClient}.ToString()
+    $caFile = Get-DemoCaFile $Environment
     $worker = {
-        param($Url, $User, $Key, $State, $Failures, $Deadline)
-        $client = [System.Net.Http.HttpClient]::new()
-        $client.Timeout = [TimeSpan]::FromSeconds(30)
+        param($Url, $User, $Key, $State, $Failures, $Deadline, $NewClient, $CaFile)
+        $client = & ([scriptblock]::Create($NewClient)) -CaFile $CaFile
         $ok = 0; $failed = 0
         try {
             while (-not $State.Stop -and [DateTime]::UtcNow -lt $Deadline) {
@@ -341,9 +415,8 @@ function Start-DemoTraffic {
         finally { $client.Dispose() }
     }
     $gitWorker = {
-        param($Kind, $Url, $SshPort, $Key, $State, $Failures, $Deadline)
-        $client = [System.Net.Http.HttpClient]::new()
-        $client.Timeout = [TimeSpan]::FromSeconds(30)
+        param($Kind, $Url, $SshPort, $Key, $State, $Failures, $Deadline, $NewClient, $CaFile)
+        $client = & ([scriptblock]::Create($NewClient)) -CaFile $CaFile
         $ok = 0; $failed = 0
         try {
             while (-not $State.Stop -and [DateTime]::UtcNow -lt $Deadline) {
@@ -393,7 +466,8 @@ function Start-DemoTraffic {
                 $ps = [powershell]::Create()
                 $ps.RunspacePool = $pool
                 [void] $ps.AddScript($gitWorker).AddArgument($kind).AddArgument("$($lb.FrontUrl)/scm/project/repo.git/info/refs?service=git-upload-pack").
-                AddArgument([int] $sshPort).AddArgument("$($kind[0])$i").AddArgument($state).AddArgument($failures).AddArgument($deadline)
+                AddArgument([int] $sshPort).AddArgument("$($kind[0])$i").AddArgument($state).AddArgument($failures).AddArgument($deadline).
+                AddArgument($newClient).AddArgument($caFile)
                 [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
             }
         })
@@ -401,7 +475,7 @@ function Start-DemoTraffic {
             $ps = [powershell]::Create()
             $ps.RunspacePool = $pool
             [void] $ps.AddScript($worker).AddArgument("$($Environment.Balancer.FrontUrl)/?delayMs=$DelayMs").AddArgument("user-$_").
-            AddArgument("w$_").AddArgument($state).AddArgument($failures).AddArgument($deadline)
+            AddArgument("w$_").AddArgument($state).AddArgument($failures).AddArgument($deadline).AddArgument($newClient).AddArgument($caFile)
             [pscustomobject]@{ PowerShell = $ps; Handle = $ps.BeginInvoke() }
         })
     $Environment.Traffic = [pscustomobject]@{ State = $state; Failures = $failures; Pool = $pool; Runs = $runs + $gitRuns; Started = [DateTime]::UtcNow; Stopped = $null }
@@ -471,5 +545,5 @@ function New-DemoRoot {
     $root
 }
 
-Export-ModuleMember -Function Resolve-BuiltModulePath, Get-BbsimPath, Invoke-Bbsim, Get-FreeLoopbackPort, New-DemoEnvironment, Start-DemoCluster, Get-DemoCredential,
+Export-ModuleMember -Function Resolve-BuiltModulePath, Get-BbsimPath, Invoke-Bbsim, Get-FreeLoopbackPort, New-DemoEnvironment, Start-DemoCluster, Get-DemoCredential, Get-DemoCaFile, New-DemoHttpClient,
     Start-DemoBalancer, New-DemoProfile, Start-DemoTraffic, Get-DemoTrafficCount, Stop-DemoTraffic, Stop-DemoEnvironment, New-DemoRoot

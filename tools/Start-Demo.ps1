@@ -7,10 +7,15 @@
     Starts a 3-node simulated cluster (8.19.3) on free loopback ports, builds the 8.19.4 release archive and its
     SHA-256, puts a load balancer in front (real HAProxy when installed, else the simulator's loopback balancer that
     speaks HAProxy's runtime API), writes a cluster profile for it, sends steady user traffic through the load
-    balancer, runs Invoke-BbRollingUpgrade with live progress, prints the report with the request and failed-request
-    counts, and stops everything it started (also on Ctrl+C or failure).
+    balancer, runs Invoke-BbRollingUpgrade with live progress, prints the report with the web and git counts (ok and
+    failed), and stops everything it started (also on Ctrl+C or failure).
 
-    Exit code 0 only when 3/3 nodes were upgraded, the cluster is STABLE on 8.19.4 and no user request failed.
+    The cluster is production-shaped: every URL under the context path /bitbucket, HTTPS on the node ports and on the
+    balancer's front with a demo CA made at start (bbsim certs; the profile trusts it with Tls.TrustedCertificatePath),
+    a git-over-SSH port per node, and a balancer with an HTTP and an SSH backend, each node a member of both and
+    drained on both. Users do web GETs and git clones over HTTP (/bitbucket/scm/...) and over SSH.
+
+    Exit code 0 only when 3/3 nodes were upgraded, the cluster is STABLE on 8.19.4 and no web request or git clone failed.
     Run it through the build: dotnet pwsh ./build.ps1 Demo
 
 .PARAMETER ModulePath
@@ -23,9 +28,7 @@
     Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
 
 .PARAMETER Simple
-    The root-path, HTTP-only cluster with web GETs only. By default the cluster is production-shaped: every node has a
-    git-over-SSH port, HAProxy has an HTTP and an SSH backend (each node a member of both, both drained), and users
-    clone over HTTP and SSH besides their web GETs; the git counts are printed and must show no failure.
+    The root-path, plain-HTTP cluster with one HTTP backend and web GETs only (the demo as it was first written).
 
 .PARAMETER KeepRoot
     Keep the demo's temp folder (node logs, journal, profile) even after a successful run. A failed run always keeps it.
@@ -53,7 +56,8 @@ $demo = New-DemoEnvironment -Bbsim (Get-BbsimPath -Configuration $Configuration)
 $passed = $false
 try {
     Write-Step "Start a 3-node simulated cluster on $($demo.Version) under $($demo.Root)"
-    Start-DemoCluster -Environment $demo -Nodes 3 -Simple:$Simple | Format-Table Name, Url, SshPort, InstallRoot -AutoSize | Out-Host
+    Start-DemoCluster -Environment $demo -Nodes 3 -Simple:$Simple -ContextPath '/bitbucket' -Https | Format-Table Name, Url, SshPort, InstallRoot -AutoSize | Out-Host
+    if ($caFile = Get-DemoCaFile $demo) { Write-Host "Demo CA (trusted by the profile's Tls.TrustedCertificatePath): $caFile" }
     Write-Host "Release archive: $($demo.Archive) (sha256 $($demo.Sha256.Substring(0, 16))...)"
 
     $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
@@ -64,7 +68,7 @@ try {
     $credential = Get-DemoCredential -Environment $demo
 
     $gitWorkers = if ($Simple) { 0 } else { 2 }
-    Write-Step "Steady user traffic through the load balancer (3 users, GET /?delayMs=100$(if ($gitWorkers) { "; $gitWorkers cloning over HTTP$(if ($lb.SshBackend) { ", $gitWorkers over SSH" })" }))"
+    Write-Step "Steady user traffic through the load balancer (3 users, GET $($demo.ContextPath)/?delayMs=100$(if ($gitWorkers) { "; $gitWorkers cloning over HTTP$(if ($lb.SshBackend) { ", $gitWorkers over SSH" })" }))"
     Start-DemoTraffic -Environment $demo -Workers 3 -DelayMs 100 -GitWorkers $gitWorkers | Out-Null
 
     Write-Step "Invoke-BbRollingUpgrade -ProfilePath $profilePath -Confirm:`$false  ($($demo.Version) -> $($demo.TargetVersion))"
@@ -88,7 +92,8 @@ try {
     Start-Sleep -Seconds 1
     $traffic = Stop-DemoTraffic -Environment $demo
 
-    Connect-BbCluster -Uri $lb.FrontUrl -Credential $credential | Out-Null
+    $trust = if ($caFile) { @{ TrustedCertificatePath = $caFile } } else { @{} }
+    Connect-BbCluster -Uri $lb.FrontUrl -Credential $credential @trust | Out-Null
     $cluster = Get-BbClusterStatus
     $nodes = @(Get-BbNode)
     Disconnect-BbCluster
@@ -108,15 +113,19 @@ try {
     if ($upgradeError) { Write-Host "Invoke-BbRollingUpgrade failed: [$($upgradeError.FullyQualifiedErrorId)] $($upgradeError.Exception.Message)" -ForegroundColor Red }
     Write-Host ''
     Write-Host "Cluster now: $($cluster.State), upgrade mode $(if ($cluster.UpgradeModeEnabled) { 'on' } else { 'off' }); nodes: $(($nodes | ForEach-Object { "$($_.Name) $($_.State) $($_.Version)" }) -join ', ')"
-    Write-Host "User requests through the load balancer: $($traffic.Requests) in $($traffic.Seconds) s, failed: $($traffic.Failed)"
-    if ($gitWorkers) { Write-Host "Git clones through the load balancer: over HTTP $($traffic.GitHttp), failed: $($traffic.GitHttpFailed); over SSH $($traffic.GitSsh), failed: $($traffic.GitSshFailed)" }
+    Write-Host "Through the load balancer in $($traffic.Seconds) s:"
+    Write-Host ("  web requests:        {0,5} ok, {1} failed" -f ($traffic.Requests - $traffic.Failed), $traffic.Failed)
+    if ($gitWorkers) {
+        Write-Host ("  git clones over HTTP: {0,4} ok, {1} failed" -f ($traffic.GitHttp - $traffic.GitHttpFailed), $traffic.GitHttpFailed)
+        if ($lb.SshBackend) { Write-Host ("  git clones over SSH:  {0,4} ok, {1} failed" -f ($traffic.GitSsh - $traffic.GitSshFailed), $traffic.GitSshFailed) }
+    }
     foreach ($f in $traffic.Failures) { Write-Host "  failed: $f" -ForegroundColor Red }
 
     $upgraded = if ($report) { $report.NodesUpgraded } else { 0 }
     $onTarget = @($nodes | Where-Object { $_.Version -eq $demo.TargetVersion -and "$($_.State)" -eq 'ACTIVE' }).Count
     $passed = -not $upgradeError -and $upgraded -eq 3 -and "$($cluster.State)" -eq 'STABLE' -and $onTarget -eq 3 -and
         $traffic.Failed -eq 0 -and $traffic.Requests -gt 0 -and
-        (-not $gitWorkers -or ($traffic.GitHttpFailed -eq 0 -and $traffic.GitSshFailed -eq 0 -and $traffic.GitHttp -gt 0 -and (-not $lb.SshBackend -or $traffic.GitSsh -gt 0)))
+        (-not $gitWorkers -or ($traffic.GitHttpFailed -eq 0 -and $traffic.GitSshFailed -eq 0 -and $traffic.GitHttp -gt 0 -and $lb.SshBackend -and $traffic.GitSsh -gt 0))
     Write-Host ''
     $gitFigures = if ($gitWorkers) { ", git clones over HTTP $($traffic.GitHttp) ($($traffic.GitHttpFailed) failed) and over SSH $($traffic.GitSsh) ($($traffic.GitSshFailed) failed)" } else { '' }
     $verdict = '{0}: {1}/3 nodes upgraded, cluster {2} with {3}/3 nodes ACTIVE on {4}, {5} requests, {6} failed{8}, {7:0.0} s in all.' -f `

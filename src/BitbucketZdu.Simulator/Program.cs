@@ -19,6 +19,7 @@ public static class Program
                                    [--heartbeat-timeout 5s] [--stable-ids] [--detach] [--context-path /bitbucket]
                                    [--ssh-ports p1,p2,..] [--git-duration 2s] [--tls-cert <pem> --tls-key <pem>]
           dotnet bbsim.dll stop --root <dir>
+          dotnet bbsim.dll certs --output <dir> [--name "bbsim Demo CA"]   (an internal CA + a localhost certificate it signed, PEM)
           dotnet bbsim.dll balancer --listen <port> --admin-port <port> --server <name>=<host>:<port> ...   (HAProxy-compatible runtime API)
           dotnet bbsim.dll sample --admin <host>:<port> --output <file> [--backend bitbucket] [--status name=url,...]
                                   [--interval-ms 100] [--duration-s 1800]   (what users see: balancer + /status changes)
@@ -89,6 +90,17 @@ public static class Program
                 }
                 case "sample":
                     return await SampleCommand.RunAsync(a);
+                case "certs":
+                {
+                    var output = a.Required("output");
+                    var name = a.Optional("name") ?? "bbsim Demo CA";
+                    a.RejectUnknown();
+                    var (ca, files) = Tls.SimCertificates.WriteSet(Path.GetFullPath(output), name);
+                    ca.Dispose();
+                    foreach (var f in new[] { files.CaFile, files.CertificateFile, files.KeyFile, files.CombinedFile })
+                        Console.WriteLine(f);
+                    return 0;
+                }
                 case "stop":
                 {
                     var root = a.Required("root");

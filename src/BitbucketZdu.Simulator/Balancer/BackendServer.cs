@@ -22,6 +22,7 @@ public sealed class BackendServer
     private int _max;
     private long _total;
     private long _checkFailures;
+    private long _checksPassed;
     private long _downTransitions;
     private DateTime _lastChange = DateTime.UtcNow;
     private readonly int _rise;
@@ -49,6 +50,8 @@ public sealed class BackendServer
     public int MaxSessions { get { lock (_gate) return _max; } }
     public long TotalSessions { get { lock (_gate) return _total; } }
     public long CheckFailures { get { lock (_gate) return _checkFailures; } }
+    /// <summary>Health checks passed so far (a server starts UP, so this tells a check that passed from none yet).</summary>
+    public long ChecksPassed { get { lock (_gate) return _checksPassed; } }
     public long DownTransitions { get { lock (_gate) return _downTransitions; } }
     public int CheckHealth { get { lock (_gate) return _health; } }
     public int SecondsSinceLastChange { get { lock (_gate) return (int)(DateTime.UtcNow - _lastChange).TotalSeconds; } }
@@ -91,6 +94,7 @@ public sealed class BackendServer
         {
             if (passed)
             {
+                _checksPassed++;
                 _consecutiveFailures = 0;
                 _consecutiveSuccesses++;
                 if (!_up && _consecutiveSuccesses >= _rise) { _up = true; _lastChange = DateTime.UtcNow; }

@@ -11,7 +11,9 @@ public static class BalancerCommand
     public const string Usage =
         "bbsim balancer --listen <port> --admin-port <port> [--backend <name>] --server <name>=<host>:<port> [--server ...]\n" +
         "               [--check-interval-ms <n>] [--rise <n>] [--fall <n>] [--admin-level admin|operator]\n" +
-        "  An HTTP load balancer on 127.0.0.1 whose runtime API (TCP, admin port) speaks HAProxy's commands:\n" +
+        "               [--check-path /status] [--tls-cert <pem> --tls-key <pem>] [--server-ca <pem>]\n" +
+        "               [--ssh-listen <port> [--ssh-backend <name>] --ssh-server <name>=<host>:<port> [--ssh-server ...]]\n" +
+        "  An HTTP load balancer on 127.0.0.1 (and a TCP one for git over SSH) whose runtime API (TCP, admin port) speaks HAProxy's commands:\n" +
         "  show stat | show servers state | set server <backend>/<server> state ready|drain|maint";
 
     public static async Task<int> RunAsync(string[] args)
@@ -30,6 +32,8 @@ public static class BalancerCommand
 
         await using var lb = await LoopbackBalancer.StartAsync(options);
         Console.WriteLine($"balancer listening on http://127.0.0.1:{lb.Port}/ (backend {options.BackendName}: {string.Join(", ", options.Servers.Select(s => $"{s.Name}={s.Host}:{s.Port}"))})");
+        if (lb.SshPort is { } sshPort)
+            Console.WriteLine($"git over SSH on tcp 127.0.0.1:{sshPort} (backend {options.SshBackendName}: {string.Join(", ", options.SshServers.Select(s => $"{s.Name}={s.Host}:{s.Port}"))})");
         Console.WriteLine($"runtime API on tcp 127.0.0.1:{lb.AdminPort} (level {options.AdminLevel})");
         var done = new TaskCompletionSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; done.TrySetResult(); };
@@ -43,8 +47,13 @@ public static class BalancerCommand
     {
         int listen = 0, admin = 0, checkMs = 500, rise = 2, fall = 2;
         var backend = "bitbucket";
+        var sshBackend = "bitbucket_ssh";
         var level = "admin";
+        var checkPath = "/status";
+        string? cert = null, key = null, serverCa = null;
+        int? sshListen = null;
         var servers = new List<BalancerServerOptions>();
+        var sshServers = new List<BalancerServerOptions>();
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new FormatException($"{args[i]} needs a value.");
@@ -57,24 +66,37 @@ public static class BalancerCommand
                 case "--rise": rise = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--fall": fall = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--admin-level": level = Next(); break;
-                case "--server":
-                    var spec = Next();
-                    var eq = spec.IndexOf('=');
-                    var colon = spec.LastIndexOf(':');
-                    if (eq <= 0 || colon <= eq + 1) throw new FormatException($"'{spec}' is not <name>=<host>:<port>.");
-                    servers.Add(new BalancerServerOptions(spec[..eq], spec[(eq + 1)..colon], Port(spec[(colon + 1)..])));
-                    break;
+                case "--check-path": checkPath = Next(); break;
+                case "--tls-cert": cert = Next(); break;
+                case "--tls-key": key = Next(); break;
+                case "--server-ca": serverCa = Next(); break;
+                case "--ssh-listen": sshListen = Port(Next()); break;
+                case "--ssh-backend": sshBackend = Next(); break;
+                case "--server": servers.Add(Server(Next())); break;
+                case "--ssh-server": sshServers.Add(Server(Next())); break;
                 default: throw new FormatException($"unknown option '{args[i]}'.");
             }
         }
         if (servers.Count == 0) throw new FormatException("at least one --server is required.");
         if (level is not ("admin" or "operator")) throw new FormatException("--admin-level is admin or operator.");
+        if ((cert is null) != (key is null)) throw new FormatException("give --tls-cert and --tls-key together.");
+        if (!checkPath.StartsWith('/')) throw new FormatException("--check-path starts with '/'.");
+        if ((sshListen is null) != (sshServers.Count == 0)) throw new FormatException("give --ssh-listen and at least one --ssh-server together.");
         return new BalancerOptions
         {
             ListenPort = listen, AdminPort = admin, BackendName = backend, Servers = servers, AdminLevel = level,
             CheckInterval = TimeSpan.FromMilliseconds(checkMs), CheckTimeout = TimeSpan.FromMilliseconds(Math.Max(100, checkMs * 4 / 5)),
-            Rise = rise, Fall = fall,
+            Rise = rise, Fall = fall, CheckPath = checkPath, CertificateFile = cert, KeyFile = key, ServerCaFile = serverCa,
+            SshListenPort = sshListen, SshBackendName = sshBackend, SshServers = sshServers,
         };
+    }
+
+    private static BalancerServerOptions Server(string spec)
+    {
+        var eq = spec.IndexOf('=');
+        var colon = spec.LastIndexOf(':');
+        if (eq <= 0 || colon <= eq + 1) throw new FormatException($"'{spec}' is not <name>=<host>:<port>.");
+        return new BalancerServerOptions(spec[..eq], spec[(eq + 1)..colon], Port(spec[(colon + 1)..]));
     }
 
     private static int Port(string text) =>

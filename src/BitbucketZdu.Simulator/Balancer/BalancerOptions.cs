@@ -4,8 +4,9 @@ namespace BitbucketZdu.Simulator.Balancer;
 public sealed record BalancerServerOptions(string Name, string Host, int Port);
 
 /// <summary>
-/// The simulator's loopback load balancer: an HTTP reverse proxy with one backend whose runtime API speaks the
-/// subset of HAProxy's CLI that the module uses, so the demo runs on machines without HAProxy.
+/// The simulator's loopback load balancer: an HTTP reverse proxy with one backend (and, optionally, a TCP frontend and
+/// backend for git over SSH) whose runtime API speaks the subset of HAProxy's CLI that the module uses, so the demo
+/// runs on machines without HAProxy.
 /// </summary>
 public sealed class BalancerOptions
 {
@@ -23,4 +24,24 @@ public sealed class BalancerOptions
     public int Rise { get; init; } = 2;
     /// <summary>Consecutive failed checks before an UP server is DOWN (HAProxy's fall).</summary>
     public int Fall { get; init; } = 2;
+
+    /// <summary>PEM certificate and key of the HTTP front: it serves HTTPS with them (HAProxy's <c>bind ... ssl crt</c>). Both or neither.</summary>
+    public string? CertificateFile { get; init; }
+    public string? KeyFile { get; init; }
+    /// <summary>A CA (PEM): the servers are reached over HTTPS and their certificates verified against it (HAProxy's <c>ssl verify required ca-file</c>).</summary>
+    public string? ServerCaFile { get; init; }
+
+    /// <summary>
+    /// The TCP port of the git-over-SSH frontend (HAProxy's <c>mode tcp</c>); null = none. Connections go round-robin
+    /// to <see cref="SshServers"/>, bytes copied both ways until either side closes.
+    /// </summary>
+    public int? SshListenPort { get; init; }
+    public string SshFrontendName { get; init; } = "git_ssh";
+    public string SshBackendName { get; init; } = "bitbucket_ssh";
+    /// <summary>
+    /// The SSH backend's servers. One named like an HTTP server is checked on that server's HTTP <see cref="CheckPath"/>
+    /// (HAProxy's <c>check port &lt;http&gt;</c> with <c>option httpchk</c>), so a stopping node leaves both backends; any
+    /// other by a TCP connect.
+    /// </summary>
+    public IReadOnlyList<BalancerServerOptions> SshServers { get; init; } = Array.Empty<BalancerServerOptions>();
 }

@@ -76,17 +76,8 @@ public sealed class E2eLab : IAsyncDisposable
     public string? CaFile => Ca is null ? null : Path.Combine(Dir, "ca.pem");
 
     /// <summary>A CA, and a localhost/127.0.0.1 certificate it signed: ca.pem, node.pem + node.key, front.pem (cert + key, for HAProxy).</summary>
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 MakeCertificates(string dir)
-    {
-        var ca = TestCertificates.NewCa("BitbucketZdu E2E Test CA");
-        using var leaf = TestCertificates.NewServer(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(20));
-        TestCertificates.WritePem(ca, Path.Combine(dir, "ca.pem"));
-        TestCertificates.WritePem(leaf, Path.Combine(dir, "node.pem"));
-        using var key = System.Security.Cryptography.X509Certificates.RSACertificateExtensions.GetRSAPrivateKey(leaf)!;
-        File.WriteAllText(Path.Combine(dir, "node.key"), key.ExportPkcs8PrivateKeyPem());
-        File.WriteAllText(Path.Combine(dir, "front.pem"), leaf.ExportCertificatePem() + "\n" + key.ExportPkcs8PrivateKeyPem() + "\n");
-        return ca;
-    }
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 MakeCertificates(string dir) =>
+        BitbucketZdu.Simulator.Tls.SimCertificates.WriteSet(dir, "BitbucketZdu E2E Test CA").Ca;
 
     /// <summary>Where figures are printed: the current test's output (a class-fixture lab is shared by several tests).</summary>
     public ITestOutputHelper? Output { get; set; }
