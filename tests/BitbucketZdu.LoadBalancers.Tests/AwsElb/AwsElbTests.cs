@@ -162,6 +162,21 @@ public sealed class AwsElbTests : IDisposable
         Assert.Empty(_stub.Calls);
     }
 
+    [Fact]
+    public async Task An_endpoint_that_does_not_answer_is_unreachable_with_the_clis_words()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there now
+        var d = Describe();
+        d.Options["EndpointUrl"] = $"http://127.0.0.1:{port}/";
+        using var lb = LoadBalancerFactory.Create(d);
+        var ex = await Assert.ThrowsAsync<BbException>(() => lb.GetMembersAsync(CancellationToken.None));
+        Assert.Equal("LoadBalancerUnreachable", ex.ErrorId);
+        Assert.Contains("Could not connect to the endpoint URL", ex.Message);
+    }
+
     [Theory]
     [InlineData("elb-west", "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/bb/73e2d6bc24d8a067", "AwsInvalidRegion")]
     [InlineData("eu-west-1", "bitbucket-http", "AwsInvalidTargetGroup")]
