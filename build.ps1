@@ -106,9 +106,11 @@ function Install-Pester {
 
 function Assert-TestServers {
     # The integration tests drive real servers. Install them when we can (root with apt), otherwise say how.
-    $missing = @('haproxy', 'nginx', 'apache2', 'sshd') | Where-Object {
+    $missing = @(@('haproxy', 'nginx', 'apache2', 'sshd') | Where-Object {
         -not (Get-Command $_ -ErrorAction SilentlyContinue) -and -not (Test-Path "/usr/sbin/$_")
-    }
+    })
+    # The AWS ELB tests run Debian's AWS CLI v2 by its path (a pip-installed v1 on PATH does not count).
+    if ($IsLinux -and -not (Test-Path '/usr/bin/aws')) { $missing += 'awscli' }
     if (-not $missing) { return }
     $isRoot = $IsLinux -and ((& id -u) -eq '0')
     if ($isRoot -and (Get-Command apt-get -ErrorAction SilentlyContinue)) {

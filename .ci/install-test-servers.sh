@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real servers the integration tests drive: HAProxy, NGINX, Apache httpd, OpenSSH server (and socat
-# for poking sockets by hand). Debian packages; nothing is started here — the tests start their own on loopback.
+# for poking sockets by hand), and the AWS CLI v2 the AWS ELB provider runs. Debian packages; nothing is started here — the tests start their own on loopback.
 set -euo pipefail
 need=()
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
@@ -14,6 +14,9 @@ command -v socat >/dev/null 2>&1 || need+=(socat)
 # Node tests: .zip distributions are built with zip and extracted on the "node" with unzip.
 command -v zip >/dev/null 2>&1 || need+=(zip)
 command -v unzip >/dev/null 2>&1 || need+=(unzip)
+# AWS ELB tests drive the AWS CLI v2 against a stub; Debian's is /usr/bin/aws (a pip-installed v1 elsewhere on PATH
+# does not count: the provider refuses version 1).
+[ -x /usr/bin/aws ] || need+=(awscli)
 if [ ${#need[@]} -eq 0 ]; then
   echo "test servers: already installed"
   exit 0

@@ -27,6 +27,12 @@ public sealed class AwsElbCmdletTests : IDisposable
         Assert.Equal("AwsInvalidTargetGroup,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
         r = _ps.Run("New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Setting @{ Targets = 'i-0abc' }", vars);
         Assert.Equal("AwsInvalidTarget,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
+        // With --profile the CLI ignores keys in its environment: a profile and a credential together are refused.
+        r = _ps.Run("New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Credential $c -Setting @{ Profile = 'bitbucket-ops' }", vars);
+        Assert.Equal("LoadBalancerCredentialNotUsed,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
+        r = _ps.Run("(New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Setting @{ Profile = 'bitbucket-ops'; CliPath = '/usr/bin/aws' }).Options['Profile']", vars);
+        Assert.Null(r.FirstError);
+        Assert.Equal("bitbucket-ops", r.Output[0].ToString());
     }
 
     [Fact]
@@ -42,6 +48,8 @@ public sealed class AwsElbCmdletTests : IDisposable
             Assert.Contains("targetgroup/", text, StringComparison.Ordinal);
             Assert.Contains("#   EndpointUrl", text, StringComparison.Ordinal);
             Assert.Contains("#   Targets", text, StringComparison.Ordinal);
+            Assert.Contains("#   Profile", text, StringComparison.Ordinal);
+            Assert.Contains("#   CliPath", text, StringComparison.Ordinal);
         }
         finally
         {

@@ -105,17 +105,17 @@ public sealed class ProfileCredentialTests : IClassFixture<ApacheBasicAuthFixtur
     }
 
     [Fact]
-    public async Task Aws_elb_access_keys_reach_a_profile_driven_rotation_and_only_sign_requests()
+    public async Task Aws_elb_access_keys_reach_a_profile_driven_rotation_through_the_clis_environment_and_only_sign_requests()
     {
         using var elb = new BitbucketZdu.LoadBalancers.Tests.AwsElb.ElbStub(Canary.Password, "10.0.0.11:7990", "10.0.0.12:7990");
         var profile = Profile("AwsElb", new Hashtable
         {
             ["Endpoint"] = BitbucketZdu.LoadBalancers.Tests.AwsElb.ElbStub.Region, ["Backend"] = elb.TargetGroupArn, ["EndpointUrl"] = elb.Url,
-            ["Targets"] = "10.0.0.11:7990, 10.0.0.12:7990", ["TimeoutSec"] = 30,
+            ["Targets"] = "10.0.0.11:7990, 10.0.0.12:7990", ["TimeoutSec"] = 30, ["CliPath"] = BitbucketZdu.LoadBalancers.Tests.AwsElb.AwsCli.Isolated,
         }, "10.0.0.11:7990", "10.0.0.12:7990");
-        // Without the credential (and no AWS_* variables in the test environment) the probe names what is missing.
+        // Without the credential (and no AWS_* variables in the test environment) the CLI's chain finds nothing and says so.
         if (Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID") is null)
-            await OutAndBackAsync(profile, Cred(BitbucketZdu.LoadBalancers.Tests.AwsElb.ElbStub.AccessKeyId, Canary.Password), "AWS_ACCESS_KEY_ID");
+            await OutAndBackAsync(profile, Cred(BitbucketZdu.LoadBalancers.Tests.AwsElb.ElbStub.AccessKeyId, Canary.Password), "Unable to locate credentials");
         Assert.Contains("DeregisterTargets", elb.Calls);
         Assert.Contains("RegisterTargets", elb.Calls);
         Canary.AssertAbsent(string.Join("\n", elb.AllRequests), "the requests");

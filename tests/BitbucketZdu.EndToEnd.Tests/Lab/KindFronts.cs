@@ -99,7 +99,7 @@ public sealed class StubFront : IKindFront
         var plane = stub.StartDataPlane();
         var settings = new Hashtable
         {
-            ["Endpoint"] = ElbStub.Region, ["Backend"] = stub.TargetGroupArn, ["EndpointUrl"] = stub.Url, ["TimeoutSec"] = 10,
+            ["Endpoint"] = ElbStub.Region, ["Backend"] = stub.TargetGroupArn, ["EndpointUrl"] = stub.Url, ["CliPath"] = AwsCli.Isolated, ["TimeoutSec"] = 10,
             ["Targets"] = string.Join(", ", nodes.Select(Address)),
         };
         return new StubFront(plane.Frontend, true, new Disposer(plane), stub, "AwsElb", settings, Address, KindFronts.Credential(ElbStub.AccessKeyId),

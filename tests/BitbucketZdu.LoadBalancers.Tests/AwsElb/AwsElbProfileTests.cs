@@ -24,7 +24,7 @@ public sealed class AwsElbProfileTests : IDisposable
     private static Hashtable Entry(string name, ElbStub stub) => new()
     {
         ["Name"] = name, ["Kind"] = "AwsElb",
-        ["Settings"] = new Hashtable { ["Endpoint"] = ElbStub.Region, ["Backend"] = stub.TargetGroupArn, ["EndpointUrl"] = stub.Url, ["TimeoutSec"] = 30 },
+        ["Settings"] = new Hashtable { ["Endpoint"] = ElbStub.Region, ["Backend"] = stub.TargetGroupArn, ["EndpointUrl"] = stub.Url, ["CliPath"] = AwsCli.Isolated, ["TimeoutSec"] = 30 },
     };
 
     [Fact]
@@ -42,7 +42,7 @@ public sealed class AwsElbProfileTests : IDisposable
                 new Hashtable { ["Name"] = "node-2", ["Url"] = "http://127.0.0.1:7991/", ["Remoting"] = "local", ["InstallRoot"] = "/opt/bb",
                     ["Members"] = new Hashtable { ["alb-http"] = "10.0.0.12:7990", ["nlb-ssh"] = "10.0.0.12:7999" } },
             },
-            ["Timeouts"] = new Hashtable { ["DrainSeconds"] = 20, ["HealthySeconds"] = 20, ["FirstPollMilliseconds"] = 20, ["MaxPollMilliseconds"] = 200 },
+            ["Timeouts"] = new Hashtable { ["DrainSeconds"] = 60, ["HealthySeconds"] = 60, ["FirstPollMilliseconds"] = 20, ["MaxPollMilliseconds"] = 200 },
         });
         var keys = new Dictionary<string, LoadBalancerCredential>(StringComparer.OrdinalIgnoreCase)
         {
@@ -53,14 +53,14 @@ public sealed class AwsElbProfileTests : IDisposable
         var node = profile.Nodes[0];
         Assert.True((await rotation.ProbeAsync(node, CancellationToken.None)).MemberFound);
 
-        await rotation.TakeOutAsync(node, TimeSpan.FromSeconds(20), CancellationToken.None);
+        await rotation.TakeOutAsync(node, TimeSpan.FromSeconds(60), CancellationToken.None);
         Assert.Equal(("unused", "unused"), (_http.Get("10.0.0.11:7990")!.State, _ssh.Get("10.0.0.11:7999")!.State));
         Assert.Equal(("healthy", "healthy"), (_http.Get("10.0.0.12:7990")!.State, _ssh.Get("10.0.0.12:7999")!.State));
         // A resumed run (a new rotation) still finds the deregistered targets: asked for by name they read 'unused'.
         using (var resumed = new LoadBalancerRotation(profile, credentials: keys))
             Assert.Equal("OutOfRotation", (await resumed.GetStateAsync(node, CancellationToken.None)).ToString());
 
-        await rotation.PutBackAsync(node, TimeSpan.FromSeconds(20), CancellationToken.None);
+        await rotation.PutBackAsync(node, TimeSpan.FromSeconds(60), CancellationToken.None);
         Assert.Equal(("healthy", "healthy"), (_http.Get("10.0.0.11:7990")!.State, _ssh.Get("10.0.0.11:7999")!.State));
         Assert.Equal("InRotation", (await rotation.GetStateAsync(node, CancellationToken.None)).ToString());
         foreach (var change in rotation.Changes) Canary.AssertAbsent(change + " " + change.Note, "the change results");

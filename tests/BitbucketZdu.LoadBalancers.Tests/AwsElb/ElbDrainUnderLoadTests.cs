@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 
 namespace BitbucketZdu.LoadBalancers.Tests.AwsElb;
 
-/// <summary>The drain-under-load proof the real load balancers pass, through the ELB stub and a data plane that routes to its healthy targets.</summary>
+/// <summary>The drain-under-load proof the real load balancers pass: the real AWS CLI v2 against the ELB stub, and a data plane that routes to its healthy targets.</summary>
 public sealed class ElbDrainUnderLoadTests
 {
     private readonly ITestOutputHelper _output;
@@ -25,6 +25,7 @@ public sealed class ElbDrainUnderLoadTests
             RequestTimeout = TimeSpan.FromSeconds(30), UserName = ElbStub.AccessKeyId, Password = Canary.Secure(Canary.Password),
         };
         d.Options["EndpointUrl"] = stub.Url;
+        d.Options["CliPath"] = AwsCli.Isolated;
         using var lb = LoadBalancerFactory.Create(d);
 
         var removed = await DrainUnderLoad.RunAsync("AWS ELB (stub)", new LoadBalancerController(lb), node1.Address, node1, node2, plane.Frontend, _output);

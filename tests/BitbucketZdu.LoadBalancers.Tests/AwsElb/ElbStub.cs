@@ -13,9 +13,12 @@ namespace BitbucketZdu.LoadBalancers.Tests.AwsElb;
 /// <summary>
 /// The ELBv2 Query API (Version 2015-12-01) of one region, as far as BitbucketZdu uses it: POST / with a form body
 /// (Action, Version, TargetGroupArn, Targets.member.N.Id/Port), signed with Signature Version 4, which the stub checks
-/// itself from the request it received. Written from these pages (not copied):
+/// itself from the request it received — the requests come from the real AWS CLI v2 (--endpoint-url), so this checks
+/// that the CLI signed with the keys its credential chain found. Written from these pages (not copied; README.md):
 /// - DeregisterTargets: https://docs.amazonaws.cn/goto/WebAPI/elasticloadbalancingv2-2015-12-01/DeregisterTargets
 ///   (a target that does not exist: success; the target drains for the deregistration delay; InvalidTarget, TargetGroupNotFound 400)
+/// - DescribeTargetGroups: https://docs.amazonaws.cn/goto/WebAPI/elasticloadbalancingv2-2015-12-01/DescribeTargetGroups
+///   (TargetGroupArns.member.N; TargetGroups.member.N with TargetType instance | ip | lambda | alb)
 /// - DescribeTargetHealth: https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetHealth.md
 ///   (no Targets: the registered ones; TargetHealthDescriptions.member.N)
 /// - TargetHealth: https://docs.aws.amazon.com/goto/WebAPI/elasticloadbalancingv2-2015-12-01/TargetHealth
@@ -63,7 +66,11 @@ public sealed class ElbStub : IDisposable
 
     public WireMockServer Server { get; }
     public string Url => Server.Urls[0].Replace("0.0.0.0", "127.0.0.1") + "/";
+    /// <summary>The access key id requests must be signed with (an instance role's temporary one, say).</summary>
+    public string KeyId { get; init; } = AccessKeyId;
     public string Secret { get; }
+    /// <summary>The group's target type: "ip" (targets by address) or "instance" (by instance id).</summary>
+    public string TargetType { get; set; } = "ip";
     public string TargetGroupArn { get; }
     /// <summary>Target ids that exist in the VPC (others are InvalidTarget).</summary>
     public HashSet<string> Known { get; } = new(StringComparer.Ordinal);
@@ -142,6 +149,9 @@ public sealed class ElbStub : IDisposable
         if (ThrottleNext > 0) { ThrottleNext--; return Error(400, "Throttling", "Rate exceeded"); }
         if (Denied.Contains(action))
             return Error(400, "AccessDeniedException", $"User: arn:aws:iam::123456789012:user/bbzdu is not authorized to perform: elasticloadbalancing:{action} on resource: {form["TargetGroupArn"]} because no identity-based policy allows the elasticloadbalancing:{action} action");
+        if (action == "DescribeTargetGroups")
+            return form["TargetGroupArns.member.1"] != TargetGroupArn ? Error(400, "TargetGroupNotFound", "One or more target groups not found")
+                : Ok(action, $"<TargetGroups><member><TargetGroupArn>{TargetGroupArn}</TargetGroupArn><TargetGroupName>bitbucket-http</TargetGroupName><Protocol>HTTP</Protocol><Port>7990</Port><VpcId>vpc-3ac0fb5f</VpcId><TargetType>{TargetType}</TargetType></member></TargetGroups>");
         if (form["TargetGroupArn"] != TargetGroupArn) return Error(400, "TargetGroupNotFound", "One or more target groups not found");
         var asked = new List<(string Id, int Port)>();
         for (var n = 1; form[$"Targets.member.{n}.Id"] is string id; n++)
@@ -196,7 +206,7 @@ public sealed class ElbStub : IDisposable
         var m = System.Text.RegularExpressions.Regex.Match(auth, @"^AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, SignedHeaders=([a-z0-9;-]+), Signature=([0-9a-f]{64})$");
         if (!m.Success) return Error(400, "IncompleteSignature", $"Authorization header requires 'Credential', 'SignedHeaders' and 'Signature': {auth.Split(' ')[0]}");
         var (key, date, region, service, signedHeaders, signature) = (m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value, m.Groups[4].Value, m.Groups[5].Value, m.Groups[6].Value);
-        if (key != AccessKeyId) return Error(403, "InvalidClientTokenId", "The security token included in the request is invalid.");
+        if (key != KeyId) return Error(403, "InvalidClientTokenId", "The security token included in the request is invalid.");
         var amzDate = Stub.Header(req, "X-Amz-Date") ?? "";
         if (!DateTime.TryParseExact(amzDate, "yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var when)
             || Math.Abs((DateTime.UtcNow - when).TotalMinutes) > 5 || !amzDate.StartsWith(date, StringComparison.Ordinal))

@@ -1,48 +1,73 @@
 using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
+using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
-using System.Net.Http;
+using System.Net;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
-using System.Xml.Linq;
+using BitbucketZdu.Core.Nodes;
 using Polly;
 using Polly.Retry;
 
 namespace BitbucketZdu.Core.LoadBalancers.AwsElb
 {
     /// <summary>
-    /// AWS Elastic Load Balancing (ALB and NLB target groups) through the ELBv2 Query API (Version 2015-12-01), signed
-    /// with Signature Version 4. Members are the group's targets, named <c>id:port</c> (instance id or IP address).
-    /// Take out = DeregisterTargets: the target reads <c>draining</c> for the group's deregistration delay, then it is
-    /// gone (asked by name: <c>unused</c>, Target.NotRegistered). Put back = RegisterTargets: <c>initial</c> until the
-    /// health checks pass, then <c>healthy</c>. Throttling and 5xx answers are retried with backoff.
+    /// AWS Elastic Load Balancing (ALB and NLB target groups) driven through the AWS CLI v2 (<c>aws elbv2 …
+    /// --output json</c>), the way NGINX is driven by its own command: the CLI brings AWS's whole credential chain
+    /// (environment, named profiles, SSO, container and instance roles) and signs every request; nothing here signs.
+    /// Members are the group's targets, named <c>id:port</c> (instance id or IP address).
+    /// Take out = deregister-targets: the target reads <c>draining</c> for the group's deregistration delay, then it is
+    /// gone (asked by name: <c>unused</c>, Target.NotRegistered). Put back = register-targets: <c>initial</c> until the
+    /// health checks pass, then <c>healthy</c>. Throttling and AWS's 5xx answers are retried here with backoff (the
+    /// CLI's own retries are off: AWS_MAX_ATTEMPTS=1), so one place decides how long to wait.
+    /// A credential given (access key id and secret) reaches the CLI through its environment only, never its command line.
     /// </summary>
     public sealed class AwsElbLoadBalancer : LoadBalancerBase
     {
-        private const string Service = "elasticloadbalancing";
-        private const string ApiVersion = "2015-12-01";
         private const int Retries = 5;
+        internal const string InstallHint = "Install the AWS CLI v2 (Debian/Ubuntu: 'apt-get install awscli'; elsewhere https://docs.aws.amazon.com/cli/latest/userguide/getting-started-install.html), or name it with the CliPath setting.";
         private static readonly Regex ArnPattern = new Regex(@"^arn:aws[a-z-]*:elasticloadbalancing:([a-z0-9-]+):\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]+$");
+        /// <summary>How the CLI reports an error answer: "An error occurred (Code) when calling the X operation (reached max retries: 0): message".</summary>
+        private static readonly Regex CliError = new Regex(@"An error occurred \(([^)]+)\) when calling the (\w+) operation(?: \([^)]*\))?: (.*)", RegexOptions.Singleline);
+        private static readonly Regex CliVersion = new Regex(@"aws-cli/(\d+)\.(\d+)\.(\d+)");
+        /// <summary>CLIs whose version was read and found to be 2 or later (path → version), so each is checked once per process.</summary>
+        private static readonly ConcurrentDictionary<string, string> CheckedClis = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
 
-        private readonly HttpClient _http;
-        private readonly Uri _endpoint;
+        private readonly INodeShell _shell = new LocalShell();
         private readonly string _region;
+        private readonly string _cli;
+        private readonly string? _profile;
+        private readonly string? _endpointUrl;
         private readonly ResiliencePipeline<Reply> _retry;
         // Targets that must be listed even when deregistered: the Targets setting and every one this instance took out
-        // (a deregistered target leaves DescribeTargetHealth's list, but a resumed run still needs to find it).
+        // (a deregistered target leaves describe-target-health's list, but a resumed run still needs to find it).
         private readonly HashSet<string> _known = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        private string? _targetType;
 
         private sealed class Reply
         {
-            public Reply(int status, XElement? root, string? code, string? message) { Status = status; Root = root; Code = code; Message = message; }
-            public int Status { get; }
-            public XElement? Root { get; }
+            public Reply(ShellResult result)
+            {
+                ExitCode = result.ExitCode;
+                Output = result.StandardOutput;
+                Error = result.StandardError.Trim();
+                var m = CliError.Match(Error);
+                if (m.Success) { Code = m.Groups[1].Value; Message = m.Groups[3].Value.Trim(); }
+            }
+
+            public int ExitCode { get; }
+            public string Output { get; }
+            public string Error { get; }
+            /// <summary>AWS's error code, when AWS answered with an error.</summary>
             public string? Code { get; }
             public string? Message { get; }
-            public bool Retryable => Status >= 500 || Code is "Throttling" or "ThrottlingException" or "RequestLimitExceeded" or "ServiceUnavailable";
+            public bool Throttled => Code is "Throttling" or "ThrottlingException" or "RequestLimitExceeded" or "TooManyRequestsException";
+            public bool Retryable => Throttled || Code is "ServiceUnavailable" or "InternalFailure" or "InternalError";
         }
 
         public AwsElbLoadBalancer(LoadBalancerDescription description) : base(description)
@@ -58,11 +83,15 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
             if (arn.Groups[1].Value != _region)
                 throw new BbException("AwsInvalidTargetGroup", BbErrorCategory.InvalidArgument,
                     $"Target group {description.Backend} is in region {arn.Groups[1].Value}, not {_region}.", description.Backend);
-            _endpoint = description.Options.TryGetValue("EndpointUrl", out var url) && !string.IsNullOrWhiteSpace(url)
-                ? new Uri(url) : new Uri($"https://{Service}.{_region}.amazonaws.com/");
-            if (description.Options.TryGetValue("Targets", out var targets))
+            _endpointUrl = Option("EndpointUrl");
+            _profile = Option("Profile");
+            _cli = Option("CliPath") ?? "aws";
+            // An explicit --profile turns the CLI's environment credentials off: a credential given would silently not be used.
+            if (_profile is not null && description.Password is not null)
+                throw new BbException("LoadBalancerCredentialNotUsed", BbErrorCategory.InvalidArgument,
+                    $"{description.DisplayName}: takes a credential or a named profile (Profile = '{_profile}'), not both: with --profile the AWS CLI ignores access keys in its environment. Remove one.", _profile);
+            if (Option("Targets") is string targets)
                 foreach (var t in targets.Split(',').Select(t => t.Trim()).Where(t => t.Length > 0)) _known.Add(Parse(t).Name);
-            _http = LoadBalancerHttp.CreateClient(description, basicAuth: false);
             _retry = new ResiliencePipelineBuilder<Reply>().AddRetry(new RetryStrategyOptions<Reply>
             {
                 MaxRetryAttempts = Retries,
@@ -73,6 +102,9 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
                 ShouldHandle = args => new ValueTask<bool>(args.Outcome.Result?.Retryable == true),
             }).Build();
         }
+
+        private string? Option(string name) =>
+            Description.Options.TryGetValue(name, out var v) && !string.IsNullOrWhiteSpace(v) ? v.Trim() : null;
 
         private static (string Name, string Id, int Port) Parse(string target)
         {
@@ -99,11 +131,12 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
         public override async Task<LoadBalancerMember> SetStateAsync(LoadBalancerMember member, MemberAdminState state, CancellationToken cancellationToken)
         {
             var target = Parse(member.Name);
+            await CheckTargetTypeAsync(target, cancellationToken).ConfigureAwait(false);
             var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false);
             var registered = now is not null && now.State != MemberAdminState.Maintenance && now.State != MemberAdminState.Draining;
             if (state == MemberAdminState.Ready)
             {
-                if (!registered) await CallAsync("RegisterTargets", Targets(target), cancellationToken).ConfigureAwait(false);
+                if (!registered) await CallAsync("register-targets", TargetArguments(new[] { target }), cancellationToken).ConfigureAwait(false);
                 var after = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false);
                 return after is { State: MemberAdminState.Ready } ? after
                     : throw LoadBalancerErrors.VerifyFailed(Description, member.Name, state, after ?? member);
@@ -111,7 +144,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
             if (registered)
             {
                 _known.Add(target.Name);
-                await CallAsync("DeregisterTargets", Targets(target), cancellationToken).ConfigureAwait(false);
+                await CallAsync("deregister-targets", TargetArguments(new[] { target }), cancellationToken).ConfigureAwait(false);
             }
             var read = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false) ?? member;
             if (read.State != MemberAdminState.Draining && read.State != MemberAdminState.Maintenance)
@@ -124,6 +157,32 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
                 : read;
         }
 
+        /// <summary>
+        /// Before a change: the group exists (describe-target-groups) and the target's form fits its target type (an
+        /// instance id for 'instance', an IP address for 'ip'), so a wrong target is refused before anything changes.
+        /// </summary>
+        private async Task CheckTargetTypeAsync((string Name, string Id, int Port) target, CancellationToken cancellationToken)
+        {
+            if (_targetType is null)
+            {
+                var root = await CallAsync("describe-target-groups", new[] { "--target-group-arns", Description.Backend }, cancellationToken).ConfigureAwait(false);
+                var group = root.ValueKind == JsonValueKind.Object && root.TryGetProperty("TargetGroups", out var groups) && groups.ValueKind == JsonValueKind.Array ? groups.EnumerateArray().FirstOrDefault() : default;
+                if (group.ValueKind != JsonValueKind.Object)
+                    throw LoadBalancerErrors.BackendNotFound(Description, Where("describe-target-groups"));
+                _targetType = group.TryGetProperty("TargetType", out var type) ? type.GetString() ?? "" : "";
+            }
+            var isIp = IPAddress.TryParse(target.Id, out _);
+            var fits = _targetType switch
+            {
+                "instance" => target.Id.StartsWith("i-", StringComparison.Ordinal),
+                "ip" => isIp,
+                _ => true,
+            };
+            if (!fits)
+                throw new BbException("AwsInvalidTarget", BbErrorCategory.InvalidArgument,
+                    $"{target.Name} is not a target of {Description.Backend}: the group's target type is '{_targetType}' ({(_targetType == "ip" ? "an IP address" : "an instance id i-…")}:port). Nothing was changed.", target.Name);
+        }
+
         public override async Task<DrainStatus> GetDrainStatusAsync(LoadBalancerMember member, CancellationToken cancellationToken)
         {
             var now = await FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false);
@@ -133,32 +192,36 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) => state switch
         {
-            MemberAdminState.Ready => $"RegisterTargets {member.Name} in {Description.Backend}",
-            MemberAdminState.Draining => $"DeregisterTargets {member.Name} from {Description.Backend} (draining for the group's deregistration delay)",
+            MemberAdminState.Ready => $"aws elbv2 register-targets {member.Name} in {Description.Backend}",
+            MemberAdminState.Draining => $"aws elbv2 deregister-targets {member.Name} from {Description.Backend} (draining for the group's deregistration delay)",
             _ => $"read back that {member.Name} is unused in {Description.Backend}",
         };
 
-        private static IEnumerable<KeyValuePair<string, string>> Targets((string Name, string Id, int Port) t) => Targets(new[] { t });
-
-        /// <summary>The Query API's list parameters: Targets.member.N.Id and .Port, N from 1.</summary>
-        private static IEnumerable<KeyValuePair<string, string>> Targets(IEnumerable<(string Name, string Id, int Port)> targets) =>
-            targets.SelectMany((t, i) => new[]
-            {
-                new KeyValuePair<string, string>($"Targets.member.{i + 1}.Id", t.Id),
-                new KeyValuePair<string, string>($"Targets.member.{i + 1}.Port", t.Port.ToString(CultureInfo.InvariantCulture)),
-            });
+        /// <summary>--target-group-arn and, when targets are named, --targets as JSON ([{"Id":…,"Port":…}]).</summary>
+        private IEnumerable<string> TargetArguments(IReadOnlyList<(string Name, string Id, int Port)> targets)
+        {
+            yield return "--target-group-arn";
+            yield return Description.Backend;
+            if (targets.Count == 0) yield break;
+            yield return "--targets";
+            yield return "[" + string.Join(",", targets.Select(t => "{\"Id\":" + JsonSerializer.Serialize(t.Id) + ",\"Port\":" + t.Port.ToString(CultureInfo.InvariantCulture) + "}")) + "]";
+        }
 
         private async Task<List<LoadBalancerMember>> DescribeAsync(IReadOnlyList<string> names, CancellationToken cancellationToken)
         {
-            var root = await CallAsync("DescribeTargetHealth", Targets(names.Select(Parse)).ToList(), cancellationToken).ConfigureAwait(false);
+            var root = await CallAsync("describe-target-health", TargetArguments(names.Select(Parse).ToList()), cancellationToken).ConfigureAwait(false);
             var list = new List<LoadBalancerMember>();
-            foreach (var m in root.Descendants().Where(e => e.Name.LocalName == "TargetHealthDescriptions").Elements().Where(e => e.Name.LocalName == "member"))
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("TargetHealthDescriptions", out var rows) || rows.ValueKind != JsonValueKind.Array)
+                throw LoadBalancerErrors.Protocol(Description, "AwsUnexpectedReply", Where("describe-target-health"), "the CLI's JSON has no TargetHealthDescriptions list.");
+            foreach (var row in rows.EnumerateArray())
             {
-                string? Get(string parent, string child) => m.Elements().FirstOrDefault(e => e.Name.LocalName == parent)?.Elements().FirstOrDefault(e => e.Name.LocalName == child)?.Value;
-                var id = Get("Target", "Id") ?? "";
-                var port = Get("Target", "Port") ?? "";
-                var s = Get("TargetHealth", "State") ?? "";
-                var reason = Get("TargetHealth", "Reason");
+                static string? Get(JsonElement e, string parent, string child) =>
+                    e.TryGetProperty(parent, out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty(child, out var c)
+                        ? (c.ValueKind == JsonValueKind.Number ? c.GetRawText() : c.GetString()) : null;
+                var id = Get(row, "Target", "Id") ?? "";
+                var port = Get(row, "Target", "Port") ?? "";
+                var s = Get(row, "TargetHealth", "State") ?? "";
+                var reason = Get(row, "TargetHealth", "Reason");
                 var (state, health) = s switch
                 {
                     "healthy" => (MemberAdminState.Ready, MemberHealth.Up),
@@ -178,79 +241,153 @@ namespace BitbucketZdu.Core.LoadBalancers.AwsElb
             return list;
         }
 
-        /// <summary>One signed Query API call; retried while throttled; an error answer becomes the matching ErrorId.</summary>
-        private async Task<XElement> CallAsync(string action, IEnumerable<KeyValuePair<string, string>> parameters, CancellationToken cancellationToken)
+        private string Where(string operation) => $"aws elbv2 {operation} ({_endpointUrl ?? _region})";
+
+        private string Quote(string word) => ShellQuote.For(_shell.Platform, word);
+
+        /// <summary>The CLI's own timeouts are the request timeout; the process also gets time to start (Python, on a loaded host).</summary>
+        private TimeSpan ProcessTimeout => Description.RequestTimeout + TimeSpan.FromSeconds(60);
+
+        /// <summary>One CLI call; retried while throttled; an error becomes the matching ErrorId with AWS's own message.</summary>
+        private async Task<JsonElement> CallAsync(string operation, IEnumerable<string> arguments, CancellationToken cancellationToken)
         {
-            var form = new List<KeyValuePair<string, string>>
+            await CheckCliAsync(cancellationToken).ConfigureAwait(false);
+            var seconds = Math.Max(1, (int)Math.Ceiling(Description.RequestTimeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            var sb = new StringBuilder(_shell.Platform == ShellPlatform.Windows ? "& " : "").Append(Quote(_cli)).Append(" elbv2 ").Append(operation);
+            foreach (var a in arguments) sb.Append(' ').Append(Quote(a));
+            sb.Append(" --region ").Append(Quote(_region));
+            if (_profile is not null) sb.Append(" --profile ").Append(Quote(_profile));
+            if (_endpointUrl is not null) sb.Append(" --endpoint-url ").Append(Quote(_endpointUrl));
+            if (Description.SkipCertificateCheck) sb.Append(" --no-verify-ssl");
+            sb.Append(" --cli-connect-timeout ").Append(seconds).Append(" --cli-read-timeout ").Append(seconds).Append(" --output json --no-cli-pager");
+            var command = sb.ToString();
+            var reply = await _retry.ExecuteAsync(async ct => await RunAsync(command, operation, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            if (reply.ExitCode != 0) throw Error(operation, reply);
+            if (reply.Output.Trim().Length == 0) return default; // register/deregister answer nothing
+            try
             {
-                new("Action", action), new("Version", ApiVersion), new("TargetGroupArn", Description.Backend),
+                using var doc = JsonDocument.Parse(reply.Output);
+                return doc.RootElement.Clone();
+            }
+            catch (JsonException)
+            {
+                throw LoadBalancerErrors.Protocol(Description, "AwsUnexpectedReply", Where(operation), $"the CLI's output is not JSON: {LoadBalancerDiagnostics.Summarize(reply.Output)}");
+            }
+        }
+
+        private async Task<Reply> RunAsync(string command, string operation, CancellationToken cancellationToken)
+        {
+            var watch = Stopwatch.StartNew();
+            try
+            {
+                var reply = new Reply(await _shell.RunAsync(command, ProcessTimeout, cancellationToken, ChildEnvironment()).ConfigureAwait(false));
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Process, _shell.HostName, command,
+                    reply.ExitCode == 0 ? "ok" : $"exit {reply.ExitCode}: {LoadBalancerDiagnostics.Summarize(reply.Error)}", watch, null);
+                return reply;
+            }
+            catch (TimeoutException ex)
+            {
+                LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Process, _shell.HostName, command, null, watch, ex);
+                throw LoadBalancerErrors.Unreachable(Description, Where(operation), ex);
+            }
+        }
+
+        /// <summary>
+        /// The child's environment: no CLI retries or pager or prompt, and the credential given (if any) as the CLI's
+        /// environment credentials, the session-token variables emptied when it has none so a stale one is not sent.
+        /// </summary>
+        private IReadOnlyDictionary<string, string> ChildEnvironment()
+        {
+            var env = new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["AWS_MAX_ATTEMPTS"] = "1",
+                ["AWS_RETRY_MODE"] = "standard",
+                ["AWS_PAGER"] = "",
+                ["AWS_CLI_AUTO_PROMPT"] = "off",
             };
-            form.AddRange(parameters);
-            var body = string.Join("&", form.Select(kv => AwsSigV4.Encode(kv.Key) + "=" + AwsSigV4.Encode(kv.Value)));
-            var reply = await _retry.ExecuteAsync(async ct => await SendAsync(body, ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            if (reply.Status >= 200 && reply.Status < 300 && reply.Root is not null) return reply.Root;
-            var where = $"{_endpoint.GetLeftPart(UriPartial.Path)} {action}";
-            var detail = $"{reply.Code ?? "HTTP " + reply.Status}: {reply.Message}";
-            throw reply.Code switch
+            if (!string.IsNullOrEmpty(Description.UserName) && Description.Password is not null)
+            {
+                var parts = LoadBalancerHttp.Reveal(Description.Password).Split(new[] { ' ' }, 2, StringSplitOptions.RemoveEmptyEntries);
+                env["AWS_ACCESS_KEY_ID"] = Description.UserName!;
+                env["AWS_SECRET_ACCESS_KEY"] = parts.Length > 0 ? parts[0] : "";
+                env["AWS_SESSION_TOKEN"] = parts.Length > 1 ? parts[1].Trim() : "";
+                env["AWS_SECURITY_TOKEN"] = "";
+                env["AWS_CREDENTIAL_EXPIRATION"] = "";
+            }
+            return env;
+        }
+
+        /// <summary>Reads '<c>aws --version</c>' once per CLI: missing → AwsCliNotFound, version 1 (or no version) → AwsCliUnsupported.</summary>
+        private async Task CheckCliAsync(CancellationToken cancellationToken)
+        {
+            if (CheckedClis.ContainsKey(_cli)) return;
+            var command = (_shell.Platform == ShellPlatform.Windows ? "& " : "") + Quote(_cli) + " --version";
+            var watch = Stopwatch.StartNew();
+            ShellResult r;
+            try
+            {
+                r = await _shell.RunAsync(command, ProcessTimeout, cancellationToken, ChildEnvironment()).ConfigureAwait(false);
+            }
+            catch (TimeoutException ex)
+            {
+                throw new BbException("AwsCliUnsupported", BbErrorCategory.OperationTimeout, $"'{_cli} --version' did not finish within {ProcessTimeout.TotalSeconds:0} s. {InstallHint}", _cli, ex);
+            }
+            var text = (r.StandardOutput + " " + r.StandardError).Trim();
+            LoadBalancerDiagnostics.Command(Description, LoadBalancerCallKind.Process, _shell.HostName, command, r.ExitCode == 0 ? LoadBalancerDiagnostics.Summarize(text) : $"exit {r.ExitCode}: {LoadBalancerDiagnostics.Summarize(text)}", watch, null);
+            if (r.ExitCode == 127 || r.ExitCode == 126 || (_shell.Platform == ShellPlatform.Windows && text.IndexOf("is not recognized", StringComparison.OrdinalIgnoreCase) >= 0))
+                throw new BbException("AwsCliNotFound", BbErrorCategory.NotInstalled,
+                    $"{Description.DisplayName}: the AWS CLI '{_cli}' cannot be run on {_shell.HostName} ({LoadBalancerDiagnostics.Summarize(text)}). {InstallHint} Nothing was changed.", _cli);
+            var m = CliVersion.Match(text);
+            if (r.ExitCode != 0 || !m.Success)
+                throw new BbException("AwsCliUnsupported", BbErrorCategory.NotInstalled,
+                    $"{Description.DisplayName}: '{_cli} --version' did not name an AWS CLI version (exit {r.ExitCode}: {LoadBalancerDiagnostics.Summarize(text)}). {InstallHint} Nothing was changed.", _cli);
+            if (int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) < 2)
+                throw new BbException("AwsCliUnsupported", BbErrorCategory.NotInstalled,
+                    $"{Description.DisplayName}: '{_cli}' is {m.Value}, the AWS CLI version 1; AwsElb needs version 2. {InstallHint} Nothing was changed.", _cli);
+            CheckedClis[_cli] = m.Value;
+        }
+
+        private BbException Error(string operation, Reply reply)
+        {
+            var where = Where(operation);
+            var detail = reply.Code is null ? LoadBalancerDiagnostics.Summarize(reply.Error) : $"{reply.Code}: {reply.Message}";
+            if (reply.Code is null)
+            {
+                if (reply.ExitCode == 127 || reply.ExitCode == 126)
+                    return new BbException("AwsCliNotFound", BbErrorCategory.NotInstalled, $"{Description.DisplayName}: the AWS CLI '{_cli}' cannot be run ({detail}). {InstallHint} Nothing was changed.", _cli);
+                if (reply.Error.IndexOf("Unable to locate credentials", StringComparison.Ordinal) >= 0)
+                    return new BbException("LoadBalancerMissingCredential", BbErrorCategory.AuthenticationError,
+                        $"{where}: the AWS CLI found no credentials ({detail}) Pass an access key id and secret access key (-Credential, or -LoadBalancerCredential in a profile-driven upgrade), name a CLI profile (the Profile setting), or give the CLI its own (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, 'aws configure', 'aws sso login', an instance role). Nothing was changed.", Description.EndpointText);
+                var profile = Regex.Match(reply.Error, @"The config profile \((.*)\) could not be found");
+                if (profile.Success)
+                    return new BbException("AwsInvalidProfile", BbErrorCategory.InvalidArgument,
+                        $"{where}: {detail}. Name a profile of the AWS CLI's config (aws configure list-profiles), or remove the Profile setting. Nothing was changed.", profile.Groups[1].Value);
+                if (reply.Error.IndexOf("Could not connect to the endpoint URL", StringComparison.Ordinal) >= 0
+                    || reply.Error.IndexOf("Connect timeout on endpoint URL", StringComparison.Ordinal) >= 0
+                    || reply.Error.IndexOf("Read timeout on endpoint URL", StringComparison.Ordinal) >= 0)
+                    return LoadBalancerErrors.Unreachable(Description, where, new InvalidOperationException(detail + "."));
+                if (Regex.IsMatch(reply.Error, "(SSO|[Tt]oken).*(expired|refresh)|[Ee]rror loading SSO Token"))
+                    return new BbException("AwsAuthenticationFailed", BbErrorCategory.AuthenticationError, $"{where}: {detail} (for an SSO profile: aws sso login). Nothing was changed.", Description.EndpointText);
+                return LoadBalancerErrors.Protocol(Description, "AwsRequestFailed", where, $"exit {reply.ExitCode}: {detail}");
+            }
+            return reply.Code switch
             {
                 "TargetGroupNotFound" => LoadBalancerErrors.BackendNotFound(Description, $"{_region} ({reply.Message})"),
                 "InvalidTarget" => new BbException("AwsInvalidTarget", BbErrorCategory.InvalidArgument, $"{where}: {detail} Nothing was changed.", Description.Backend),
                 "AccessDenied" or "AccessDeniedException" or "UnauthorizedOperation" => LoadBalancerErrors.PermissionDenied(Description, "AwsAccessDenied", where,
-                    $"{detail} The identity needs elasticloadbalancing:{action} on the target group."),
-                "SignatureDoesNotMatch" or "InvalidClientTokenId" or "UnrecognizedClientException" or "ExpiredToken" or "IncompleteSignature" or "MissingAuthenticationToken" =>
-                    new BbException("AwsAuthenticationFailed", BbErrorCategory.AuthenticationError, $"{where}: AWS refused the credentials ({detail}). Check the access key id, its secret and session token. Nothing was changed.", Description.EndpointText),
-                "Throttling" or "ThrottlingException" or "RequestLimitExceeded" =>
+                    $"{detail} The identity needs elasticloadbalancing:{ActionOf(operation)} on the target group."),
+                "SignatureDoesNotMatch" or "InvalidClientTokenId" or "UnrecognizedClientException" or "ExpiredToken" or "ExpiredTokenException" or "IncompleteSignature" or "MissingAuthenticationToken" or "AuthFailure" =>
+                    new BbException("AwsAuthenticationFailed", BbErrorCategory.AuthenticationError, $"{where}: AWS refused the credentials ({detail}). Check the access key id, its secret and session token, or the CLI profile. Nothing was changed.", Description.EndpointText),
+                _ when reply.Throttled =>
                     new BbException("AwsThrottled", BbErrorCategory.LimitsExceeded, $"{where}: still throttled after {Retries + 1} attempts ({detail}). Try again later.", where),
                 _ => LoadBalancerErrors.Protocol(Description, "AwsRequestFailed", where, detail),
             };
         }
 
-        private async Task<Reply> SendAsync(string body, CancellationToken cancellationToken)
-        {
-            var (keyId, secret, session) = Credentials();
-            var utc = DateTime.UtcNow;
-            var headers = new Dictionary<string, string>
-            {
-                ["host"] = _endpoint.IsDefaultPort ? _endpoint.Host : _endpoint.Authority,
-                ["content-type"] = "application/x-www-form-urlencoded; charset=utf-8",
-                ["x-amz-date"] = utc.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture),
-            };
-            if (session is not null) headers["x-amz-security-token"] = session;
-            var authorization = AwsSigV4.Authorization("POST", _endpoint.AbsolutePath, "", headers, body, utc, _region, Service, keyId, secret);
-            using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = new StringContent(body, Encoding.UTF8) };
-            request.Content.Headers.Remove("Content-Type");
-            request.Content.Headers.TryAddWithoutValidation("Content-Type", headers["content-type"]);
-            request.Headers.TryAddWithoutValidation("X-Amz-Date", headers["x-amz-date"]);
-            if (session is not null) request.Headers.TryAddWithoutValidation("X-Amz-Security-Token", session);
-            request.Headers.TryAddWithoutValidation("Authorization", authorization);
-            using var response = await LoadBalancerHttp.SendAsync(_http, request, Description, cancellationToken).ConfigureAwait(false);
-            var text = response.Content is null ? "" : await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-            XElement? root = null;
-            try { root = text.Length == 0 ? null : XDocument.Parse(text).Root; } catch (System.Xml.XmlException) { }
-            string? Find(string name) => root?.Descendants().FirstOrDefault(e => e.Name.LocalName == name)?.Value;
-            var status = (int)response.StatusCode;
-            if (status >= 200 && status < 300 && root is null)
-                throw LoadBalancerErrors.Protocol(Description, "AwsUnexpectedReply", _endpoint.ToString(), $"HTTP {status} with a body that is not XML.");
-            return status >= 200 && status < 300 ? new Reply(status, root, null, null) : new Reply(status, null, Find("Code"), Find("Message") ?? response.ReasonPhrase);
-        }
+        /// <summary>deregister-targets → DeregisterTargets (the IAM action's name).</summary>
+        private static string ActionOf(string operation) =>
+            string.Concat(operation.Split('-').Select(p => char.ToUpperInvariant(p[0]) + p.Substring(1)));
 
-        /// <summary>The credential given (user = access key id; password = secret access key, optionally a space and a session token), else AWS_* environment variables.</summary>
-        private (string KeyId, string Secret, string? Session) Credentials()
-        {
-            if (!string.IsNullOrEmpty(Description.UserName) && Description.Password is not null)
-            {
-                var parts = LoadBalancerHttp.Reveal(Description.Password).Split(new[] { ' ' }, 2, StringSplitOptions.RemoveEmptyEntries);
-                return (Description.UserName!, parts.Length > 0 ? parts[0] : "", parts.Length > 1 ? parts[1].Trim() : null);
-            }
-            var id = Environment.GetEnvironmentVariable("AWS_ACCESS_KEY_ID");
-            var secret = Environment.GetEnvironmentVariable("AWS_SECRET_ACCESS_KEY");
-            if (string.IsNullOrEmpty(id) || string.IsNullOrEmpty(secret))
-                throw new BbException("LoadBalancerMissingCredential", BbErrorCategory.AuthenticationError,
-                    $"{Description.DisplayName}: no AWS credentials: pass an access key id and secret access key (-Credential, or -LoadBalancerCredential in a profile-driven upgrade), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials).", Description.EndpointText);
-            var token = Environment.GetEnvironmentVariable("AWS_SESSION_TOKEN");
-            return (id!, secret!, string.IsNullOrEmpty(token) ? null : token);
-        }
-
-        public override void Dispose() => _http.Dispose();
+        public override void Dispose() => _shell.Dispose();
     }
 }
