@@ -109,7 +109,11 @@ namespace BitbucketZdu.Core.LoadBalancers
                 host.Verbose($"{lb.DisplayName}: member '{member.Name}' is already out of rotation.");
                 // A run that stopped between 'maint' and the end of the wait resumes here: the work still in flight is
                 // waited for all the same (one read when there is none).
-                if (direct) await WaitIdleAsync(member, drainTimeout, options, host, result, cancellationToken).ConfigureAwait(false);
+                if (direct)
+                {
+                    try { await WaitIdleAsync(member, drainTimeout, options, host, result, cancellationToken).ConfigureAwait(false); }
+                    finally { host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId }); }
+                }
                 return Finish(result, member, total);
             }
 

@@ -137,6 +137,29 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
                           $"removal ended {(removeEnded - slowEnded).TotalMilliseconds:0} ms after it");
     }
 
+    /// <summary>A run stopped between 'maint' and the end of the wait: taking the member out again still waits for its work in flight.</summary>
+    [Fact]
+    public async Task A_member_already_in_maintenance_is_still_waited_for_until_its_request_in_flight_ends()
+    {
+        _fx.Node1.SlowDelay = TimeSpan.FromSeconds(1.5);
+        using var lb = LoadBalancerFactory.Create(_fx.Pair());
+        using var client = new HttpClient();
+        var slow = Enumerable.Range(0, 2).Select(_ => client.GetStringAsync(new Uri(_fx.Frontend, "slow"))).ToList();
+        await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "a slow request on node-1");
+        var node1 = (await lb.FindMemberAsync("node-1", CancellationToken.None))!;
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
+        Assert.Equal(MemberAdminState.Maintenance, (await lb.SetStateAsync(node1, MemberAdminState.Maintenance, CancellationToken.None)).State);
+
+        var result = await new LoadBalancerController(lb).RemoveAsync("node-1", Fast(), new TestHost(), CancellationToken.None);
+
+        Assert.False(result.Changed);
+        Assert.Contains("Already out of rotation", result.Note);
+        Assert.True(result.ActiveAtDrainStart >= 1, $"active at start: {result.ActiveAtDrainStart}");
+        Assert.False(result.DrainTimedOut);
+        Assert.Equal(0, _fx.Node1.InFlight);
+        Assert.Contains("node-1", await Task.WhenAll(slow));
+    }
+
     [Fact]
     public async Task A_drain_timeout_reports_the_connections_that_were_cut()
     {
