@@ -34,6 +34,10 @@
 
 .PARAMETER LoadBalancer
     Auto (HAProxy when installed, else the simulator's balancer), HAProxy or Bbsim.
+
+.PARAMETER GitWorkers
+    Loops of git clones beside the web users: each clones over HTTP and, with HAProxy's SSH frontend, over SSH (the
+    simulator streams a clone for --git-duration, 1.5 s), so a node leaves rotation with git work in flight. 0 = web only.
 #>
 [CmdletBinding()]
 param(
@@ -42,7 +46,8 @@ param(
     [int[]] $Sizes = @(3, 12),
     [string] $StartDelay = '2s',
     [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 500,
-    [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto'
+    [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto',
+    [ValidateRange(0, 8)] [int] $GitWorkers = 1
 )
 
 Set-StrictMode -Version Latest
@@ -102,8 +107,9 @@ function Measure-RollingUpgrade {
         Start-DemoCluster -Environment $demo -Nodes $Nodes -StartDelay $StartDelay | Out-Null
         $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
         $profilePath = New-DemoProfile -Environment $demo -Name $name -MaxPollMilliseconds $MaxPollMilliseconds
-        Start-DemoTraffic -Environment $demo -Workers 2 -DelayMs 100 | Out-Null
-        Write-Host ("    set-up {0:0.0} s ({1}); upgrading {2} -> {3}; node start delay {4}, engine polls 100 ms -> {5} ms" -f $setup.Elapsed.TotalSeconds, $lb.Kind, $demo.Version, $demo.TargetVersion, $StartDelay, $MaxPollMilliseconds)
+        Start-DemoTraffic -Environment $demo -Workers 2 -DelayMs 100 -GitWorkers $GitWorkers | Out-Null
+        Write-Host ("    set-up {0:0.0} s ({1}{6}); upgrading {2} -> {3}; node start delay {4}, engine polls 100 ms -> {5} ms; 2 web users, {7} git loop(s) per protocol" -f $setup.Elapsed.TotalSeconds, $lb.Kind, $demo.Version, $demo.TargetVersion, $StartDelay, $MaxPollMilliseconds,
+            $(if ($lb.PSObject.Properties['SshBackend'] -and $lb.SshBackend) { ' with an SSH backend' } else { '' }), $GitWorkers)
 
         $samplesPath = Join-Path $demo.Root 'samples.tsv'
         $sampler = Start-Sampler -Demo $demo -Path $samplesPath
@@ -149,8 +155,14 @@ function Measure-RollingUpgrade {
             $inAt = if ($outAt) { $mine | Where-Object { $_.Time -gt $outAt.Time -and $_.Value -eq 'UP' } | Select-Object -First 1 }
             $shutdown = Get-LogTime $log 'Shutting down gracefully'
             $starting = Get-LogTime $log ([regex]::Escape("Starting Bitbucket $($demo.TargetVersion) "))
+            # The node's own start begins when its process was created (a JVM's start-up is Bitbucket's own time too):
+            # the upgraded node still runs, so its pid file names it. The log line comes once the runtime is up, which
+            # on a loaded machine is seconds later; without the pid the log line is the start.
+            $pidFile = Join-Path ($demo.Nodes | Where-Object Name -eq $n.Name).Home 'bitbucket.pid'
+            $spawned = try { [DateTimeOffset] (Get-Process -Id ([int] (Get-Content -LiteralPath $pidFile -Raw).Trim()) -ErrorAction Stop).StartTime } catch { $null }
+            if (-not $spawned -or -not $starting -or $spawned -gt $starting) { $spawned = $starting }
             $ownStop = if ($shutdown -and $left) { ($left - $shutdown).TotalSeconds }
-            $ownStart = if ($starting -and $active) { ($active - $starting).TotalSeconds }
+            $ownStart = if ($spawned -and $active) { ($active - $spawned).TotalSeconds }
             $window = if ($outAt -and $inAt) { ($inAt.Time - $outAt.Time).TotalSeconds }
             $r2 = { param($x) if ($null -ne $x) { [math]::Round($x, 2) } }
             [pscustomobject]@{
@@ -173,7 +185,8 @@ function Measure-RollingUpgrade {
                 'Own start s'      = & $r2 $ownStart
                 'Ext diff s'       = if ($null -ne $window -and $null -ne $ownStop -and $null -ne $ownStart) { & $r2 ($window - $ownStop - $ownStart) }
                 'Out->stop s'      = if ($outAt -and $shutdown) { & $r2 ($shutdown - $outAt.Time).TotalSeconds }
-                'Gone->start s'    = if ($left -and $starting) { & $r2 ($starting - $left).TotalSeconds }
+                'Gone->start s'    = if ($left -and $spawned) { & $r2 ($spawned - $left).TotalSeconds }
+                'Runtime up s'     = if ($spawned -and $starting) { & $r2 ($starting - $spawned).TotalSeconds }
                 'ACTIVE->in s'     = if ($active -and $inAt) { & $r2 ($inAt.Time - $active).TotalSeconds }
             }
         }
@@ -188,6 +201,9 @@ function Measure-RollingUpgrade {
             'Wall s'     = Sec $wall
             Requests     = $traffic.Requests
             Failed       = $traffic.Failed
+            'Git HTTP'   = "$($traffic.GitHttp) ($($traffic.GitHttpFailed) failed)"
+            'Git SSH'    = "$($traffic.GitSsh) ($($traffic.GitSshFailed) failed)"
+            Failures     = @($traffic.Failures)
             'Min in rotation' = $minUp
             PerNode      = @($perNode)
         }
@@ -205,10 +221,12 @@ Write-Host '== Per node: out-of-rotation window vs the node''s own stop + start 
 $engine = 'Nodes', 'Node', 'Outcome', 'PreStage s', 'Drain s', 'Stop s', 'Start s', 'Install s', 'PutBack s', 'OutOfRotation s', 'Ratio', 'Overhead s', 'OFFLINE noticed s', 'ACTIVE noticed s'
 $results.PerNode | Format-Table -Property $engine -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host '== Per node, seen from outside (sampler every 100 ms): out of rotation at the balancer vs the node''s own stop + start (target: difference median <= 0.4 s, none above 0.8 s)' -ForegroundColor Cyan
-$results.PerNode | Format-Table -Property Nodes, Node, 'Ext out s', 'Own stop s', 'Own start s', 'Ext diff s', 'Out->stop s', 'Gone->start s', 'ACTIVE->in s' -AutoSize | Out-String -Width 250 | Write-Host
+$results.PerNode | Format-Table -Property Nodes, Node, 'Ext out s', 'Own stop s', 'Own start s', 'Ext diff s', 'Out->stop s', 'Gone->start s', 'ACTIVE->in s', 'Runtime up s' -AutoSize | Out-String -Width 250 | Write-Host
 
 Write-Host '== Per cluster size: preflight, pre-staging, total' -ForegroundColor Cyan
 $results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed, 'Min in rotation' | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+foreach ($r in $results) { Write-Host "Git clones at $($r.Nodes) nodes: over HTTP $($r.'Git HTTP'), over SSH $($r.'Git SSH')" }
+foreach ($r in @($results | Where-Object { @($_.Failures).Count })) { Write-Host "Failed requests at $($r.Nodes) nodes: $(@($r.Failures) -join ' | ')" -ForegroundColor Yellow }
 
 if (@($results).Count -ge 2) {
     $a = @($results)[0]; $b = @($results)[-1]

@@ -104,9 +104,9 @@ Describe '-LogPath with a real HAProxy' {
 
         $entries = Read-Log $log
         $commands = @($entries | Where-Object kind -eq 'lb-command')
-        $drain = @($commands | Where-Object command -eq 'set server bitbucket/node-2 state drain')
+        $drain = @($commands | Where-Object command -eq 'set server bitbucket/node-2 state maint')
         $drain.Count | Should -Be 1
-        $drain[0].command | Should -Be 'set server bitbucket/node-2 state drain'
+        $drain[0].command | Should -Be 'set server bitbucket/node-2 state maint'
         $drain[0].result | Should -Be 'ok'
         $drain[0].provider | Should -Be 'HAProxy'
         $drain[0].host | Should -Be $HAProxy.Endpoint
@@ -116,7 +116,7 @@ Describe '-LogPath with a real HAProxy' {
         $show.Count | Should -BeGreaterThan 0
         $show[0].result | Should -Match '^\d+ line\(s\)$'
         ($commands.command | Where-Object { $_ -like 'set server*' } | Select-Object -Unique) | Should -Be @(
-            'set server bitbucket/node-2 state drain', 'set server bitbucket/node-2 state maint', 'set server bitbucket/node-2 state ready')
+            'set server bitbucket/node-2 state maint', 'set server bitbucket/node-2 state ready')
         (Get-BbLoadBalancerMember -LoadBalancer $Lb -Name node-2).State | Should -Be 'Ready'
         Assert-NoCanary $log
     }

@@ -37,6 +37,24 @@ namespace BitbucketZdu.Core.LoadBalancers
         TimeSpan? DefaultDrainTimeout { get; }
 
         /// <summary>
+        /// True when <see cref="MemberAdminState.Maintenance"/> stops every new request at once, persistent (sticky)
+        /// ones included, lets the requests and connections in flight finish, and <see cref="GetDrainStatusAsync"/>
+        /// keeps counting them (HAProxy MAINT: existing streams are not killed and <c>scur</c> still counts them). The
+        /// controller then takes the member straight to Maintenance and waits only for the work in flight. Otherwise it
+        /// drains first: a drain state that still admits sticky users (HAProxy DRAIN, Apache N, NGINX Plus drain) only
+        /// ends when no user happens to be mid-request, which under load can take as long as users keep clicking.
+        /// </summary>
+        bool DrainsInMaintenance { get; }
+
+        /// <summary>
+        /// A read is cheap enough to repeat at this interval for a whole wait (HAProxy: one command on its runtime
+        /// socket), so the controller's waits do not back off beyond it and notice the change within one interval.
+        /// Null: the waits back off to the caller's <see cref="LoadBalancerOptions.MaxPollInterval"/> (cloud APIs,
+        /// config files).
+        /// </summary>
+        TimeSpan? CheapPollInterval { get; }
+
+        /// <summary>
         /// Tells the load balancer the member is healthy now instead of waiting for its own checks to rise (HAProxy
         /// <c>set server … health up</c>). Only for a node whose health the caller has verified itself. False when the
         /// provider cannot (then the caller waits for the balancer's checks as before).
@@ -51,6 +69,8 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         public LoadBalancerDescription Description { get; }
         public virtual TimeSpan? DefaultDrainTimeout => null;
+        public virtual bool DrainsInMaintenance => false;
+        public virtual TimeSpan? CheapPollInterval => null;
         public virtual Task<bool> MarkHealthyAsync(LoadBalancerMember member, CancellationToken cancellationToken) => Task.FromResult(false);
 
         public abstract Task<IReadOnlyList<LoadBalancerMember>> GetMembersAsync(CancellationToken cancellationToken);

@@ -69,7 +69,8 @@ namespace BitbucketZdu.Core.LoadBalancers
 
     /// <summary>
     /// Takes members out of and back into rotation safely: drain → wait idle (or the drain timeout, reporting what was
-    /// cut) → maintenance; enable → wait healthy. Never removes the last member in rotation nor more than
+    /// cut) → maintenance, or where the balancer lets in-flight work finish in maintenance
+    /// (<see cref="ILoadBalancer.DrainsInMaintenance"/>) maintenance → wait idle; enable → wait healthy. Never removes the last member in rotation nor more than
     /// <see cref="LoadBalancerOptions.MaxMembersOut"/>; on failure or cancellation the member gets its previous state back.
     /// </summary>
     public sealed class LoadBalancerController
@@ -98,10 +99,21 @@ namespace BitbucketZdu.Core.LoadBalancers
                 ?? throw LoadBalancerErrors.MemberNotFound(lb, memberName, members);
             var result = NewResult("Remove", member, options);
 
+            var drainTimeout = options.DrainTimeout ?? LoadBalancer.DefaultDrainTimeout ?? DefaultDrainTimeout;
+            // Straight to maintenance where that still lets the work in flight finish (and counts it): no new request
+            // reaches the member, sticky ones included, and the wait is only as long as the requests already running.
+            var direct = LoadBalancer.DrainsInMaintenance;
             if (member.State == MemberAdminState.Maintenance)
             {
                 result.Note = "Already out of rotation; nothing to do.";
                 host.Verbose($"{lb.DisplayName}: member '{member.Name}' is already out of rotation.");
+                // A run that stopped between 'maint' and the end of the wait resumes here: the work still in flight is
+                // waited for all the same (one read when there is none).
+                if (direct)
+                {
+                    try { await WaitIdleAsync(member, drainTimeout, options, host, result, cancellationToken).ConfigureAwait(false); }
+                    finally { host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId }); }
+                }
                 return Finish(result, member, total);
             }
 
@@ -117,10 +129,12 @@ namespace BitbucketZdu.Core.LoadBalancers
                 throw new BbException("LoadBalancerLastHealthyMember", BbErrorCategory.InvalidOperation,
                     $"Refusing to take '{member.Name}' out of {lb.DisplayName}: no other member is in rotation and healthy " +
                     $"({(others.Count == 0 ? "no other members" : string.Join(", ", others.Select(m => $"{m.Name} {m.State}/{m.Health}")))}). Bring another member back first. Nothing was changed.", member.Name);
-            var drainTimeout = options.DrainTimeout ?? LoadBalancer.DefaultDrainTimeout ?? DefaultDrainTimeout;
-            result.Change = LoadBalancer.DescribeChange(member, MemberAdminState.Draining) +
-                            $"; wait up to {drainTimeout.TotalSeconds:0.#} s for in-flight work to finish; then " +
-                            LoadBalancer.DescribeChange(member, MemberAdminState.Maintenance);
+            result.Change = direct
+                ? LoadBalancer.DescribeChange(member, MemberAdminState.Maintenance) +
+                  $" (no new requests, sticky ones included); wait up to {drainTimeout.TotalSeconds:0.#} s for the requests and connections in flight to finish"
+                : LoadBalancer.DescribeChange(member, MemberAdminState.Draining) +
+                  $"; wait up to {drainTimeout.TotalSeconds:0.#} s for in-flight work to finish; then " +
+                  LoadBalancer.DescribeChange(member, MemberAdminState.Maintenance);
             if (!host.ShouldProcess($"{member.Name} in {lb.DisplayName}", result.Change))
             {
                 result.WhatIf = true;
@@ -130,8 +144,10 @@ namespace BitbucketZdu.Core.LoadBalancers
             var previous = member.State;
             try
             {
-                host.Verbose($"{lb.DisplayName}: draining '{member.Name}'.");
-                var drained = await LoadBalancer.SetStateAsync(member, MemberAdminState.Draining, cancellationToken).ConfigureAwait(false);
+                host.Verbose(direct
+                    ? $"{lb.DisplayName}: taking '{member.Name}' out of rotation; waiting for the work in flight to finish."
+                    : $"{lb.DisplayName}: draining '{member.Name}'.");
+                var drained = await LoadBalancer.SetStateAsync(member, direct ? MemberAdminState.Maintenance : MemberAdminState.Draining, cancellationToken).ConfigureAwait(false);
                 if (drained.State != MemberAdminState.Draining && drained.State != MemberAdminState.Maintenance)
                     throw LoadBalancerErrors.VerifyFailed(lb, member.Name, MemberAdminState.Draining, drained);
                 result.Changed = true;
@@ -198,7 +214,7 @@ namespace BitbucketZdu.Core.LoadBalancers
                         throw LoadBalancerErrors.VerifyFailed(lb, member.Name, MemberAdminState.Ready, current);
                 }
                 var sw = Stopwatch.StartNew();
-                var delay = options.PollInterval;
+                var delay = FirstPoll(options);
                 if (current.Health == MemberHealth.Down && options.HealthVerified)
                 {
                     // Waiting for 'rise' checks only re-learns what the gate already proved; the balancer's next check
@@ -242,7 +258,7 @@ namespace BitbucketZdu.Core.LoadBalancers
             LoadBalancerChangeResult result, CancellationToken cancellationToken)
         {
             var sw = Stopwatch.StartNew();
-            var delay = options.PollInterval;
+            var delay = FirstPoll(options);
             var status = await LoadBalancer.GetDrainStatusAsync(member, cancellationToken).ConfigureAwait(false);
             result.ActiveAtDrainStart = status.Active;
             while (!status.Idle)
@@ -287,11 +303,15 @@ namespace BitbucketZdu.Core.LoadBalancers
             }
         }
 
-        private static TimeSpan Backoff(TimeSpan delay, LoadBalancerOptions options)
-        {
-            var next = TimeSpan.FromTicks((long)(delay.Ticks * 1.5));
-            return next > options.MaxPollInterval ? options.MaxPollInterval : next;
-        }
+        private TimeSpan FirstPoll(LoadBalancerOptions options) => Min(options.PollInterval, MaxPoll(options));
+
+        /// <summary>Backs off by 1.5× up to the caller's cap, or the provider's cheap interval when that is shorter.</summary>
+        private TimeSpan Backoff(TimeSpan delay, LoadBalancerOptions options) => Min(TimeSpan.FromTicks((long)(delay.Ticks * 1.5)), MaxPoll(options));
+
+        private TimeSpan MaxPoll(LoadBalancerOptions options) =>
+            LoadBalancer.CheapPollInterval is TimeSpan cheap ? Min(cheap, options.MaxPollInterval) : options.MaxPollInterval;
+
+        private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
         private LoadBalancerChangeResult NewResult(string action, LoadBalancerMember member, LoadBalancerOptions options) => new LoadBalancerChangeResult
         {

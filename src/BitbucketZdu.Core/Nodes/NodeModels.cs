@@ -170,6 +170,8 @@ namespace BitbucketZdu.Core.Nodes
         public bool Kill { get; set; }
         /// <summary>Polled after the process exited until it returns true (e.g. the cluster shows the node OFFLINE).</summary>
         public Func<System.Threading.CancellationToken, System.Threading.Tasks.Task<bool>>? WaitUntilOffline { get; set; }
+        /// <summary>The longest interval between two checks of the process (and of OFFLINE); they start at 100 ms and back off to it.</summary>
+        public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(1);
     }
 
     public sealed class NodeStartOptions
@@ -183,6 +185,8 @@ namespace BitbucketZdu.Core.Nodes
         public BitbucketZdu.Core.Api.ZduTransport? Transport { get; set; }
         /// <summary>Only wait for the process to be started (no /status check).</summary>
         public bool NoWait { get; set; }
+        /// <summary>The longest interval between two reads of /status; they start at 100 ms and back off to it.</summary>
+        public TimeSpan MaxPollInterval { get; set; } = TimeSpan.FromSeconds(1);
     }
 
     public sealed class NodeConfigureOptions

@@ -144,7 +144,7 @@ namespace BitbucketZdu.Core.Nodes
             }
             if (options.WaitUntilOffline is not null)
             {
-                var offline = await PollAsync(options.WaitUntilOffline, deadline - sw.Elapsed, "Waiting for the cluster to show the node OFFLINE", cancellationToken).ConfigureAwait(false);
+                var offline = await PollAsync(options.WaitUntilOffline, deadline - sw.Elapsed, "Waiting for the cluster to show the node OFFLINE", options.MaxPollInterval, cancellationToken).ConfigureAwait(false);
                 if (!offline)
                     throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
                         $"Bitbucket on {Host} stopped, but the cluster did not show the node OFFLINE within {options.Timeout.TotalSeconds:0} s. Check Get-BbClusterStatus.", Host);
@@ -166,14 +166,14 @@ namespace BitbucketZdu.Core.Nodes
             if (r.Succeeded) result.Changes.Add($"ran {how}");
             else _host.Warning($"{Host}: {how} failed (exit code {r.ExitCode}): {NodeOps.Tail(r.StandardError + r.StandardOutput, 300)}");
 
-            var exited = await PollAsync(async c => !await _ops.IsProcessAliveAsync(pid, c).ConfigureAwait(false), timeout, $"Waiting for pid {pid} to exit", ct).ConfigureAwait(false);
+            var exited = await PollAsync(async c => !await _ops.IsProcessAliveAsync(pid, c).ConfigureAwait(false), timeout, $"Waiting for pid {pid} to exit", options.MaxPollInterval, ct).ConfigureAwait(false);
             if (exited) return;
             if (!options.Kill)
                 throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
                     $"Bitbucket on {Host} (pid {pid}) was still running {options.Timeout.TotalSeconds:0} s after {how}. Wait longer (-Timeout) or stop it hard with -Force.", Host);
             _host.Warning($"{Host}: pid {pid} did not exit in time; killing it (-Force).");
             await _ops.KillAsync(pid, ct).ConfigureAwait(false);
-            if (!await PollAsync(async c => !await _ops.IsProcessAliveAsync(pid, c).ConfigureAwait(false), TimeSpan.FromSeconds(15), $"Waiting for killed pid {pid} to exit", ct).ConfigureAwait(false))
+            if (!await PollAsync(async c => !await _ops.IsProcessAliveAsync(pid, c).ConfigureAwait(false), TimeSpan.FromSeconds(15), $"Waiting for killed pid {pid} to exit", options.MaxPollInterval, ct).ConfigureAwait(false))
                 throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout, $"Bitbucket on {Host} (pid {pid}) survived a kill.", Host);
             result.Changes.Add($"killed pid {pid}");
         }
@@ -540,7 +540,7 @@ namespace BitbucketZdu.Core.Nodes
                         throw new BbException("NodeStartFailed", BbErrorCategory.InvalidResult, $"Bitbucket on {Host} reports ERROR at {uri} while starting. See its logs in {home}/log.", Host);
                     if (probe.Hopeless(status, Host) is { } hopeless) throw hopeless;
                     return status.IsRunning;
-                }, options.Timeout, $"Waiting for {uri} to say RUNNING", ct).ConfigureAwait(false);
+                }, options.Timeout, $"Waiting for {uri} to say RUNNING", options.MaxPollInterval, ct).ConfigureAwait(false);
                 if (!running)
                     throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
                         $"Bitbucket on {Host} did not report RUNNING at {uri} within {options.Timeout.TotalSeconds:0} s (last seen: {last}). See its logs in {home}/log.", Host);
@@ -671,7 +671,8 @@ namespace BitbucketZdu.Core.Nodes
             _host.Progress(new OperationProgress(_activityId, $"Bitbucket node {Host}", status) { PercentComplete = percent, Completed = completed });
 
         /// <summary>Polls with a deadline and a backing-off interval (100 ms up to 1 s), reporting progress.</summary>
-        private async Task<bool> PollAsync(Func<CancellationToken, Task<bool>> done, TimeSpan timeout, string activity, CancellationToken ct)
+        /// <summary>Polls from 100 ms, backing off by 1.5× to <paramref name="maxInterval"/>.</summary>
+        private async Task<bool> PollAsync(Func<CancellationToken, Task<bool>> done, TimeSpan timeout, string activity, TimeSpan maxInterval, CancellationToken ct)
         {
             var sw = Stopwatch.StartNew();
             var delay = TimeSpan.FromMilliseconds(100);
@@ -686,7 +687,7 @@ namespace BitbucketZdu.Core.Nodes
                     PercentComplete = (int)Math.Min(99, 100 * sw.Elapsed.TotalSeconds / Math.Max(0.001, timeout.TotalSeconds)),
                 });
                 await Task.Delay(delay < left ? delay : left, ct).ConfigureAwait(false);
-                if (delay < TimeSpan.FromSeconds(1)) delay = TimeSpan.FromMilliseconds(delay.TotalMilliseconds * 1.5);
+                if (delay < maxInterval) delay = TimeSpan.FromTicks(Math.Min((long)(delay.Ticks * 1.5), maxInterval.Ticks));
             }
         }
     }

@@ -7,7 +7,9 @@ namespace BitbucketZdu.LoadBalancers.Tests.HAProxy;
 
 /// <summary>
 /// An HAProxy HA pair on loopback in front of two backends: instance A (admin Unix socket, operator-level Unix
-/// socket, frontend) and instance B (admin TCP socket), both with backend 'bitbucket' = node-1, node-2 (health checked).
+/// socket, frontend) and instance B (admin TCP socket), both with backend 'bitbucket' = node-1, node-2 (health checked),
+/// and backend 'sticky' (the same two servers with cookie persistence, cookie SRV naming the server), which the
+/// frontend uses for requests carrying an X-Sticky header.
 /// </summary>
 public sealed class HAProxyFixture : IAsyncLifetime
 {
@@ -45,8 +47,8 @@ public sealed class HAProxyFixture : IAsyncLifetime
     public async Task ResetAsync()
     {
         foreach (var ep in new[] { "unix://" + AdminSocketA, AdminTcpB })
-            foreach (var s in new[] { "node-1", "node-2" })
-                await new HAProxyRuntimeClient(ep, TimeSpan.FromSeconds(5)).ExecuteAsync($"set server bitbucket/{s} state ready", CancellationToken.None);
+            foreach (var s in new[] { "bitbucket/node-1", "bitbucket/node-2", "sticky/node-1", "sticky/node-2" })
+                await new HAProxyRuntimeClient(ep, TimeSpan.FromSeconds(5)).ExecuteAsync($"set server {s} state ready", CancellationToken.None);
         using var lb = LoadBalancerFactory.Create(Pair());
         await Eventually.UntilAsync(async () => (await lb.GetMembersAsync(CancellationToken.None)).All(m => m.InRotation && m.Health == MemberHealth.Up),
             TimeSpan.FromSeconds(15), "both members UP on both instances");
@@ -65,11 +67,17 @@ defaults
   option redispatch
 frontend fe
   bind 127.0.0.1:{frontendPort}
+  use_backend sticky if {{ req.hdr(X-Sticky) -m found }}
   default_backend bitbucket
 backend bitbucket
   balance roundrobin
   server node-1 {Node1.Address} check inter 200ms fall 2 rise 1
   server node-2 {Node2.Address} check inter 200ms fall 2 rise 1
+backend sticky
+  balance roundrobin
+  cookie SRV insert indirect nocache
+  server node-1 {Node1.Address} check inter 200ms fall 2 rise 1 cookie node-1
+  server node-2 {Node2.Address} check inter 200ms fall 2 rise 1 cookie node-2
 backend slowrise
   server node-1 {Node1.Address} check inter 60s fall 1 rise 3
 ";

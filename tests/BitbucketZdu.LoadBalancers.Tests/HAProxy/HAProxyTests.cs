@@ -83,6 +83,83 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         _output.WriteLine($"HAProxy: drain with one in-flight 1.5 s request took {result.DrainDuration.TotalMilliseconds:0} ms");
     }
 
+    /// <summary>
+    /// Bitbucket needs cookie-sticky sessions, and HAProxy's DRAIN still accepts persistent connections: a sticky user
+    /// kept landing on the node being drained, and the drain lasted until no user happened to be mid-request. Taking
+    /// the member out sends its sticky users to another server at once, lets the request already in flight finish,
+    /// and returns as soon as it has.
+    /// </summary>
+    [Fact]
+    public async Task Taking_a_member_out_sends_its_sticky_users_elsewhere_at_once_and_waits_only_for_the_request_in_flight()
+    {
+        var description = new LoadBalancerDescription(LoadBalancerKind.HAProxy, _fx.Pair().Endpoints, "sticky") { RequestTimeout = TimeSpan.FromSeconds(5) };
+        using var lb = LoadBalancerFactory.Create(description);
+        using var client = new HttpClient(new SocketsHttpHandler { UseCookies = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        async Task<string> StickyAsync(string path)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(_fx.Frontend, path));
+            request.Headers.Add("X-Sticky", "1");
+            request.Headers.Add("Cookie", "SRV=node-1");
+            using var response = await client.SendAsync(request);
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            return (await response.Content.ReadAsStringAsync()).Trim();
+        }
+        Assert.Equal("node-1", await StickyAsync("/"));
+        Assert.Equal("node-1", await StickyAsync("/")); // the cookie pins the user to node-1, not round robin
+
+        _fx.Node1.SlowDelay = TimeSpan.FromSeconds(3);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var slowEnded = TimeSpan.Zero;
+        var slow = Task.Run(async () => { var body = await StickyAsync("/slow"); slowEnded = clock.Elapsed; return body; });
+        await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "the sticky user's slow request on node-1");
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
+
+        var options = new LoadBalancerOptions { DrainTimeout = TimeSpan.FromSeconds(20), HealthTimeout = TimeSpan.FromSeconds(10) };
+        var remove = new LoadBalancerController(lb).RemoveAsync("node-1", options, new TestHost(), CancellationToken.None);
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.State != MemberAdminState.Ready, TimeSpan.FromSeconds(10), "node-1 leaving rotation");
+
+        // While the member waits for its request in flight, the same user's next requests go to node-2.
+        var during = new List<string>();
+        for (var i = 0; i < 5; i++) during.Add(await StickyAsync("/"));
+        Assert.False(remove.IsCompleted, "the sticky requests were meant to run while the removal waited for the slow one");
+        Assert.All(during, body => Assert.Equal("node-2", body));
+
+        var result = await remove;
+        var removeEnded = clock.Elapsed;
+        Assert.Equal("node-1", await slow); // the request in flight finished normally on its node
+        Assert.Equal(MemberAdminState.Maintenance, result.State);
+        Assert.False(result.DrainTimedOut);
+        Assert.True(result.ActiveAtDrainStart >= 1, $"active at start: {result.ActiveAtDrainStart}");
+        Assert.Equal(0, _fx.Node1.InFlight);
+        // Done within moments of the last request in flight ending (HAProxy is polled every 100 ms).
+        Assert.True(removeEnded - slowEnded < TimeSpan.FromSeconds(1.5), $"removal ended {(removeEnded - slowEnded).TotalMilliseconds:0} ms after the request in flight");
+        _output.WriteLine($"HAProxy sticky: out of rotation at once, waited {result.DrainDuration.TotalMilliseconds:0} ms for the 3 s request in flight; " +
+                          $"removal ended {(removeEnded - slowEnded).TotalMilliseconds:0} ms after it");
+    }
+
+    /// <summary>A run stopped between 'maint' and the end of the wait: taking the member out again still waits for its work in flight.</summary>
+    [Fact]
+    public async Task A_member_already_in_maintenance_is_still_waited_for_until_its_request_in_flight_ends()
+    {
+        _fx.Node1.SlowDelay = TimeSpan.FromSeconds(1.5);
+        using var lb = LoadBalancerFactory.Create(_fx.Pair());
+        using var client = new HttpClient();
+        var slow = Enumerable.Range(0, 2).Select(_ => client.GetStringAsync(new Uri(_fx.Frontend, "slow"))).ToList();
+        await Eventually.UntilAsync(() => _fx.Node1.InFlight > 0, TimeSpan.FromSeconds(5), "a slow request on node-1");
+        var node1 = (await lb.FindMemberAsync("node-1", CancellationToken.None))!;
+        await Eventually.UntilAsync(async () => (await lb.FindMemberAsync("node-1", CancellationToken.None))!.ActiveConnections > 0, TimeSpan.FromSeconds(5), "HAProxy counting its session");
+        Assert.Equal(MemberAdminState.Maintenance, (await lb.SetStateAsync(node1, MemberAdminState.Maintenance, CancellationToken.None)).State);
+
+        var result = await new LoadBalancerController(lb).RemoveAsync("node-1", Fast(), new TestHost(), CancellationToken.None);
+
+        Assert.False(result.Changed);
+        Assert.Contains("Already out of rotation", result.Note);
+        Assert.True(result.ActiveAtDrainStart >= 1, $"active at start: {result.ActiveAtDrainStart}");
+        Assert.False(result.DrainTimedOut);
+        Assert.Equal(0, _fx.Node1.InFlight);
+        Assert.Contains("node-1", await Task.WhenAll(slow));
+    }
+
     [Fact]
     public async Task A_drain_timeout_reports_the_connections_that_were_cut()
     {
@@ -147,8 +224,9 @@ public sealed class HAProxyTests : IClassFixture<HAProxyFixture>, IAsyncLifetime
         var result = await new LoadBalancerController(lb).RemoveAsync("node-1", Fast(), host, CancellationToken.None);
         Assert.True(result.WhatIf);
         Assert.False(result.Changed);
-        Assert.Contains("set server bitbucket/node-1 state drain on unix://", result.Change);
-        Assert.Contains("state maint", result.Change);
+        Assert.Contains("set server bitbucket/node-1 state maint on unix://", result.Change);
+        Assert.Contains("in flight", result.Change);
+        Assert.DoesNotContain("state drain", result.Change);
         Assert.Contains(_fx.AdminTcpB, host.Asked.Single().Action);
         await AssertUnchangedAsync();
     }

@@ -94,6 +94,17 @@ namespace BitbucketZdu.Core.LoadBalancers.HAProxy
             return all;
         }
 
+        /// <summary>
+        /// MAINT "disables any traffic to the server" (a persistence cookie naming it is ignored and the request is
+        /// load-balanced to another server), while existing streams are not killed and still count in <c>scur</c>
+        /// (HAProxy management guide, <c>set server … state</c>; killing them takes <c>shutdown sessions server</c>).
+        /// DRAIN by contrast still accepts new persistent connections, so sticky users keep it busy.
+        /// </summary>
+        public override bool DrainsInMaintenance => true;
+
+        /// <summary>A read is one 'show stat; show servers state' on the runtime socket per instance: poll at 100 ms.</summary>
+        public override TimeSpan? CheapPollInterval => TimeSpan.FromMilliseconds(100);
+
         protected override string ActiveUnit => _instances.Count > 1 ? $"session(s) across {_instances.Count} instances" : "session(s)";
 
         public override string DescribeChange(LoadBalancerMember member, MemberAdminState state) =>

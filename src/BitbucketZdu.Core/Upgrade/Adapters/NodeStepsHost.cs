@@ -93,7 +93,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public async Task StopAsync(NodeProfile node, CancellationToken cancellationToken)
         {
             var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
-            var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop }, cancellationToken).ConfigureAwait(false);
+            var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop, MaxPollInterval = _timeouts.MaxPollInterval }, cancellationToken).ConfigureAwait(false);
             _host.Verbose($"{node.Name}: {result.Summary}");
         }
 
@@ -143,6 +143,8 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
                 {
                     Timeout = _timeouts.Start,
+                    // The profile's cap, not the node steps' 1 s: the node is out of rotation while this waits.
+                    MaxPollInterval = _timeouts.MaxPollInterval,
                     StatusUri = Probe(node).StatusUri,
                     Transport = _transport,
                 }, cancellationToken).ConfigureAwait(false);
