@@ -85,6 +85,13 @@ namespace BitbucketZdu.Core.LoadBalancers
         /// <summary>The credential the kind takes, or null when it takes none.</summary>
         public virtual LoadBalancerSecret? Secret => null;
 
+        /// <summary>
+        /// Why this module cannot drain git over SSH (TCP, port 7999) through this kind, or null when a backend of the
+        /// kind can carry it (a TCP backend, stream upstream, pool or target group listed in the profile). Preflight
+        /// warns (<c>PreflightSshNotDrained</c>) when no load balancer of a profile can.
+        /// </summary>
+        public virtual string? SshNotCarried => null;
+
         /// <summary>The Settings of a profile template entry for this kind (PowerShell hashtable body).</summary>
         public abstract string TemplateSettings { get; }
 

@@ -117,7 +117,41 @@ public sealed class PreflightTests : IDisposable
         var warning = Assert.Single(apache.Findings, f => f.Check == "PreflightSshNotDrained");
         Assert.Equal(FindingSeverity.Warning, warning.Severity);
         Assert.Contains("SSH", warning.Message);
+        Assert.Contains("HTTP only", warning.Message);
         Assert.DoesNotContain(haproxy.Findings, f => f.Check == "PreflightSshNotDrained");
+    }
+
+    /// <summary>
+    /// The warning comes from each kind's descriptor, not a name check for Apache: NGINX Plus (whose stream upstreams
+    /// the module does not drive) warns too, and a profile that has any kind carrying SSH next to Apache does not.
+    /// </summary>
+    [Theory]
+    [InlineData("NginxPlus", "", true)]
+    [InlineData("Apache", "HAProxy", false)]
+    public async Task The_ssh_warning_follows_what_each_kind_can_carry(string kind, string secondKind, bool warns)
+    {
+        var data = _f.ProfileData("8.19.4");
+        var lbs = (object[])data["LoadBalancers"]!;
+        var first = (Hashtable)lbs[0];
+        var haproxyEntry = (Hashtable)first.Clone();
+        first["Kind"] = kind;
+        first["Settings"] = new Hashtable { ["Endpoint"] = "http://127.0.0.1:9999/api", ["Backend"] = "bitbucket" };
+        if (secondKind.Length > 0)
+        {
+            var second = (Hashtable)haproxyEntry.Clone();
+            second["Name"] = "lb-ssh";
+            second["Kind"] = secondKind;
+            data["LoadBalancers"] = new object[] { first, second };
+            foreach (Hashtable n in (object[])data["Nodes"]!)
+            {
+                n["Members"] = new Hashtable { ["lb"] = n["Member"], ["lb-ssh"] = n["Member"] };
+                n.Remove("Member");
+            }
+        }
+        var result = await Preflight(ClusterProfileReader.Read(data, "prod.psd1"));
+
+        Assert.Equal(warns, result.Findings.Any(f => f.Check == "PreflightSshNotDrained"));
+        if (warns) Assert.Contains("stream upstreams", result.Findings.Single(f => f.Check == "PreflightSshNotDrained").Message);
     }
 
     [Fact]

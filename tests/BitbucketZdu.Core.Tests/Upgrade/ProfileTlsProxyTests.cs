@@ -31,6 +31,45 @@ public sealed class ProfileTlsProxyTests : IDisposable
         Assert.Equal(new Uri("http://proxy.example.com:3128"), p.Proxy);
     }
 
+    /// <summary>
+    /// The CA and proxy every call of an upgrade uses (cluster API, each node's API, /status): -TrustedCertificatePath /
+    /// -Proxy first, then the open connection's (Connect-BbCluster -TrustedCertificatePath, given through -Connection),
+    /// then the profile's Tls and Proxy. Before issue 12 the connection's CA did not reach the per-node reads.
+    /// </summary>
+    [Fact]
+    public void The_CA_and_proxy_for_every_call_are_the_parameters_then_the_connections_then_the_profiles()
+    {
+        string Ca(string name)
+        {
+            var path = Path.Combine(_dir, name);
+            using var ca = BitbucketZdu.TestSupport.TestCertificates.NewCa("BitbucketZdu " + name);
+            BitbucketZdu.TestSupport.TestCertificates.WritePem(ca, path);
+            return path;
+        }
+        var data = _f.ProfileData(To);
+        data["Tls"] = new Hashtable { ["TrustedCertificatePath"] = Ca("profile-ca.pem") };
+        data["Proxy"] = new Hashtable { ["Uri"] = "http://profile-proxy:3128" };
+        var profile = ClusterProfileReader.Read(data, Path.Combine(_dir, "prod.psd1"));
+        var connectionCa = Ca("connection-ca.pem");
+        using var connection = new BitbucketZdu.Core.Api.ZduClient(new BitbucketZdu.Core.Api.ZduClientOptions(new Uri("https://bitbucket.example.com/bitbucket"),
+            BitbucketZdu.Core.Api.ZduCredential.Basic("admin", BitbucketZdu.TestSupport.Canary.Secure(BitbucketZdu.TestSupport.Canary.Password)))
+        { TrustedCertificatePath = connectionCa, Proxy = new Uri("http://connection-proxy:3128") });
+
+        var fromProfile = new BitbucketZdu.Core.Upgrade.Ports.UpgradeConnectionOptions().TransportFor(profile);
+        var fromConnection = new BitbucketZdu.Core.Upgrade.Ports.UpgradeConnectionOptions { ClusterClient = connection }.TransportFor(profile);
+        var fromParameters = new BitbucketZdu.Core.Upgrade.Ports.UpgradeConnectionOptions
+        {
+            ClusterClient = connection, TrustedCertificatePath = Ca("parameter-ca.pem"), Proxy = new Uri("http://parameter-proxy:3128"),
+        }.TransportFor(profile);
+
+        Assert.Equal(profile.TrustedCertificatePath, fromProfile.TrustedCertificatePath);
+        Assert.Equal(new Uri("http://profile-proxy:3128"), fromProfile.Proxy);
+        Assert.Equal(connectionCa, fromConnection.TrustedCertificatePath);
+        Assert.Equal(new Uri("http://connection-proxy:3128"), fromConnection.Proxy);
+        Assert.Equal(Path.Combine(_dir, "parameter-ca.pem"), fromParameters.TrustedCertificatePath);
+        Assert.Equal(new Uri("http://parameter-proxy:3128"), fromParameters.Proxy);
+    }
+
     [Fact]
     public void Without_Tls_and_Proxy_nothing_is_set()
     {

@@ -45,6 +45,8 @@ public sealed class LabOptions
     /// <summary>Clone loops over HTTP and over SSH (when not Simple).</summary>
     public int HttpClones { get; init; } = 2;
     public int SshClones { get; init; } = 2;
+    /// <summary>How long a clone streams (bbsim --git-duration); null = the simulated cluster's default (1.5 s). Shorter keeps a drain's wait for clones in flight short.</summary>
+    public string? GitDuration { get; init; }
 }
 
 /// <summary>
@@ -110,6 +112,7 @@ public sealed class E2eLab : IAsyncDisposable
                 TlsCertificate = ca is null ? null : Path.Combine(dir, "node.pem"),
                 TlsKey = ca is null ? null : Path.Combine(dir, "node.key"),
                 StableIds = options.StableIds,
+                GitDuration = options.GitDuration ?? new ClusterShape().GitDuration,
             };
             cluster = await SimulatedCluster.StartAsync(Path.Combine(dir, "cluster"), options.Nodes, options.From, shape);
             var (archive, sha) = await dist;

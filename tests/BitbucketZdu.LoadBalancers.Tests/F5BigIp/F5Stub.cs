@@ -36,6 +36,7 @@ public sealed class F5Stub : IDisposable
     {
         Partition = partition;
         Pool = pool;
+        Pools[pool] = Members;
         Members.Add(new Member { Name = "10.0.0.11:7990", Address = "10.0.0.11", CurConns = 3 });
         Members.Add(new Member { Name = "10.0.0.12:7990", Address = "10.0.0.12", CurConns = 2 });
         Server = certificate is null ? WireMockServer.Start() : WireMockServer.Start(new WireMock.Settings.WireMockServerSettings
@@ -54,7 +55,10 @@ public sealed class F5Stub : IDisposable
     public string Url => Server.Urls[0].Replace("0.0.0.0", "localhost").Replace("127.0.0.1", "localhost");
     public string Partition { get; }
     public string Pool { get; }
+    /// <summary>The members of <see cref="Pool"/>.</summary>
     public List<Member> Members { get; } = new();
+    /// <summary>Every pool of the partition by name: <see cref="Pool"/> and any other (e.g. an SSH pool, F5DataPlane.StartTcp); guarded by <see cref="Gate"/>.</summary>
+    public Dictionary<string, List<Member>> Pools { get; } = new();
     public string Status { get; set; } = "ACTIVE";
     public int TokenSeconds { get; set; } = 1200;
     public int MonitorDownReads { get; set; } = 2;
@@ -104,28 +108,30 @@ public sealed class F5Stub : IDisposable
                 + "\"entries\":{\"https://localhost/mgmt/tm/cm/failover-status/0\":{\"nestedStats\":{\"entries\":{"
                 + "\"color\":{\"description\":\"green\"},\"status\":{\"description\":\"" + Status + "\"},\"summary\":{\"description\":\"1/1 " + Status.ToLowerInvariant() + "\"}}}}}}");
 
-        var poolPath = $"/mgmt/tm/ltm/pool/~{Partition}~{Pool}/members";
         if (!path.StartsWith("/mgmt/tm/ltm/pool/", StringComparison.Ordinal))
             return Error(404, $"Public URI path not registered: {path}");
-        if (!path.StartsWith(poolPath, StringComparison.Ordinal))
+        var pool = Pools.Keys.FirstOrDefault(p => path == $"/mgmt/tm/ltm/pool/~{Partition}~{p}/members" || path.StartsWith($"/mgmt/tm/ltm/pool/~{Partition}~{p}/members/", StringComparison.Ordinal));
+        if (pool is null)
             return Error(404, $"01020036:3: The requested Pool ({path.Split('/')[5].Replace('~', '/')}) was not found.");
+        var members = Pools[pool];
+        var poolPath = $"/mgmt/tm/ltm/pool/~{Partition}~{pool}/members";
         var rest = path[poolPath.Length..].TrimStart('/');
         if (rest.Length == 0 && req.Method == "GET")
             return Stub.Json(200, new JsonObject
             {
                 ["kind"] = "tm:ltm:pool:members:memberscollectionstate",
-                ["items"] = new JsonArray(Members.Select(m => (JsonNode)MemberJson(m)).ToArray()),
+                ["items"] = new JsonArray(members.Select(m => (JsonNode)MemberJson(m)).ToArray()),
             }.ToJsonString());
         var stats = rest.EndsWith("/stats", StringComparison.Ordinal);
         var id = stats ? rest[..^"/stats".Length] : rest;
-        var member = Members.FirstOrDefault(m => id == $"~{Partition}~{m.Name}");
+        var member = members.FirstOrDefault(m => id == $"~{Partition}~{m.Name}");
         if (member is null)
-            return Error(404, $"01020036:3: The requested Pool Member (/{Partition}/{Pool} /{Partition}/{id.Split('~').Last()}) was not found.");
+            return Error(404, $"01020036:3: The requested Pool Member (/{Partition}/{pool} /{Partition}/{id.Split('~').Last()}) was not found.");
         if (stats && req.Method == "GET")
         {
             var conns = member.CurConns;
             if (!LiveConnections && member.Session == "user-disabled" && member.CurConns > 0) member.CurConns--; // persistent connections end one by one
-            var key = $"https://localhost/mgmt/tm/ltm/pool/~{Partition}~{Pool}/members/~{Partition}~{member.Name}/~{Partition}~{member.Name}/stats";
+            var key = $"https://localhost/mgmt/tm/ltm/pool/~{Partition}~{pool}/members/~{Partition}~{member.Name}/~{Partition}~{member.Name}/stats";
             return Stub.Json(200, new JsonObject
             {
                 ["kind"] = "tm:ltm:pool:members:membersstats",

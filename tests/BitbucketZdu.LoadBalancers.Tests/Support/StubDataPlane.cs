@@ -14,19 +14,33 @@ namespace BitbucketZdu.LoadBalancers.Tests.Support;
 /// </summary>
 public sealed class StubDataPlane : IDisposable
 {
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(20) };
+    private readonly HttpClient _http;
 
-    public StubDataPlane(Func<string?> choose, Action<string>? done = null)
+    /// <param name="certificate">Serve HTTPS on the front with this certificate (with its key); null = plain HTTP.</param>
+    public StubDataPlane(Func<string?> choose, Action<string>? done = null, System.Security.Cryptography.X509Certificates.X509Certificate2? certificate = null)
     {
+        // HTTPS to the backends is verified against BackendCa (the nodes' internal CA) when one is set.
+        _http = new HttpClient(new SocketsHttpHandler
+        {
+            SslOptions = { RemoteCertificateValidationCallback = (_, cert, _, errors) => errors == System.Net.Security.SslPolicyErrors.None
+                || errors == System.Net.Security.SslPolicyErrors.RemoteCertificateChainErrors && BackendCa is { } ca && TrustedBy(ca, cert) },
+        }) { Timeout = TimeSpan.FromSeconds(20) };
         Port = FreePort.Next();
-        Server = WireMockServer.Start(new WireMockServerSettings { Urls = new[] { $"http://127.0.0.1:{Port}" } });
+        Server = WireMockServer.Start(certificate is null
+            ? new WireMockServerSettings { Urls = new[] { $"http://127.0.0.1:{Port}" } }
+            : new WireMockServerSettings
+            {
+                Port = Port, UseSSL = true, HostingScheme = WireMock.Types.HostingScheme.Https,
+                CertificateSettings = new WireMockCertificateSettings { X509Certificate = certificate },
+            });
+        Scheme = certificate is null ? "http" : "https";
         Server.Given(Request.Create().WithPath("/*").UsingAnyMethod()).RespondWith(Response.Create().WithCallback(req =>
         {
             if (choose() is not string backend) return Stub.Json(503, "{\"error\":\"no member in rotation\"}");
             try
             {
                 // A reverse proxy: method, path and query, headers (the API's Authorization among them) and body go through.
-                using var forward = new HttpRequestMessage(new HttpMethod(req.Method), new Uri(new Uri($"http://{backend}"), new Uri(req.Url).PathAndQuery));
+                using var forward = new HttpRequestMessage(new HttpMethod(req.Method), new Uri(new Uri($"{BackendScheme}://{backend}"), new Uri(req.Url).PathAndQuery));
                 if (req.BodyAsBytes is { Length: > 0 } bytes) forward.Content = new ByteArrayContent(bytes);
                 foreach (var h in req.Headers ?? new Dictionary<string, WireMock.Types.WireMockList<string>>())
                 {
@@ -59,7 +73,23 @@ public sealed class StubDataPlane : IDisposable
 
     public int Port { get; }
     public WireMockServer Server { get; }
-    public Uri Frontend => new($"http://127.0.0.1:{Port}/");
+    private string Scheme { get; }
+    public Uri Frontend => new($"{Scheme}://127.0.0.1:{Port}/");
+    /// <summary>"https" when the backends (the nodes) serve HTTPS; "http" by default.</summary>
+    public string BackendScheme { get; set; } = "http";
+    /// <summary>The CA that signed the backends' certificates (an internal CA), trusted besides the system's.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? BackendCa { get; set; }
+
+    private static bool TrustedBy(System.Security.Cryptography.X509Certificates.X509Certificate2 ca, System.Security.Cryptography.X509Certificates.X509Certificate? cert)
+    {
+        if (cert is null) return false;
+        using var chain = new System.Security.Cryptography.X509Certificates.X509Chain();
+        chain.ChainPolicy.TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(ca);
+        chain.ChainPolicy.RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck;
+        using var leaf = new System.Security.Cryptography.X509Certificates.X509Certificate2(cert);
+        return chain.Build(leaf);
+    }
 
     public void Dispose()
     {

@@ -8,6 +8,8 @@ namespace BitbucketZdu.Core.LoadBalancers.NginxPlus
         public override LoadBalancerSecret? Secret { get; } = new LoadBalancerSecret(
             "the API's HTTP Basic user name and password, when the API asks for them",
             (d, user, password) => { d.UserName = user; d.Password = password; });
+        // The provider drives /api/N/http/upstreams only; NGINX Plus's stream upstreams (/api/N/stream/upstreams) are not driven.
+        public override string? SshNotCarried => "this module drives NGINX Plus's http upstreams only, not its stream upstreams";
         public override string TemplateSettings => "Endpoint = 'https://lb.example.com:8080/api'; Backend = 'bitbucket'";
         public override ILoadBalancer Create(LoadBalancerDescription description) => new NginxPlusLoadBalancer(description);
     }

@@ -8,6 +8,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.LoadBalancers;
 using BitbucketZdu.Core.Rules;
 using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Core.Upgrade.Plan;
@@ -156,18 +157,25 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         }
 
         /// <summary>
-        /// Git over SSH (TCP, port 7999 by default) needs a load balancer with a TCP mode; Apache mod_proxy_balancer is
-        /// HTTP only (Atlassian's KB on mod_proxy_balancer for Bitbucket Data Center says so and recommends one that
-        /// balances both). When no load balancer in the profile can carry SSH, the SSH clones reaching a node are not
+        /// Git over SSH (TCP, port 7999 by default) needs a load balancer with a TCP mode. Some kinds cannot carry it, or
+        /// this module cannot drain it there (<see cref="LoadBalancerKindDescriptor.SshNotCarried"/>: Apache
+        /// mod_proxy_balancer is HTTP only, as Atlassian's KB on it for Bitbucket Data Center says; NGINX Plus's stream
+        /// upstreams are not driven). When no load balancer in the profile can, the SSH clones reaching a node are not
         /// drained before it stops: say so, as a warning.
         /// </summary>
         private static void CheckSshCarried(ClusterProfile profile, Action<FindingSeverity, string, string?, string?, string> add)
         {
-            if (profile.LoadBalancers.Count == 0 || !profile.LoadBalancers.All(l => string.Equals(l.Kind, "Apache", StringComparison.OrdinalIgnoreCase))) return;
+            if (profile.LoadBalancers.Count == 0) return;
+            var reasons = new List<string>();
+            foreach (var lb in profile.LoadBalancers)
+            {
+                if (LoadBalancerKinds.Find(lb.Kind)?.SshNotCarried is not string why) return; // this one can carry SSH
+                reasons.Add($"{lb.Name} ({lb.Kind}): {why}");
+            }
             add(FindingSeverity.Warning, "PreflightSshNotDrained", profile.Name, "LoadBalancers",
-                $"Every load balancer in the profile is Apache mod_proxy_balancer ({string.Join(", ", profile.LoadBalancers.Select(l => l.Name))}), which carries HTTP only: "
+                $"No load balancer in the profile drains git over SSH ({string.Join("; ", reasons)}): "
                 + "git over SSH (port 7999) reaches the nodes some other way and is NOT drained before a node stops, so SSH clones in flight on it may fail. "
-                + "Put SSH behind a load balancer with a TCP mode (HAProxy, NGINX stream) and list its backend in the profile, or accept the risk.");
+                + "Put SSH behind a load balancer with a TCP mode (HAProxy tcp backend, NGINX stream upstream, an F5 pool, an ELB target group) and list it in the node's Members, or accept the risk.");
         }
 
         private static JournalRun? CheckState(ClusterProfile profile, ZduCluster cluster, JournalRun? lastRun, bool resume,

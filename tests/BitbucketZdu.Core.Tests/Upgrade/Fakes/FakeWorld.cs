@@ -80,6 +80,8 @@ public sealed class FakeWorld
     public TimeSpan PreStageDuration { get; set; } = TimeSpan.FromSeconds(4);
     /// <summary>How long the finalization tasks run after approve (RUNNING_UPGRADE_TASKS, upgrade mode off) before STABLE.</summary>
     public TimeSpan FinalizationTasksDuration { get; set; } = TimeSpan.Zero;
+    /// <summary>The finalization tasks fail when they end: UPGRADE_TASKS_FAILED instead of STABLE (zdu-api.md).</summary>
+    public bool FinalizationTasksFail { get; set; }
     private TimeSpan _tasksUntil = TimeSpan.MinValue;
 
     public FakeNode this[string name] => Nodes.Single(n => n.Name == name);
@@ -156,7 +158,8 @@ public sealed class FakeWorld
     {
         lock (_gate)
         {
-            if (!UpgradeMode) return Clock.Now < _tasksUntil ? ClusterState.RUNNING_UPGRADE_TASKS : ClusterState.STABLE;
+            if (!UpgradeMode) return Clock.Now < _tasksUntil ? ClusterState.RUNNING_UPGRADE_TASKS
+                : FinalizationTasksFail && _tasksUntil != TimeSpan.MinValue ? ClusterState.UPGRADE_TASKS_FAILED : ClusterState.STABLE;
             if (rows.Any(r => r.State == NodeState.ERROR)) return ClusterState.MIXED;
             var versions = rows.Where(r => r.State != NodeState.OFFLINE && r.Version is not null).Select(r => r.Version).Distinct().ToList();
             if (versions.Count > 1) return ClusterState.MIXED;
