@@ -1,5 +1,6 @@
 using BitbucketZdu.Core.Tests.Upgrade.Fakes;
 using BitbucketZdu.Core.Upgrade.Journal;
+using BitbucketZdu.Core.Upgrade.Ports;
 using static BitbucketZdu.Core.Tests.Upgrade.Fakes.UpgradeFixture;
 
 namespace BitbucketZdu.Core.Tests.Upgrade;
@@ -97,5 +98,38 @@ public sealed class KillAndResumeTests
         Assert.DoesNotContain(f.World.Operations, o => o.Contains(":rollback:", StringComparison.Ordinal));
         Assert.False(File.Exists(f.Journal.LockFile("prod")));
         Assert.Equal(JournalKinds.RunCompleted, (await f.ReadJournal())[^1].Kind);
+    }
+
+    /// <summary>
+    /// Killed after the member went to maintenance but while its requests were still running (the load balancer's
+    /// wait for in-flight work): out of rotation with the process up. The resume waits for that work before the stop;
+    /// it used to count the take-out as done and stop the node under its requests.
+    /// </summary>
+    [Fact]
+    public async Task Killed_during_the_wait_for_work_in_flight_the_resume_waits_for_it_before_stopping()
+    {
+        using var f = new UpgradeFixture(To, TwoNodes);
+        f.Journal.FlushToDisk = false;
+        var process = new FakeProcess();
+        var killing = new KillingJournal(f.Journal, process, int.MaxValue)
+        {
+            WriteBeforeKill = true,
+            KillAtLine = e => e.Kind == JournalKinds.StepBegin && e.Step == "node-1/take-out",
+        };
+        await Assert.ThrowsAnyAsync<Exception>(() => f.Runner(killing, process).RunAsync(f.Profile, Options(KilledPid), CancellationToken.None));
+        Assert.True(killing.Fired);
+        // What the killed process left: the member in maintenance, its requests still running, Bitbucket still up.
+        var node1 = f.World["node-1"];
+        node1.Rotation = RotationState.OutOfRotation;
+        node1.InFlight = true;
+
+        var resumed = await f.Runner().RunAsync(f.Profile, Options(ResumedPid, resume: true), CancellationToken.None);
+
+        Assert.True(resumed.Report!.Succeeded, resumed.Report.Summary);
+        var ops = f.World.Operations.ToList();
+        Assert.DoesNotContain("node-1:stop-cut-requests-in-flight", ops);
+        Assert.True(ops.IndexOf("node-1:take-out-wait") is var wait && wait >= 0 && wait < ops.IndexOf("node-1:stop"),
+            string.Join(", ", ops));
+        Assert.Equal(1, f.World.Count("node-1:stop"));
     }
 }

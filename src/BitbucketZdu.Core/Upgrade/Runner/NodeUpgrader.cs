@@ -102,7 +102,10 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
             if (onTarget) return (4, why);
             if (!hostState.ProcessRunning) return (api is null || api.State == NodeState.OFFLINE ? 3 : 2, why);
-            return (rotation == RotationState.OutOfRotation ? 1 : 0, why);
+            // Out of rotation with the process up is never proof that the take-out finished: a run killed after the
+            // member went to maintenance, during the wait for its requests in flight, looks the same. The take-out runs
+            // again; on a member already out it changes nothing and only waits for what is still in flight.
+            return (0, why);
         }
 
         public async Task<NodeUpgradeReport> UpgradeAsync(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion, CancellationToken ct)

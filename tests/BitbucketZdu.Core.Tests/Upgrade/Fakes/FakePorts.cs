@@ -128,11 +128,20 @@ public sealed class FakeRotation : FakePort, IRotation
     public async Task TakeOutAsync(NodeProfile n, TimeSpan drainTimeout, CancellationToken ct)
     {
         var node = Node(n, ct);
-        if (node.Rotation == RotationState.OutOfRotation) return;
+        if (node.Rotation == RotationState.OutOfRotation)
+        {
+            // Already out (a run killed after maintenance, during the wait): the work in flight is still waited for.
+            if (!node.InFlight) return;
+            _world.Log(n.Name + ":take-out-wait");
+            await _world.UpgradeClock.Delay(_world.DrainDuration, ct);
+            node.InFlight = false;
+            return;
+        }
         _world.Log(n.Name + ":take-out");
         node.Rotation = RotationState.Draining;
         await _world.UpgradeClock.Delay(_world.DrainDuration, ct);
         node.Rotation = RotationState.OutOfRotation;
+        node.InFlight = false;
     }
 
     public Task PutBackAsync(NodeProfile n, TimeSpan healthyTimeout, CancellationToken ct, bool healthGatePassed = false)
@@ -195,6 +204,7 @@ public sealed class FakeNodeHost : FakePort, INodeHost
         var node = Node(n, ct);
         if (!node.Running) return;
         _world.Log(n.Name + ":stop");
+        if (node.InFlight) _world.Log(n.Name + ":stop-cut-requests-in-flight");
         if (node.HangOnStop)
         {
             node.Terminating = true;

@@ -20,6 +20,8 @@ public sealed class FakeNode
     public TimeSpan StartedAt { get; set; } = TimeSpan.MinValue;
     public TimeSpan StoppedAt { get; set; } = TimeSpan.MinValue;
     public RotationState Rotation { get; set; } = RotationState.InRotation;
+    /// <summary>Requests still running on the node at the load balancer (a member put in maintenance keeps them).</summary>
+    public bool InFlight { get; set; }
     public int? TasksTotal { get; set; }
     public int? ActiveUsers { get; set; }
 
