@@ -375,16 +375,25 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         {
             var live = cluster.Nodes.Count(n => n.State == NodeState.ACTIVE);
             var outNow = profile.Nodes.Where(n => NodeMatcher.Find(cluster.Nodes, n) is not ZduNode api || api.State != NodeState.ACTIVE).ToList();
+            var batch = Math.Max(1, profile.MaxUnavailable);
             if (adopting && outNow.Count == 1 && live >= 1)
             {
                 add(FindingSeverity.Info, "PreflightCapacity", outNow[0].Name, outNow[0].Place,
                     $"Node {outNow[0].Name} is out (left by the interrupted run); the resumed run finishes it and puts it back before it takes any other node out.");
                 live++;
             }
+            else if (adopting && outNow.Count > 1 && outNow.Count <= batch && live >= 1)
+            {
+                // A run killed mid-batch (-MaxUnavailable) leaves up to a batch out: the resumed run finishes them first, as one batch.
+                add(FindingSeverity.Info, "PreflightCapacity", outNow[0].Name, outNow[0].Place,
+                    $"Nodes {string.Join(", ", outNow.Select(n => n.Name))} are out (left by the interrupted run's batch); the resumed run finishes them and puts them back before it takes any other node out.");
+                live += outNow.Count;
+            }
             else if (adopting && outNow.Count > 1)
             {
                 add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "Nodes",
-                    $"{outNow.Count} nodes are not ACTIVE ({string.Join(", ", outNow.Select(n => n.Name))}); an interrupted run leaves at most one out. Start the others and check the cluster (Administration > Clustering) before resuming.");
+                    $"{outNow.Count} nodes are not ACTIVE ({string.Join(", ", outNow.Select(n => n.Name))}); an interrupted run leaves at most {batch} out (-MaxUnavailable {batch}). "
+                    + "Start the others and check the cluster (Administration > Clustering) before resuming, or resume with the -MaxUnavailable the interrupted run had.");
                 return;
             }
             if (live < 2)
@@ -396,12 +405,15 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             if (profile.MaxUsersPerNode is int max)
             {
                 var users = cluster.Nodes.Sum(n => n.ActiveUserCount ?? 0);
-                var capacity = (live - 1) * max;
+                var serving = Math.Max(0, live - batch);
+                var capacity = serving * max;
+                var outText = batch == 1 ? "one node is out" : $"a batch of {batch} nodes is out (-MaxUnavailable)";
                 if (users > capacity)
                     add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode",
-                        $"{users} active users but {live - 1} nodes serve at most {capacity} ({max} each) while one node is out. Upgrade at a quieter time or raise MaxUsersPerNode.");
+                        $"{users} active users but {serving} nodes serve at most {capacity} ({max} each) while {outText}. Upgrade at a quieter time or raise MaxUsersPerNode"
+                        + (batch == 1 ? "." : ", or lower -MaxUnavailable."));
                 else
-                    add(FindingSeverity.Info, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode", $"{users} active users fit on {live - 1} nodes ({capacity} max) while one node is out.");
+                    add(FindingSeverity.Info, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode", $"{users} active users fit on {serving} nodes ({capacity} max) while {outText}.");
             }
         }
 
