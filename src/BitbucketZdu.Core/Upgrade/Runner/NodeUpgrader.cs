@@ -38,12 +38,12 @@ namespace BitbucketZdu.Core.Upgrade.Runner
     }
 
     /// <summary>A node stopped because another node of its batch failed: it is restored like a failed node.</summary>
-    internal sealed class BatchAbortedException : BbException
+    internal static class BatchAborted
     {
-        public BatchAbortedException(string node, string failed)
-            : base("UpgradeBatchAborted", BbErrorCategory.OperationStopped, $"Node {node} was stopped because node {failed} of its batch failed.", node)
-        {
-        }
+        public const string ErrorId = "UpgradeBatchAborted";
+
+        public static BbException Create(string node, string failed) =>
+            new BbException("UpgradeBatchAborted", BbErrorCategory.OperationStopped, $"Node {node} was stopped because node {failed} of its batch failed.", node);
     }
 
     /// <summary>One node of a batch: what <see cref="NodeUpgrader.UpgradeAsync"/> needs for it.</summary>
@@ -167,7 +167,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 {
                     errors[i] = ex;
                     if (ex is NodeFailedException nf) reports[i] = nf.NodeReport;
-                    if (!(ex is OperationCanceledException) && !(ex is NodeFailedException { InnerException: BatchAbortedException }))
+                    if (!(ex is OperationCanceledException) && !(ex is NodeFailedException { InnerException: BbException { ErrorId: BatchAborted.ErrorId } }))
                     {
                         if (Interlocked.CompareExchange(ref failedFirst, item.Node.Name, null) is null) abort.Cancel();
                     }
@@ -219,7 +219,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private async Task<NodeUpgradeReport> RestoreUpgradedAsync(BatchItem item, NodeUpgradeReport report, string failed)
         {
             var node = item.Node;
-            var cause = new BatchAbortedException(node.Name, failed);
+            var cause = BatchAborted.Create(node.Name, failed);
             report.Error = cause.Message;
             try
             {
@@ -321,7 +321,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 var failedStep = current ?? steps.First(s => s.Kind == StepKind.TakeOut);
                 var ex = ex0 is OperationCanceledException && abort.IsCancellationRequested && failedSibling() is string sibling
-                    ? new BatchAbortedException(node.Name, sibling)
+                    ? BatchAborted.Create(node.Name, sibling)
                     : await DiagnoseAsync(node, failedStep, ex0).ConfigureAwait(false);
                 report.Error = $"Step '{failedStep.Key}' failed: {ex.Message}";
                 var (restored, fully, leftOut) = await RestoreAsync(node, failedStep, report.FromVersion, ex).ConfigureAwait(false);
