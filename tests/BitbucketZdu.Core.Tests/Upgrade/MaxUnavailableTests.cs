@@ -190,6 +190,37 @@ public sealed class MaxUnavailableTests : IDisposable
     }
 
     [Fact]
+    public async Task A_run_killed_mid_batch_whose_journal_was_lost_is_adopted_with_the_same_MaxUnavailable_and_refused_with_a_smaller_one()
+    {
+        _f.Journal.FlushToDisk = false;
+        var process = new FakeProcess();
+        var killing = new KillingJournal(_f.Journal, process, int.MaxValue)
+        {
+            KillAtLine = e => e.Kind == JournalKinds.StepDone && e.Step?.EndsWith("/install", StringComparison.Ordinal) == true,
+        };
+        await Assert.ThrowsAnyAsync<Exception>(() => _f.Runner(killing, process).RunAsync(_f.Profile, Options(40001, hook: Together(3, batches: 1)), CancellationToken.None));
+        File.Delete(_f.Journal.JournalFile("prod"));
+        File.Delete(_f.Journal.LockFile("prod"));
+        var adopt = Options(40002, resume: true);
+        adopt.Adopt = true;
+
+        // One at a time cannot tell which of the three nodes out it was upgrading.
+        var oneAtATime = _f.Profile;
+        oneAtATime.MaxUnavailable = 1;
+        var refused = await Assert.ThrowsAsync<BbException>(() => _f.Runner().RunAsync(oneAtATime, adopt, CancellationToken.None));
+        Assert.Equal("PreflightAdoptAmbiguous", refused.ErrorId);
+        Assert.Contains("-MaxUnavailable", refused.Message);
+        Assert.DoesNotContain(_f.World.Operations, o => o.EndsWith(":put-back", StringComparison.Ordinal));
+
+        var adopted = (await _f.Runner().RunAsync(_f.Profile, adopt, CancellationToken.None)).Report!;
+
+        Assert.True(adopted.Succeeded, adopted.Summary);
+        Assert.True(_f.World.AllOn(To));
+        Assert.True(_f.World.MaxOutSeen <= 3, $"never more than 3 out; saw {_f.World.MaxOutSeen}");
+        foreach (var node in Six) Assert.Equal(1, _f.World.Count(node + ":install:" + To));
+    }
+
+    [Fact]
     public async Task StopAfter_counts_nodes_and_cuts_the_last_batch_short()
     {
         var options = Options(1);

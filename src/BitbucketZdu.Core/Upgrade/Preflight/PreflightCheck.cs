@@ -273,11 +273,14 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     found.Add($"{node.Name}: {what}: left out by the interrupted run, finished first");
                 }
             }
-            if (outNodes.Count > 1)
+            // An interrupted run leaves at most one batch out (-MaxUnavailable; one node by default).
+            var batch = Math.Max(1, profile.MaxUnavailable);
+            if (outNodes.Count > batch)
             {
                 add(FindingSeverity.Error, "PreflightAdoptAmbiguous", profile.BaseUrl.ToString(), "Nodes",
-                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most one out, "
-                    + "so which one it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but one, then run with -Adopt again.");
+                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most {(batch == 1 ? "one" : batch + " (-MaxUnavailable " + batch + ")")} out, "
+                    + $"so which {(batch == 1 ? "one" : "ones")} it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but {(batch == 1 ? "one" : batch.ToString(System.Globalization.CultureInfo.InvariantCulture))}, then run with -Adopt again"
+                    + (batch == 1 ? " (or with the -MaxUnavailable the interrupted run had)." : "."));
                 refused = true;
             }
             if (refused) return null;
@@ -286,9 +289,9 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             var byLoad = UpgradePlanner.Order(profile, cluster).Select(n => n.Name).ToList();
             var order = done.Concat(outNodes.Select(o => o.node.Name)).Concat(byLoad.Where(todo.Contains)).ToList();
             var will = new List<string>();
-            if (outNodes.Count == 1) will.Add($"finish node {outNodes[0].node.Name}");
+            if (outNodes.Count >= 1) will.Add($"finish node{(outNodes.Count == 1 ? "" : "s")} {string.Join(", ", outNodes.Select(o => o.node.Name))}");
             var rest = byLoad.Where(todo.Contains).ToList();
-            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} one at a time");
+            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} " + (batch == 1 ? "one at a time" : $"up to {batch} at a time"));
             will.Add($"finalize and wait for STABLE on {target}");
             add(FindingSeverity.Info, "PreflightAdopting", profile.Name, null,
                 $"Adopting the upgrade in progress from the real state (the journal {journal} has no run of it). Found: the cluster is {state} with upgrade mode on, original version {original}; "
