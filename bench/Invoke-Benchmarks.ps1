@@ -119,12 +119,14 @@ function Measure-RollingUpgrade {
         $report = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential (Get-DemoCredential $demo) -Confirm:$false -MaxUnavailable $Batch
         $wall = $run.Elapsed
         $traffic = Stop-DemoTraffic -Environment $demo
+        if ($sampler.HasExited) { Write-Warning "The sampler exited during the run (code $($sampler.ExitCode)): its figures are missing. $(Get-Content "$samplesPath.stderr" -Raw -ErrorAction SilentlyContinue)" }
         Stop-Process -Id $sampler.Id -ErrorAction SilentlyContinue; $sampler.WaitForExit(5000) | Out-Null
         $samples = @(Read-Samples $samplesPath)
         $lbEvents = @($samples | Where-Object Kind -eq 'lb')
         # The fewest nodes in rotation at once during the run, replaying the sampler's changes.
         $up = @{}; $minUp = $null
-        foreach ($e in $lbEvents) {
+        # A '-' line is a sample the balancer did not answer: it says nothing of any node (and is not one).
+        foreach ($e in @($lbEvents | Where-Object Name -ne '-')) {
             $up[$e.Name] = $e.Value -eq 'UP'
             if ($e.Time -ge $runStart -and @($up.Keys).Count -eq $Nodes) {
                 $n = @($up.Values | Where-Object { $_ }).Count
