@@ -38,6 +38,11 @@
 .PARAMETER GitWorkers
     Loops of git clones beside the web users: each clones over HTTP and, with HAProxy's SSH frontend, over SSH (the
     simulator streams a clone for --git-duration, 1.5 s), so a node leaves rotation with git work in flight. 0 = web only.
+.PARAMETER MaxUnavailable
+    A separate scenario instead of the default one: the largest of -Sizes (12 by default) upgraded twice, with
+    -MaxUnavailable 1 and with this n, printing both totals and their ratio (target <= 0.45 for 3 at -StartDelay 30s),
+    failed requests, and the fewest nodes the sampler saw in rotation against the capacity rule (half, rounded up).
+    Example: -MaxUnavailable 3 -StartDelay 30s.
 #>
 [CmdletBinding()]
 param(
@@ -47,7 +52,8 @@ param(
     [string] $StartDelay = '2s',
     [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 500,
     [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto',
-    [ValidateRange(0, 8)] [int] $GitWorkers = 1
+    [ValidateRange(0, 8)] [int] $GitWorkers = 1,
+    [ValidateRange(2, 100)] [int] $MaxUnavailable
 )
 
 Set-StrictMode -Version Latest
@@ -97,7 +103,7 @@ function Read-Samples {
 }
 
 function Measure-RollingUpgrade {
-    param([int] $Nodes)
+    param([int] $Nodes, [int] $Batch = 1)
     $name = "bench-$Nodes"
     $sampler = $null
     $demo = New-DemoEnvironment -Bbsim (Get-BbsimPath -Configuration $Configuration) -Root (New-DemoRoot -Prefix 'bbzdu-bench')
@@ -115,15 +121,17 @@ function Measure-RollingUpgrade {
         $sampler = Start-Sampler -Demo $demo -Path $samplesPath
         $runStart = [DateTimeOffset]::Now
         $run = [Diagnostics.Stopwatch]::StartNew()
-        $report = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential (Get-DemoCredential $demo) -Confirm:$false
+        $report = Invoke-BbRollingUpgrade -ProfilePath $profilePath -Credential (Get-DemoCredential $demo) -Confirm:$false -MaxUnavailable $Batch
         $wall = $run.Elapsed
         $traffic = Stop-DemoTraffic -Environment $demo
+        if ($sampler.HasExited) { Write-Warning "The sampler exited during the run (code $($sampler.ExitCode)): its figures are missing. $(Get-Content "$samplesPath.stderr" -Raw -ErrorAction SilentlyContinue)" }
         Stop-Process -Id $sampler.Id -ErrorAction SilentlyContinue; $sampler.WaitForExit(5000) | Out-Null
         $samples = @(Read-Samples $samplesPath)
         $lbEvents = @($samples | Where-Object Kind -eq 'lb')
         # The fewest nodes in rotation at once during the run, replaying the sampler's changes.
         $up = @{}; $minUp = $null
-        foreach ($e in $lbEvents) {
+        # A '-' line is a sample the balancer did not answer: it says nothing of any node (and is not one).
+        foreach ($e in @($lbEvents | Where-Object Name -ne '-')) {
             $up[$e.Name] = $e.Value -eq 'UP'
             if ($e.Time -ge $runStart -and @($up.Keys).Count -eq $Nodes) {
                 $n = @($up.Values | Where-Object { $_ }).Count
@@ -212,6 +220,20 @@ function Measure-RollingUpgrade {
         if ($sampler -and -not $sampler.HasExited) { Stop-Process -Id $sampler.Id -ErrorAction SilentlyContinue }
         Stop-DemoEnvironment -Environment $demo -RemoveRoot
     }
+}
+
+if ($MaxUnavailable) {
+    # The -MaxUnavailable scenario: the same cluster size one node at a time, then in batches of n.
+    $size = ($Sizes | Measure-Object -Maximum).Maximum
+    $rule = [math]::Ceiling($size / 2)
+    $pair = foreach ($batch in 1, $MaxUnavailable) { $r = Measure-RollingUpgrade -Nodes $size -Batch $batch; $r | Add-Member -NotePropertyName MaxUnavailable -NotePropertyValue $batch -PassThru }
+    Write-Host ''
+    Write-Host ("== -MaxUnavailable: {0} nodes, node start delay {1}; the capacity rule needs at least {2} in rotation" -f $size, $StartDelay, $rule) -ForegroundColor Cyan
+    $pair | Select-Object MaxUnavailable, Nodes, Succeeded, FinalState, 'PreStage s', 'Total s', 'Wall s', Requests, Failed, 'Min in rotation' | Format-Table -AutoSize | Out-String -Width 250 | Write-Host
+    $one = @($pair)[0]; $many = @($pair)[1]
+    Write-Host ("Total with -MaxUnavailable {0}: {1:0.0} s = {2:0.00} x the {3:0.0} s with 1 (target <= 0.45); failed requests {4} and {5} (target 0); fewest in rotation {6} and {7} (rule: >= {8})" -f `
+        $MaxUnavailable, $many.'Total s', ($many.'Total s' / $one.'Total s'), $one.'Total s', $one.Failed, $many.Failed, $one.'Min in rotation', $many.'Min in rotation', $rule)
+    return
 }
 
 $results = foreach ($size in $Sizes) { Measure-RollingUpgrade -Nodes $size }

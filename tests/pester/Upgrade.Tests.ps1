@@ -32,6 +32,20 @@ Describe 'Upgrade commands' {
             Should -Throw -ErrorId 'ProfileNotFound,BitbucketZdu.Cmdlets.InvokeBbRollingUpgradeCommand'
     }
 
+    It 'refuses a -MaxUnavailable the capacity rule forbids before it connects or changes anything' {
+        $archive = Join-Path $Dir 'atlassian-bitbucket-8.19.4.tar.gz'
+        Set-Content -Path $archive -Value 'pretend release'
+        $sha = (Get-FileHash $archive -Algorithm SHA256).Hash
+        $two = New-BbClusterProfile -Path (Join-Path $Dir 'two.psd1') -ArchivePath $archive -ArchiveSha256 $sha -NodeName bb1, bb2
+        # No credential and no reachable cluster: the refusal comes from the numbers alone.
+        { Invoke-BbRollingUpgrade -ProfilePath $two.FullName -MaxUnavailable 0 -Confirm:$false -ErrorAction Stop } |
+            Should -Throw -ErrorId 'UpgradeMaxUnavailableInvalid,BitbucketZdu.Cmdlets.InvokeBbRollingUpgradeCommand'
+        $err = { Invoke-BbRollingUpgrade -ProfilePath $two.FullName -MaxUnavailable 2 -WhatIf -ErrorAction Stop } |
+            Should -Throw -ErrorId 'UpgradeCapacityRuleBroken,BitbucketZdu.Cmdlets.InvokeBbRollingUpgradeCommand' -PassThru
+        $err.Exception.Message | Should -BeLike '*at least 1*Use -MaxUnavailable 1 or less*'
+        $err.CategoryInfo.Category | Should -Be 'InvalidArgument'
+    }
+
     It 'loads the views of the upgrade types' {
         foreach ($type in 'BitbucketZdu.Core.Upgrade.Report.UpgradeReport', 'BitbucketZdu.Core.Upgrade.Report.NodeUpgradeReport',
             'BitbucketZdu.Core.Upgrade.Plan.UpgradePlan', 'BitbucketZdu.Core.Upgrade.Preflight.PreflightFinding') {

@@ -80,6 +80,12 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         public LoadBalancerController(ILoadBalancer loadBalancer) => LoadBalancer = loadBalancer;
 
+        /// <summary>
+        /// One removal at a time from reading the members to the member draining: removals running at the same time
+        /// (a batch of -MaxUnavailable nodes) each see the others' members out, so the MaxMembersOut guard cannot be passed twice on one reading.
+        /// </summary>
+        private readonly SemaphoreSlim _removeGate = new SemaphoreSlim(1, 1);
+
         public ILoadBalancer LoadBalancer { get; }
 
         /// <summary>Maps a node to its member name (see <see cref="MemberResolver"/>).</summary>
@@ -90,6 +96,26 @@ namespace BitbucketZdu.Core.LoadBalancers
         }
 
         public async Task<LoadBalancerChangeResult> RemoveAsync(string memberName, LoadBalancerOptions options, IOperationHost host, CancellationToken cancellationToken)
+        {
+            await _removeGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var gated = true;
+            void Ungate()
+            {
+                if (!gated) return;
+                gated = false;
+                _removeGate.Release();
+            }
+            try
+            {
+                return await RemoveGatedAsync(memberName, options, host, Ungate, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                Ungate();
+            }
+        }
+
+        private async Task<LoadBalancerChangeResult> RemoveGatedAsync(string memberName, LoadBalancerOptions options, IOperationHost host, Action ungate, CancellationToken cancellationToken)
         {
             var total = Stopwatch.StartNew();
             var lb = LoadBalancer.Description;
@@ -151,6 +177,8 @@ namespace BitbucketZdu.Core.LoadBalancers
                 if (drained.State != MemberAdminState.Draining && drained.State != MemberAdminState.Maintenance)
                     throw LoadBalancerErrors.VerifyFailed(lb, member.Name, MemberAdminState.Draining, drained);
                 result.Changed = true;
+                // The member is out now: another removal's guard counts it from here on.
+                ungate();
 
                 await WaitIdleAsync(drained, drainTimeout, options, host, result, cancellationToken).ConfigureAwait(false);
 

@@ -61,7 +61,8 @@ public static class SampleCommand
                     write("lb", name, value);
                 }
             }
-            catch (Exception ex) when (ex is SocketException or IOException or TimeoutException)
+            // A reply slower than the query's own 2 s timeout (a loaded machine) is a missed sample, not the end of sampling.
+            catch (Exception ex) when (ex is SocketException or IOException or TimeoutException || (ex is OperationCanceledException && !ct.IsCancellationRequested))
             {
                 if (!last.TryGetValue("", out var was) || was != "unreachable") { last[""] = "unreachable"; write("lb", "-", "unreachable: " + ex.Message); }
             }

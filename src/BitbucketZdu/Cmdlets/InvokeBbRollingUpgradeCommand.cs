@@ -28,6 +28,14 @@ namespace BitbucketZdu.Cmdlets
         [ValidateRange(1, int.MaxValue)]
         public int? StopAfter { get; set; }
 
+        /// <summary>
+        /// Up to this many nodes out of rotation and upgraded at the same time (a batch; default 1, or the profile's
+        /// MaxUnavailable). The capacity rule holds at every moment: at least half the nodes (rounded up, or the profile's
+        /// MinNodesInRotation) stay ACTIVE and in rotation. The next batch starts once the whole batch passed its health gates.
+        /// </summary>
+        [Parameter]
+        public int? MaxUnavailable { get; set; }
+
         /// <summary>Script blocks per phase (@{ NodeUpgraded = { ... }; '*' = { ... } }); each gets the event as $_. A throw at a node phase fails (and restores) that node.</summary>
         [Parameter]
         public Hashtable? Hook { get; set; }
@@ -35,8 +43,21 @@ namespace BitbucketZdu.Cmdlets
         protected override void ProcessRecord()
         {
             var profile = LoadProfile();
+            // -MaxUnavailable wins over the profile's setting; the engine refuses a bad value (UpgradeMaxUnavailableInvalid,
+            // UpgradeCapacityRuleBroken) before anything changes, -WhatIf included.
+            if (MaxUnavailable is int n) profile.MaxUnavailable = n;
+            try
+            {
+                CapacityRule.Validate(profile);
+            }
+            catch (Core.BbException bad)
+            {
+                ThrowTerminatingError(BbErrors.FromException(bad, profile.Name));
+                return;
+            }
             if (!ConfirmOnce(profile.BaseUrl.ToString(),
-                    $"Rolling upgrade of cluster '{profile.Name}' to {profile.TargetVersion}: {profile.Nodes.Count} nodes taken out of rotation, stopped and upgraded one at a time, then finalized"))
+                    $"Rolling upgrade of cluster '{profile.Name}' to {profile.TargetVersion}: {profile.Nodes.Count} nodes taken out of rotation, stopped and upgraded "
+                    + (profile.MaxUnavailable > 1 ? $"up to {profile.MaxUnavailable} at a time" : "one at a time") + ", then finalized"))
                 return;
             using var ports = CreatePorts(profile);
             RollingUpgradeResult result;

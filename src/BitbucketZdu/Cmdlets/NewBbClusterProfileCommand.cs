@@ -160,6 +160,8 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine("    # Optional checks and limits.");
             sb.AppendLine("    MinFreeDiskGB   = 2        # free space each node needs for the new install dir");
             sb.AppendLine("    # MaxUsersPerNode = 500    # capacity check with one node out of rotation");
+            sb.AppendLine("    # MaxUnavailable  = 1      # nodes upgraded at once (Invoke-BbRollingUpgrade -MaxUnavailable); 1 is Atlassian's way");
+            sb.AppendLine("    # MinNodesInRotation = 6   # capacity rule: nodes ACTIVE and in rotation at every moment (default: half, rounded up)");
             if (JournalUri is null)
             {
                 sb.AppendLine("    # JournalPath     = '...'  # default: per-user application data/BitbucketZdu/journal");

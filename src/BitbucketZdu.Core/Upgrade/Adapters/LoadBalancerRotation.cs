@@ -14,7 +14,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
     /// <summary>
     /// The engine's <see cref="IRotation"/> over the load-balancer providers: a node's members in every load balancer
     /// the profile names are drained and taken out together, and put back together. The controller's safety rules
-    /// (never the last healthy member, at most one member out) and restore-on-failure apply to every change.
+    /// (never the last healthy member, at most MaxUnavailable members out) and restore-on-failure apply to every change.
     /// </summary>
     public sealed class LoadBalancerRotation : IRotation, IDisposable
     {
@@ -34,7 +34,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 credentials is not null && credentials.TryGetValue(p.Name, out var c) ? c : null)));
             _host = host ?? NullOperationHost.Instance;
             _timeouts = profile.Timeouts;
+            _maxMembersOut = Math.Max(1, profile.MaxUnavailable);
         }
+
+        private readonly int _maxMembersOut;
 
         /// <summary>Results of every change made through this rotation (drain times, connections cut), newest last.</summary>
         public ConcurrentQueue<LoadBalancerChangeResult> Changes { get; } = new ConcurrentQueue<LoadBalancerChangeResult>();
@@ -104,6 +107,8 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private LoadBalancerOptions Options(NodeProfile node, NodeMember m) => new LoadBalancerOptions
         {
             NodeName = node.Name,
+            // -MaxUnavailable n: the balancer's own guard allows the n nodes of a batch out, never one more.
+            MaxMembersOut = _maxMembersOut,
             PollInterval = _timeouts.FirstPollInterval,
             MaxPollInterval = _timeouts.MaxPollInterval,
         };

@@ -40,6 +40,8 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         public string? TargetVersion { get; set; }
         /// <summary>On run-started: the node order of the plan (resume keeps it even when loads changed).</summary>
         public List<string>? NodeOrder { get; set; }
+        /// <summary>On run-started/run-resumed: -MaxUnavailable, how many nodes the run takes out at once (a resumed run re-forms its batches from the real state).</summary>
+        public int? MaxUnavailable { get; set; }
         /// <summary>Where the run ran (host name and process id), for humans reading the journal.</summary>
         public string? Host { get; set; }
         public int? Pid { get; set; }

@@ -81,6 +81,23 @@ namespace BitbucketZdu.Core.Upgrade.Plan
         public string? State { get; set; }
         public int? TasksTotal { get; set; }
         public int? ActiveUserCount { get; set; }
+        /// <summary>The batch the node is planned in (nodes of a batch are out of rotation at the same time), or null when it has nothing to do.</summary>
+        public int? Batch { get; set; }
+    }
+
+    /// <summary>Nodes upgraded at the same time (-MaxUnavailable): the next batch starts once all of them passed their health gates.</summary>
+    public sealed class PlanBatch
+    {
+        public int Number { get; set; }
+        public IReadOnlyList<string> Nodes { get; set; } = Array.Empty<string>();
+
+        /// <summary>What -WhatIf prints for the batch.</summary>
+        public string Describe(UpgradePlan plan) =>
+            $"Batch {Number} of {plan.Batches.Count}: take {string.Join(", ", Nodes)} out of rotation and upgrade {(Nodes.Count == 1 ? "it" : "them at the same time")} "
+            + $"(-MaxUnavailable {plan.MaxUnavailable}; at least {plan.MinInRotation} of {plan.Nodes.Count} nodes stay ACTIVE and in rotation); "
+            + "the next batch starts only once every node of this one passed its health gate and is back in rotation; a failure restores the whole batch and halts";
+
+        public override string ToString() => $"Batch {Number}: {string.Join(", ", Nodes)}";
     }
 
     /// <summary>Everything a run will do, in order. Output of -WhatIf and Invoke-BbRollingUpgrade -WhatIf.</summary>
@@ -94,10 +111,47 @@ namespace BitbucketZdu.Core.Upgrade.Plan
         public IReadOnlyList<PlanStep> Steps { get; set; } = Array.Empty<PlanStep>();
         /// <summary>-StopAfter: the run pauses after this many nodes (null: it does them all).</summary>
         public int? StopAfter { get; set; }
+        /// <summary>-MaxUnavailable: up to this many nodes out of rotation at once (1: one node at a time).</summary>
+        public int MaxUnavailable { get; set; } = 1;
+        /// <summary>The capacity rule: at least this many nodes ACTIVE and in rotation at every moment.</summary>
+        public int MinInRotation { get; set; }
+        /// <summary>The nodes grouped as they are planned to go (those with nothing to do are in none).</summary>
+        public IReadOnlyList<PlanBatch> Batches { get; set; } = Array.Empty<PlanBatch>();
 
         public IReadOnlyList<string> NodeOrder => Nodes.Select(n => n.Name).ToList();
 
-        public override string ToString() => $"{Cluster}: {FromVersion} -> {TargetVersion}, {Nodes.Count} nodes, {Steps.Count} steps" + (StopAfter is int n ? $", pausing after {n} node(s)" : "");
+        /// <summary>
+        /// Groups the nodes still to upgrade (not on the target, not left for a later run by -StopAfter) in plan order,
+        /// up to <see cref="MaxUnavailable"/> per batch.
+        /// </summary>
+        public void AssignBatches(IReadOnlyCollection<string> later)
+        {
+            var batches = new List<PlanBatch>();
+            var current = new List<string>();
+            void Close()
+            {
+                if (current.Count == 0) return;
+                batches.Add(new PlanBatch { Number = batches.Count + 1, Nodes = current.ToList() });
+                current.Clear();
+            }
+            foreach (var n in Nodes)
+            {
+                n.Batch = null;
+                if (later.Contains(n.Name)) { Close(); continue; }
+                if (n.Version == TargetVersion && Steps.Where(s => s.Node == n.Name && s.Kind != StepKind.PreStage).All(s => s.Done is not null)) { Close(); continue; }
+                current.Add(n.Name);
+                n.Batch = batches.Count + 1;
+                if (current.Count >= Math.Max(1, MaxUnavailable)) Close();
+            }
+            Close();
+            Batches = batches;
+        }
+
+        public PlanBatch? BatchOf(string? node) => node is null ? null : Batches.FirstOrDefault(b => b.Nodes.Contains(node, StringComparer.OrdinalIgnoreCase));
+
+        public override string ToString() => $"{Cluster}: {FromVersion} -> {TargetVersion}, {Nodes.Count} nodes, {Steps.Count} steps"
+            + (MaxUnavailable > 1 ? $", {Batches.Count} batch(es) of up to {MaxUnavailable}" : "")
+            + (StopAfter is int n ? $", pausing after {n} node(s)" : "");
     }
 
     /// <summary>Orders nodes (least busy first) and lists every step.</summary>

@@ -315,11 +315,14 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                     found.Add($"{node.Name}: {what}: left out by the interrupted run, finished first");
                 }
             }
-            if (outNodes.Count > 1)
+            // An interrupted run leaves at most one batch out (-MaxUnavailable; one node by default).
+            var batch = Math.Max(1, profile.MaxUnavailable);
+            if (outNodes.Count > batch)
             {
                 add(FindingSeverity.Error, "PreflightAdoptAmbiguous", profile.BaseUrl.ToString(), "Nodes",
-                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most one out, "
-                    + "so which one it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but one, then run with -Adopt again.");
+                    $"Cannot adopt: {outNodes.Count} nodes are out ({string.Join("; ", outNodes.Select(o => $"{o.node.Name}: {o.what}"))}); an interrupted run leaves at most {(batch == 1 ? "one" : batch + " (-MaxUnavailable " + batch + ")")} out, "
+                    + $"so which {(batch == 1 ? "one" : "ones")} it was upgrading cannot be told. Check them (Administration > Clustering, the load balancer), start and put back all but {(batch == 1 ? "one" : batch.ToString(System.Globalization.CultureInfo.InvariantCulture))}, then run with -Adopt again"
+                    + (batch == 1 ? " (or with the -MaxUnavailable the interrupted run had)." : "."));
                 refused = true;
             }
             if (refused) return null;
@@ -328,9 +331,9 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             var byLoad = UpgradePlanner.Order(profile, cluster).Select(n => n.Name).ToList();
             var order = done.Concat(outNodes.Select(o => o.node.Name)).Concat(byLoad.Where(todo.Contains)).ToList();
             var will = new List<string>();
-            if (outNodes.Count == 1) will.Add($"finish node {outNodes[0].node.Name}");
+            if (outNodes.Count >= 1) will.Add($"finish node{(outNodes.Count == 1 ? "" : "s")} {string.Join(", ", outNodes.Select(o => o.node.Name))}");
             var rest = byLoad.Where(todo.Contains).ToList();
-            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} one at a time");
+            if (rest.Count > 0) will.Add($"upgrade {string.Join(", then ", rest)} " + (batch == 1 ? "one at a time" : $"up to {batch} at a time"));
             will.Add($"finalize and wait for STABLE on {target}");
             add(FindingSeverity.Info, "PreflightAdopting", profile.Name, null,
                 $"Adopting the upgrade in progress from the real state (the journal {journal} has no run of it). Found: the cluster is {state} with upgrade mode on, original version {original}; "
@@ -417,16 +420,25 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
         {
             var live = cluster.Nodes.Count(n => n.State == NodeState.ACTIVE);
             var outNow = profile.Nodes.Where(n => NodeMatcher.Find(cluster.Nodes, n) is not ZduNode api || api.State != NodeState.ACTIVE).ToList();
+            var batch = Math.Max(1, profile.MaxUnavailable);
             if (adopting && outNow.Count == 1 && live >= 1)
             {
                 add(FindingSeverity.Info, "PreflightCapacity", outNow[0].Name, outNow[0].Place,
                     $"Node {outNow[0].Name} is out (left by the interrupted run); the resumed run finishes it and puts it back before it takes any other node out.");
                 live++;
             }
+            else if (adopting && outNow.Count > 1 && outNow.Count <= batch && live >= 1)
+            {
+                // A run killed mid-batch (-MaxUnavailable) leaves up to a batch out: the resumed run finishes them first, as one batch.
+                add(FindingSeverity.Info, "PreflightCapacity", outNow[0].Name, outNow[0].Place,
+                    $"Nodes {string.Join(", ", outNow.Select(n => n.Name))} are out (left by the interrupted run's batch); the resumed run finishes them and puts them back before it takes any other node out.");
+                live += outNow.Count;
+            }
             else if (adopting && outNow.Count > 1)
             {
                 add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "Nodes",
-                    $"{outNow.Count} nodes are not ACTIVE ({string.Join(", ", outNow.Select(n => n.Name))}); an interrupted run leaves at most one out. Start the others and check the cluster (Administration > Clustering) before resuming.");
+                    $"{outNow.Count} nodes are not ACTIVE ({string.Join(", ", outNow.Select(n => n.Name))}); an interrupted run leaves at most {batch} out (-MaxUnavailable {batch}). "
+                    + "Start the others and check the cluster (Administration > Clustering) before resuming, or resume with the -MaxUnavailable the interrupted run had.");
                 return;
             }
             if (live < 2)
@@ -438,12 +450,15 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             if (profile.MaxUsersPerNode is int max)
             {
                 var users = cluster.Nodes.Sum(n => n.ActiveUserCount ?? 0);
-                var capacity = (live - 1) * max;
+                var serving = Math.Max(0, live - batch);
+                var capacity = serving * max;
+                var outText = batch == 1 ? "one node is out" : $"a batch of {batch} nodes is out (-MaxUnavailable)";
                 if (users > capacity)
                     add(FindingSeverity.Error, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode",
-                        $"{users} active users but {live - 1} nodes serve at most {capacity} ({max} each) while one node is out. Upgrade at a quieter time or raise MaxUsersPerNode.");
+                        $"{users} active users but {serving} nodes serve at most {capacity} ({max} each) while {outText}. Upgrade at a quieter time or raise MaxUsersPerNode"
+                        + (batch == 1 ? "." : ", or lower -MaxUnavailable."));
                 else
-                    add(FindingSeverity.Info, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode", $"{users} active users fit on {live - 1} nodes ({capacity} max) while one node is out.");
+                    add(FindingSeverity.Info, "PreflightCapacity", profile.BaseUrl.ToString(), "MaxUsersPerNode", $"{users} active users fit on {serving} nodes ({capacity} max) while {outText}.");
             }
         }
 

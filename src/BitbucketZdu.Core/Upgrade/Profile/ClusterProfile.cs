@@ -206,6 +206,15 @@ namespace BitbucketZdu.Core.Upgrade.Profile
         public long MinFreeDiskBytes { get; set; } = 2L * 1024 * 1024 * 1024;
         /// <summary>Optional: how many active users one node can serve; checks capacity with one node out.</summary>
         public int? MaxUsersPerNode { get; set; }
+        /// <summary>
+        /// Up to this many nodes out of rotation at once (a batch; default 1, Atlassian's one node at a time). The profile's
+        /// <c>MaxUnavailable</c>, overridden by Invoke-BbRollingUpgrade -MaxUnavailable. The load balancers' MaxMembersOut guard is set to it.
+        /// </summary>
+        public int MaxUnavailable { get; set; } = 1;
+        /// <summary>Optional <c>MinNodesInRotation</c>: the capacity rule's minimum of nodes ACTIVE and in rotation at every moment (default ⌈N/2⌉).</summary>
+        public int? MinNodesInRotation { get; set; }
+        /// <summary>The capacity rule: at least this many nodes ACTIVE and in rotation at every moment of a run.</summary>
+        public int RequiredInRotation => MinNodesInRotation ?? (Nodes.Count + 1) / 2;
         /// <summary>Optional: the journal folder (default: per-user application data).</summary>
         public string? JournalPath { get; set; }
         /// <summary>Optional: the journal and its lock in an Azure Storage container instead of a folder.</summary>

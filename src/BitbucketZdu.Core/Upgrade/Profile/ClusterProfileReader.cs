@@ -52,7 +52,7 @@ namespace BitbucketZdu.Core.Upgrade.Profile
     /// </summary>
     public static class ClusterProfileReader
     {
-        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "JournalPath", "Journal", "Timeouts", "Ssh", "WinRM", "Tls", "Proxy" };
+        private static readonly string[] TopKeys = { "Name", "BaseUrl", "TargetVersion", "Archive", "Nodes", "LoadBalancers", "MinFreeDiskGB", "MaxUsersPerNode", "MaxUnavailable", "MinNodesInRotation", "JournalPath", "Journal", "Timeouts", "Ssh", "WinRM", "Tls", "Proxy" };
         private static readonly string[] TlsKeys = { "TrustedCertificatePath" };
         private static readonly string[] ProxyKeys = { "Uri" };
         private static readonly string[] JournalKeys = { "Uri", "Authentication", "ClientId", "BlobPrefix", "LeaseSeconds", "AllowHttp" };
@@ -99,6 +99,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
 
             var minDisk = r.Number(data, "MinFreeDiskGB", "MinFreeDiskGB", 0, 10000);
             var maxUsers = r.Number(data, "MaxUsersPerNode", "MaxUsersPerNode", 1, 1000000);
+            var maxUnavailable = r.Number(data, "MaxUnavailable", "MaxUnavailable", 1, 1000);
+            var minInRotation = r.Number(data, "MinNodesInRotation", "MinNodesInRotation", 1, 1000);
             var journal = r.Text(data, "JournalPath", "JournalPath", required: false);
             var blobJournal = ReadJournal(r, data);
             if (journal is not null && blobJournal is not null)
@@ -131,6 +133,8 @@ namespace BitbucketZdu.Core.Upgrade.Profile
             {
                 MinFreeDiskBytes = minDisk is double gb ? (long)(gb * 1024 * 1024 * 1024) : 2L * 1024 * 1024 * 1024,
                 MaxUsersPerNode = maxUsers is double mu ? (int)mu : null,
+                MaxUnavailable = maxUnavailable is double mx ? (int)mx : 1,
+                MinNodesInRotation = minInRotation is double mn ? (int)mn : null,
                 JournalPath = journal,
                 Journal = blobJournal,
                 Source = source,

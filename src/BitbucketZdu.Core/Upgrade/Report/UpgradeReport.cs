@@ -28,6 +28,8 @@ namespace BitbucketZdu.Core.Upgrade.Report
         public string? FromVersion { get; set; }
         public string? ToVersion { get; set; }
         public NodeOutcome Outcome { get; set; }
+        /// <summary>The batch the node went in (-MaxUnavailable; with 1, every node is its own batch), or null when it had nothing to do.</summary>
+        public int? Batch { get; set; }
         /// <summary>Draining at the load balancer until idle and in maintenance.</summary>
         public TimeSpan? DrainTime { get; set; }
         /// <summary>Graceful stop until the process is gone and the API shows OFFLINE.</summary>
@@ -82,6 +84,8 @@ namespace BitbucketZdu.Core.Upgrade.Report
         /// <summary>-StopAfter was reached: the cluster is MIXED with upgrade mode on and every node in rotation; -Resume continues.</summary>
         public bool Paused { get; set; }
         public int? StopAfter { get; set; }
+        /// <summary>-MaxUnavailable: up to this many nodes were out of rotation at once.</summary>
+        public int MaxUnavailable { get; set; } = 1;
         /// <summary>The cluster state when the run ended.</summary>
         public string? FinalState { get; set; }
         public IReadOnlyList<NodeUpgradeReport> Nodes { get; set; } = Array.Empty<NodeUpgradeReport>();
@@ -106,8 +110,9 @@ namespace BitbucketZdu.Core.Upgrade.Report
                 ? string.Format(CultureInfo.InvariantCulture, "Upgrade of cluster {0} to {1} PAUSED after {2} node(s) (-StopAfter): {3}/{4} nodes on {1}, state {5}, upgrade mode on, every node in rotation, in {6}. Next: {7}",
                     Cluster, TargetVersion, StopAfter, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration), NextStep)
             : Succeeded
-                ? string.Format(CultureInfo.InvariantCulture, "Cluster {0} upgraded from {1} to {2}: {3}/{4} nodes, state {5}, in {6}.",
-                    Cluster, FromVersion ?? "?", TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration))
+                ? string.Format(CultureInfo.InvariantCulture, "Cluster {0} upgraded from {1} to {2}: {3}/{4} nodes{7}, state {5}, in {6}.",
+                    Cluster, FromVersion ?? "?", TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Format(Duration),
+                    MaxUnavailable > 1 ? string.Format(CultureInfo.InvariantCulture, " in batches of up to {0}", MaxUnavailable) : "")
                   + (AlreadyDone ? " The interrupted run had already done the work; this run recorded its completion." : "")
                 : string.Format(CultureInfo.InvariantCulture, "Upgrade of cluster {0} to {1} HALTED: {2}/{3} nodes on {1}, state {4}. {5} Next: {6}",
                     Cluster, TargetVersion, NodesUpgraded, Nodes.Count, FinalState ?? "?", Error, NextStep);

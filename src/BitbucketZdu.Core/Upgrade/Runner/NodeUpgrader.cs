@@ -31,6 +31,36 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         public bool LeftOut { get; set; }
         /// <summary>The failure as diagnosed by the runner (stop timeout, upgrade mode cancelled), or null.</summary>
         public DiagnosedFailure? Diagnosis => InnerException as DiagnosedFailure;
+        /// <summary>-MaxUnavailable: every node of the failed node's batch, as each ended (the failed one included).</summary>
+        public IReadOnlyList<NodeUpgradeReport> Batch { get; set; } = Array.Empty<NodeUpgradeReport>();
+        /// <summary>-MaxUnavailable: how the other nodes of the batch were restored, or null for a batch of one.</summary>
+        public string? BatchRestored { get; set; }
+    }
+
+    /// <summary>A node stopped because another node of its batch failed: it is restored like a failed node.</summary>
+    internal static class BatchAborted
+    {
+        public const string ErrorId = "UpgradeBatchAborted";
+
+        public static BbException Create(string node, string failed) =>
+            new BbException("UpgradeBatchAborted", BbErrorCategory.OperationStopped, $"Node {node} was stopped because node {failed} of its batch failed.", node);
+    }
+
+    /// <summary>One node of a batch: what <see cref="NodeUpgrader.UpgradeAsync"/> needs for it.</summary>
+    internal sealed class BatchItem
+    {
+        public BatchItem(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion)
+        {
+            Node = node;
+            Steps = steps;
+            Order = order;
+            FromVersion = fromVersion;
+        }
+
+        public NodeProfile Node { get; }
+        public IReadOnlyList<PlanStep> Steps { get; }
+        public int Order { get; }
+        public string? FromVersion { get; }
     }
 
     /// <summary>
@@ -75,8 +105,14 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             _hook = hook;
         }
 
-        /// <summary>After a cancelled node: where Ctrl+C left it (put back, or left out of rotation and why), for the journal.</summary>
-        public string? Interruption { get; private set; }
+        private readonly List<string> _interruptions = new List<string>();
+
+        /// <summary>After cancelled nodes: where Ctrl+C left each (put back, or left out of rotation and why), for the journal.</summary>
+        public string? Interruption
+        {
+            get { lock (_interruptions) return _interruptions.Count == 0 ? null : string.Join("; ", _interruptions); }
+            private set { lock (_interruptions) { if (value is not null) _interruptions.Add(value); } }
+        }
 
         private string Target => _profile.TargetVersion.ToString();
         private UpgradeTimeouts Timeouts => _profile.Timeouts;
@@ -108,8 +144,113 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             return (0, why);
         }
 
-        public async Task<NodeUpgradeReport> UpgradeAsync(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion, CancellationToken ct)
+        /// <summary>
+        /// Upgrades the nodes of one batch at the same time (-MaxUnavailable). The first failure stops the others; then
+        /// every node of the batch goes back to <see cref="BatchItem.FromVersion"/> and into rotation, those already
+        /// upgraded included, and the failure is thrown with the whole batch in <see cref="NodeFailedException.Batch"/>.
+        /// A batch of one is exactly <see cref="UpgradeAsync"/>.
+        /// </summary>
+        public async Task<IReadOnlyList<NodeUpgradeReport>> UpgradeBatchAsync(IReadOnlyList<BatchItem> batch, CancellationToken ct)
         {
+            if (batch.Count == 1)
+                return new[] { await UpgradeAsync(batch[0].Node, batch[0].Steps, batch[0].Order, batch[0].FromVersion, ct).ConfigureAwait(false) };
+
+            using var abort = new CancellationTokenSource();
+            string? failedFirst = null;
+            var reports = new NodeUpgradeReport?[batch.Count];
+            var errors = new Exception?[batch.Count];
+            async Task One(int i)
+            {
+                var item = batch[i];
+                try
+                {
+                    reports[i] = await UpgradeAsync(item.Node, item.Steps, item.Order, item.FromVersion, ct, abort.Token, () => failedFirst).ConfigureAwait(false);
+                }
+                catch (Exception ex)
+                {
+                    errors[i] = ex;
+                    if (ex is NodeFailedException nf) reports[i] = nf.NodeReport;
+                    if (!(ex is OperationCanceledException) && !(ex is NodeFailedException { InnerException: BbException { ErrorId: BatchAborted.ErrorId } }))
+                    {
+                        if (Interlocked.CompareExchange(ref failedFirst, item.Node.Name, null) is null) abort.Cancel();
+                    }
+                }
+            }
+            await Task.WhenAll(Enumerable.Range(0, batch.Count).Select(One)).ConfigureAwait(false);
+
+            if (failedFirst is null)
+            {
+                // No node failed: Ctrl+C (each node handled it) or every node upgraded.
+                var cancelled = errors.FirstOrDefault(e => e is OperationCanceledException);
+                if (cancelled is not null) throw cancelled;
+                return reports.Select(r => r!).ToList();
+            }
+
+            // A node failed. Those that got through before the others were stopped go back too: the batch leaves the
+            // cluster as it found it (every node of it on its old version and in rotation).
+            var primaryIndex = Array.FindIndex(batch.ToArray(), b => b.Node.Name == failedFirst);
+            await Task.WhenAll(Enumerable.Range(0, batch.Count).Where(i => reports[i]?.Outcome == NodeOutcome.Upgraded).Select(async i =>
+            {
+                reports[i] = await RestoreUpgradedAsync(batch[i], reports[i]!, failedFirst).ConfigureAwait(false);
+            })).ConfigureAwait(false);
+            var primary = errors[primaryIndex] as NodeFailedException;
+            var others = Enumerable.Range(0, batch.Count).Where(i => i != primaryIndex).ToList();
+            // A node the abort reached before it started (no report) was never changed.
+            var othersOk = others.All(i => reports[i] is null || reports[i]!.Outcome == NodeOutcome.RolledBack || reports[i]!.Outcome == NodeOutcome.AlreadyUpgraded);
+            var batchRestored = "the rest of its batch: " + string.Join("; ", others.Select(i => reports[i]?.Restored ?? $"node {batch[i].Node.Name}: {reports[i]?.Outcome.ToString() ?? "not reached"}"));
+            var all = Enumerable.Range(0, batch.Count).Select(i => reports[i] ?? new NodeUpgradeReport { Order = batch[i].Order, Name = batch[i].Node.Name, FromVersion = batch[i].FromVersion, ToVersion = Target }).ToList();
+            if (primary is null)
+            {
+                var cause = errors[primaryIndex]!;
+                all[primaryIndex].Error = cause.Message;
+                all[primaryIndex].Restored = $"nothing: node {batch[primaryIndex].Node.Name} was not changed";
+                throw new NodeFailedException(all[primaryIndex], batch[primaryIndex].Steps.First(s => s.Kind == StepKind.TakeOut), othersOk, cause)
+                {
+                    Batch = all,
+                    BatchRestored = batchRestored,
+                };
+            }
+            throw new NodeFailedException(primary.NodeReport, primary.Step, primary.RestoredFully && othersOk, primary.InnerException!)
+            {
+                LeftOut = primary.LeftOut,
+                Batch = all,
+                BatchRestored = batchRestored,
+            };
+        }
+
+        /// <summary>A node of a failed batch that had been upgraded: out of rotation, back to its old version, back in.</summary>
+        private async Task<NodeUpgradeReport> RestoreUpgradedAsync(BatchItem item, NodeUpgradeReport report, string failed)
+        {
+            var node = item.Node;
+            var cause = BatchAborted.Create(node.Name, failed);
+            report.Error = cause.Message;
+            try
+            {
+                using var cts = new CancellationTokenSource(Timeouts.Drain + Timeouts.Healthy);
+                await SafeWriteAsync(JournalKinds.RollbackBegin, node, $"node {failed} of the batch failed: taking {node.Name} out again to restore {item.FromVersion}").ConfigureAwait(false);
+                await _ports.Rotation.TakeOutAsync(node, Timeouts.Drain, cts.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                report.Restored = $"node {node.Name} stays on {Target} in rotation: it could not be taken out again to restore {item.FromVersion} ({ex.Message})";
+                report.Outcome = NodeOutcome.Failed;
+                await SafeWriteAsync(JournalKinds.RollbackFailed, node, report.Restored).ConfigureAwait(false);
+                return report;
+            }
+            var (restored, fully, _) = await RestoreAsync(node, item.Steps.First(s => s.Kind == StepKind.HealthGate), item.FromVersion, cause).ConfigureAwait(false);
+            report.Restored = restored;
+            report.Outcome = fully ? NodeOutcome.RolledBack : NodeOutcome.Failed;
+            return report;
+        }
+
+        public async Task<NodeUpgradeReport> UpgradeAsync(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion, CancellationToken ct) =>
+            await UpgradeAsync(node, steps, order, fromVersion, ct, CancellationToken.None, () => null).ConfigureAwait(false);
+
+        private async Task<NodeUpgradeReport> UpgradeAsync(NodeProfile node, IReadOnlyList<PlanStep> steps, int order, string? fromVersion, CancellationToken userCt,
+            CancellationToken abort, Func<string?> failedSibling)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(userCt, abort);
+            var ct = linked.Token;
             var report = new NodeUpgradeReport { Order = order, Name = node.Name, FromVersion = fromVersion, ToVersion = Target };
             var (level, why) = await DoneLevelAsync(node, ct).ConfigureAwait(false);
             if (level == NodeSteps.Length)
@@ -172,7 +313,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 await HookAsync(UpgradePhase.NodeUpgraded, node, $"Node {node.Name} runs {Target} and is back in rotation.", ct).ConfigureAwait(false);
                 return report;
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (OperationCanceledException) when (userCt.IsCancellationRequested)
             {
                 report.Outcome = NodeOutcome.Interrupted;
                 report.Error = "Cancelled (Ctrl+C).";
@@ -182,7 +323,9 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             catch (Exception ex0) when (report.Outcome != NodeOutcome.Upgraded)
             {
                 var failedStep = current ?? steps.First(s => s.Kind == StepKind.TakeOut);
-                var ex = await DiagnoseAsync(node, failedStep, ex0).ConfigureAwait(false);
+                var ex = ex0 is OperationCanceledException && abort.IsCancellationRequested && failedSibling() is string sibling
+                    ? BatchAborted.Create(node.Name, sibling)
+                    : await DiagnoseAsync(node, failedStep, ex0).ConfigureAwait(false);
                 report.Error = $"Step '{failedStep.Key}' failed: {ex.Message}";
                 var (restored, fully, leftOut) = await RestoreAsync(node, failedStep, report.FromVersion, ex).ConfigureAwait(false);
                 report.Restored = restored;

@@ -52,12 +52,15 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         /// <summary>Preflight and plan only: reads, changes nothing, takes no lock.</summary>
         public async Task<RollingUpgradeResult> PlanAsync(ClusterProfile profile, bool resume, CancellationToken ct, bool adopt = false)
         {
+            CapacityRule.Validate(profile);
             var preflight = await new PreflightCheck(_ports, _host).RunAsync(profile, resume, ct, adopt).ConfigureAwait(false);
             foreach (var w in preflight.Findings.Where(f => f.Severity == FindingSeverity.Warning)) _host.Warning(w.ToString());
             preflight.ThrowIfFailed(profile.Name);
             // What a resumed or adopted run found and will do, before it does anything (and under -WhatIf).
             foreach (var f in preflight.Findings.Where(f => f.Severity == FindingSeverity.Info && TakeoverChecks.Contains(f.Check))) _host.Inform(f.Message);
             var plan = UpgradePlanner.Create(profile, preflight.Cluster!, preflight.AdoptedRun?.NodeOrder);
+            plan.MaxUnavailable = CapacityRule.BatchSize(profile);
+            plan.MinInRotation = profile.RequiredInRotation;
             if (preflight.AdoptedRun?.FromVersion is string from) plan.FromVersion = from;
             if (preflight.AdoptedRun is not null) await MarkDoneAsync(plan, profile, preflight.Cluster!, ct).ConfigureAwait(false);
             return new RollingUpgradeResult(preflight, plan, null);
@@ -109,9 +112,15 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             // A step already done is shown as such (-Resume -WhatIf), so what is left to do stands out.
             var stopAfter = new StopAfterRule(plan, options.StopAfter);
             plan.StopAfter = stopAfter.Pauses ? options.StopAfter : null;
+            plan.AssignBatches(stopAfter.LaterNodes);
             var declined = false;
             foreach (var step in plan.Steps.Where(stopAfter.RunsNow))
+            {
+                // -MaxUnavailable above 1: each batch is announced before its first node's steps (they run at the same time).
+                if (plan.MaxUnavailable > 1 && step.Kind == StepKind.TakeOut && plan.BatchOf(step.Node) is PlanBatch b && b.Nodes[0] == step.Node
+                    && !_host.ShouldProcess($"cluster {profile.Name}", b.Describe(plan))) declined = true;
                 if (!_host.ShouldProcess(step.Target, step.Done is null ? step.Action : $"Already done ({step.Done}), skipped: {step.Action}")) declined = true;
+            }
             if (stopAfter.Pauses && !_host.ShouldProcess($"cluster {profile.Name}", stopAfter.PauseAction)) declined = true;
             if (declined) return planned;
 
@@ -130,6 +139,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                     e.FromVersion = fromVersion;
                     e.TargetVersion = target;
                     e.NodeOrder = plan.NodeOrder.ToList();
+                    e.MaxUnavailable = plan.MaxUnavailable;
                     e.Host = Environment.MachineName;
                     e.Pid = CurrentPid();
                 }).ConfigureAwait(false);
@@ -142,15 +152,16 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 TargetVersion = target,
                 Resumed = adopted is not null,
                 Adopted = fromRealState,
+                MaxUnavailable = plan.MaxUnavailable,
                 StartedAt = startedAt,
                 PreflightDuration = preflight.Duration,
                 JournalPath = _ports.Journal.Describe(profile.Name),
-                Nodes = plan.Nodes.Select(n => new NodeUpgradeReport { Order = n.Order, Name = n.Name, FromVersion = n.Version, ToVersion = target }).ToList(),
+                Nodes = plan.Nodes.Select(n => new NodeUpgradeReport { Order = n.Order, Name = n.Name, FromVersion = n.Version, ToVersion = target, Batch = n.Batch }).ToList(),
             };
             var nodeReports = report.Nodes.ToList();
             var upgrader = new NodeUpgrader(_ports, _host, profile, recorder, options.Hook);
             var ordered = plan.NodeOrder.Select(n => profile.FindNode(n)!).ToList();
-            NodeProfile? currentNode = null;
+            IReadOnlyList<NodeProfile>? currentNodes = null;
             try
             {
                 await HookAsync(options, UpgradePhase.PreflightPassed, profile, null, "Preflight passed.", ct).ConfigureAwait(false);
@@ -173,19 +184,37 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                     await recorder.RunAsync(enable, EnableUpgradeModeAsync, ct).ConfigureAwait(false);
                 await HookAsync(options, UpgradePhase.UpgradeModeEnabled, profile, null, "Upgrade mode is on.", ct).ConfigureAwait(false);
 
-                // 3. Nodes, one at a time.
-                for (var i = 0; i < ordered.Count; i++)
+                // 3. Nodes, in batches of up to -MaxUnavailable (one at a time by default); the next batch only once the
+                // whole batch passed its health gates and is back in rotation.
+                var batchNumber = 0;
+                for (var i = 0; i < ordered.Count;)
                 {
                     if (stopAfter.PauseNow(nodeReports.Take(i), ordered[i].Name))
                         return await PauseAsync(recorder, report, started, stopAfter, options, profile, plan, preflight).ConfigureAwait(false);
-                    currentNode = ordered[i];
-                    var steps = plan.Steps.Where(s => s.Node == currentNode.Name && s.Kind != StepKind.PreStage).ToList();
+                    var (batch, needsWork) = await NextBatchAsync(upgrader, ordered, i, plan.MaxUnavailable, stopAfter, ct).ConfigureAwait(false);
+                    currentNodes = batch.Select(j => ordered[j]).ToList();
+                    if (needsWork)
+                    {
+                        // The capacity rule, on the real state, before anything of the batch changes.
+                        await CapacityRule.CheckBatchAsync(_ports, profile, currentNodes, ct).ConfigureAwait(false);
+                        batchNumber++;
+                        if (plan.MaxUnavailable > 1)
+                            _host.Verbose($"Batch {batchNumber}: {string.Join(", ", currentNodes.Select(n => n.Name))} (-MaxUnavailable {plan.MaxUnavailable}; at least {profile.RequiredInRotation} of {profile.Nodes.Count} nodes stay ACTIVE and in rotation).");
+                    }
                     // The version to restore on failure is the cluster's original one, not what the node shows now
                     // (on a resumed run a half-done node may already show the target).
-                    nodeReports[i] = await upgrader.UpgradeAsync(currentNode, steps, i + 1, fromVersion ?? nodeReports[i].FromVersion, ct).ConfigureAwait(false);
+                    var items = batch.Select(j => new BatchItem(ordered[j], plan.Steps.Where(s => s.Node == ordered[j].Name && s.Kind != StepKind.PreStage).ToList(),
+                        j + 1, fromVersion ?? nodeReports[j].FromVersion)).ToList();
+                    var done = await upgrader.UpgradeBatchAsync(items, ct).ConfigureAwait(false);
+                    for (var k = 0; k < batch.Count; k++)
+                    {
+                        done[k].Batch = needsWork ? batchNumber : (int?)null;
+                        nodeReports[batch[k]] = done[k];
+                    }
                     report.Nodes = nodeReports;
+                    i = batch[batch.Count - 1] + 1;
                 }
-                currentNode = null;
+                currentNodes = null;
 
                 // 4. Finalize and wait for STABLE.
                 await HookAsync(options, UpgradePhase.Finalizing, profile, null, "Every node runs " + target + "; finalizing.", ct).ConfigureAwait(false);
@@ -222,7 +251,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
                 await SafeJournalAsync(recorder, JournalKinds.RunCancelled,
-                    "Cancelled (Ctrl+C)" + (currentNode is null ? "" : $" during node {currentNode.Name}")
+                    "Cancelled (Ctrl+C)" + (currentNodes is null ? "" : $" during node {string.Join(", ", currentNodes.Select(n => n.Name))}")
                     + (upgrader.Interruption is string where ? ": " + where : "") + ". Run with -Resume to continue.").ConfigureAwait(false);
                 throw;
             }
@@ -230,15 +259,20 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 if (ex is NodeFailedException nf)
                 {
-                    var index = nodeReports.FindIndex(n => n.Name == nf.NodeReport.Name);
-                    if (index >= 0) nodeReports[index] = nf.NodeReport;
+                    foreach (var r in nf.Batch.Count > 0 ? nf.Batch : new[] { nf.NodeReport })
+                    {
+                        var index = nodeReports.FindIndex(n => n.Name == r.Name);
+                        if (index < 0) continue;
+                        r.Batch ??= nodeReports[index].Batch;
+                        nodeReports[index] = r;
+                    }
                     report.Nodes = nodeReports;
                 }
-                var halted = await HaltAsync(profile, report, started, currentNode, ex).ConfigureAwait(false);
+                var halted = await HaltAsync(profile, report, started, currentNodes?.FirstOrDefault(), ex).ConfigureAwait(false);
                 await SafeJournalAsync(recorder, JournalKinds.RunHalted, halted.Message).ConfigureAwait(false);
                 try
                 {
-                    await HookAsync(options, UpgradePhase.Halted, profile, currentNode?.Name, halted.Message, CancellationToken.None, report).ConfigureAwait(false);
+                    await HookAsync(options, UpgradePhase.Halted, profile, currentNodes?.FirstOrDefault()?.Name, halted.Message, CancellationToken.None, report).ConfigureAwait(false);
                 }
                 catch (Exception hookError)
                 {
@@ -315,6 +349,25 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                     + $". Journal: {_ports.Journal.Describe(profile.Name)}.",
                     node.Name, nf.InnerException);
             }
+        }
+
+        /// <summary>
+        /// The nodes from <paramref name="start"/> that go together: a node with nothing left to do alone (it changes
+        /// nothing), else up to <paramref name="size"/> consecutive nodes that need work, never past a -StopAfter pause.
+        /// </summary>
+        private static async Task<(IReadOnlyList<int> batch, bool needsWork)> NextBatchAsync(NodeUpgrader upgrader, IReadOnlyList<NodeProfile> ordered, int start, int size,
+            StopAfterRule stopAfter, CancellationToken ct)
+        {
+            var (first, _) = await upgrader.DoneLevelAsync(ordered[start], ct).ConfigureAwait(false);
+            if (first == NodeUpgrader.NodeSteps.Length) return (new[] { start }, false);
+            var batch = new List<int> { start };
+            for (var j = start + 1; j < ordered.Count && batch.Count < size && !stopAfter.LaterNodes.Contains(ordered[j].Name); j++)
+            {
+                var (level, _) = await upgrader.DoneLevelAsync(ordered[j], ct).ConfigureAwait(false);
+                if (level == NodeUpgrader.NodeSteps.Length) break;
+                batch.Add(j);
+            }
+            return (batch, true);
         }
 
         private async Task PreStageAsync(StepRecorder recorder, UpgradePlan plan, ClusterProfile profile, NodeProfile node, bool finished, CancellationToken ct)
@@ -423,7 +476,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 errorId = diagnosis?.ErrorId ?? (nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed");
                 what = diagnosis?.Message ?? $"Node {nf.NodeReport.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {cause.Message}";
-                restored = nf.LeftOut ? nf.NodeReport.Restored + "." : "Restored: " + nf.NodeReport.Restored + ".";
+                restored = (nf.LeftOut ? nf.NodeReport.Restored + "." : "Restored: " + nf.NodeReport.Restored + ".")
+                    + (nf.BatchRestored is string rest ? " Restored " + rest + "." : "");
             }
             else
             {

@@ -139,9 +139,11 @@ public sealed class FakeRotation : FakePort, IRotation
         }
         _world.Log(n.Name + ":take-out");
         node.Rotation = RotationState.Draining;
+        _world.Observe();
         await _world.UpgradeClock.Delay(_world.DrainDuration, ct);
         node.Rotation = RotationState.OutOfRotation;
         node.InFlight = false;
+        _world.Observe();
     }
 
     public Task PutBackAsync(NodeProfile n, TimeSpan healthyTimeout, CancellationToken ct, bool healthGatePassed = false)
@@ -151,6 +153,7 @@ public sealed class FakeRotation : FakePort, IRotation
         if (!node.Running) throw new BbException("HAProxyMemberUnhealthy", BbErrorCategory.OperationTimeout, $"{n.Name} is down: health checks fail");
         _world.Log(n.Name + ":put-back");
         node.Rotation = RotationState.InRotation;
+        _world.Observe();
         return Task.CompletedTask;
     }
 
@@ -216,6 +219,7 @@ public sealed class FakeNodeHost : FakePort, INodeHost
             node.Running = false;
             node.StoppedAt = _world.Clock.Now;
         }
+        _world.Observe();
     }
 
     public Task WaitProcessGoneAsync(NodeProfile n, TimeSpan timeout, CancellationToken ct)

@@ -62,7 +62,31 @@ public sealed class FakeWorld
     }
 
     public VirtualClock Clock { get; } = new();
-    public UpgradeClock UpgradeClock => Clock.ToUpgradeClock();
+    /// <summary>Every wait of the engine advances virtual time and samples the world (<see cref="Observe"/>).</summary>
+    public UpgradeClock UpgradeClock => new(Clock, (d, ct) =>
+    {
+        ct.ThrowIfCancellationRequested();
+        Clock.Advance(d);
+        Observe();
+        return Task.CompletedTask;
+    });
+
+    /// <summary>The most nodes seen out at once (out of rotation, draining, or not running), over every sample.</summary>
+    public int MaxOutSeen { get; private set; }
+    /// <summary>The fewest nodes seen ACTIVE and in rotation at once, over every sample.</summary>
+    public int MinServingSeen { get; private set; } = int.MaxValue;
+
+    /// <summary>Samples how many nodes are out and how many serve: called at every change and every wait of the engine.</summary>
+    public void Observe()
+    {
+        lock (_gate)
+        {
+            var outNow = Nodes.Count(n => n.Rotation != RotationState.InRotation || !n.Running);
+            var serving = Nodes.Count(n => n.Rotation == RotationState.InRotation && StateOf(n) == NodeState.ACTIVE);
+            MaxOutSeen = Math.Max(MaxOutSeen, outNow);
+            MinServingSeen = Math.Min(MinServingSeen, serving);
+        }
+    }
     public List<FakeNode> Nodes { get; } = new();
     /// <summary>The cluster's version outside upgrade mode.</summary>
     public string Version { get; set; }
@@ -91,6 +115,7 @@ public sealed class FakeWorld
     public void Log(string op)
     {
         lock (_gate) Operations.Add(op);
+        Observe();
     }
 
     public int Count(string op)
