@@ -37,12 +37,26 @@ Describe 'Argument completion' {
     It 'offers cluster states to Wait-BbClusterState and node states elsewhere, with their meaning' {
         (Complete 'Wait-BbClusterState -State READY').CompletionText | Should -Be @('READY_TO_RUN_UPGRADE_TASKS', 'READY_TO_UPGRADE')
         (Complete 'Get-BbNode -State OFF').CompletionText | Should -Be @('OFFLINE')
-        # PowerShell lists enum values itself for typed parameters; the completer adds what each state means.
-        $offline = @([BitbucketZdu.Completion.StateCompleter]::new().CompleteArgument('Get-BbNode', 'State', 'off', $null, @{}))
-        $offline.CompletionText | Should -Be @('OFFLINE')
-        $offline[0].ToolTip | Should -Match 'stopped'
         (Complete 'Wait-BbNodeState -State ').CompletionText | Should -Contain 'ACTIVE'
         (Complete 'Wait-BbNodeState -State ').CompletionText | Should -Not -Contain 'STABLE'
+    }
+
+    # What a user sees through TabExpansion2 (PSReadLine shows the tooltip of the selected entry): PowerShell's own
+    # completion of an enum-typed parameter gave bare names (tooltip = the name) and offered Unknown.
+    It 'shows what each state means and never offers Unknown (<Line>)' -ForEach @(
+        @{ Line = 'Wait-BbClusterState -State '; Meaning = @{ MIXED = 'different versions'; STABLE = 'upgrade mode off' } }
+        @{ Line = 'Wait-BbNodeState -State '; Meaning = @{ OFFLINE = 'stopped'; DRAINING = 'finishing its requests' } }
+        @{ Line = 'Get-BbNode -State '; Meaning = @{ ACTIVE = 'serving requests'; ERROR = 'atlassian-bitbucket.log' } }
+        @{ Line = 'Wait-BbNodeState -Name node-1 -State ACTIVE, '; Meaning = @{ TERMINATING = 'shutting down' } }
+    ) {
+        $matches = Complete $Line
+        $matches.Count | Should -BeGreaterThan 5
+        $matches.CompletionText | Should -Not -Contain 'Unknown'
+        foreach ($m in $matches) { $m.ToolTip | Should -Not -Be $m.CompletionText -Because "the tooltip of $($m.CompletionText) says what it means" }
+        foreach ($state in $Meaning.Keys) {
+            ($matches | Where-Object CompletionText -EQ $state).ToolTip | Should -Match $Meaning[$state]
+        }
+        (Complete ($Line + 'unk')).CompletionText | Should -BeNullOrEmpty
     }
 
     It 'offers the members of the load balancer given on the command line' {

@@ -20,19 +20,31 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>Node names; wildcards allowed.</summary>
         [Parameter(Position = 0, ParameterSetName = FilterSet)]
+        [Alias("NodeName")]
         [SupportsWildcards]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(NodeCompleter))]
         public string[]? Name { get; set; }
 
-        /// <summary>Only nodes in one of these states.</summary>
+        /// <summary>Only nodes in one of these states, by name: ACTIVE, OFFLINE, ... (Tab lists them with their meaning; Unknown finds nodes in a state the module cannot read).</summary>
+        /// <remarks>A string, not the NodeState enum: PowerShell completes an enum parameter itself and never shows the completer's meanings.</remarks>
         [Parameter(ParameterSetName = FilterSet)]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(StateCompleter))]
-        public NodeState[]? State { get; set; }
+        public string[]? State { get; set; }
+
+        private NodeState[]? _states;
+
+        protected override void BeginProcessing()
+        {
+            if (State is null) return;
+            _states = StateNames.TryParse<NodeState>(State, allowUnknown: true, out var invalid, out var message);
+            if (_states is null) ThrowError("GetBbNodeInvalidState", ErrorCategory.InvalidArgument, message, invalid);
+        }
 
         /// <summary>Node ids (GET /rest/zdu/nodes/{id}). Ids may change when a node restarts.</summary>
         [Parameter(Mandatory = true, ParameterSetName = IdSet, ValueFromPipelineByPropertyName = true)]
+        [Alias("NodeId")]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(NodeCompleter))]
         public string[] Id { get; set; } = Array.Empty<string>();
@@ -60,7 +72,7 @@ namespace BitbucketZdu.Cmdlets
             foreach (var node in cluster.Nodes)
             {
                 if (patterns is not null && !patterns.Any(p => p.IsMatch(node.Name ?? string.Empty))) continue;
-                if (State is not null && !State.Contains(node.State)) continue;
+                if (_states is not null && !_states.Contains(node.State)) continue;
                 WriteObject(node);
             }
 

@@ -17,7 +17,7 @@ namespace BitbucketZdu.Cmdlets
     {
         /// <summary>The node, as the profile names it (nodes of (Get-BbClusterStatus).Nodes bind by their Name).</summary>
         [Parameter(Mandatory = true, Position = 1, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
-        [Alias("NodeName", "Node")]
+        [Alias("NodeName")]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(NodeCompleter))]
         public string Name { get; set; } = null!;

@@ -1,5 +1,8 @@
 using System;
+using System.Collections.Generic;
+using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.LoadBalancers;
+using BitbucketZdu.Core.Upgrade.Plan;
 using System.Globalization;
 using System.IO;
 using System.Linq;
@@ -14,10 +17,20 @@ namespace BitbucketZdu.Cmdlets
     /// <summary>
     /// <para type="synopsis">Writes a commented cluster profile (.psd1) template: base URL, nodes, load balancers and members, release archive and checksum.</para>
     /// </summary>
-    [Cmdlet(VerbsCommon.New, "BbClusterProfile", SupportsShouldProcess = true, HelpUri = HelpLinks.CommandsBase + "New-BbClusterProfile.md")]
+    [Cmdlet(VerbsCommon.New, "BbClusterProfile", SupportsShouldProcess = true, DefaultParameterSetName = TemplateSet, HelpUri = HelpLinks.CommandsBase + "New-BbClusterProfile.md")]
     [OutputType(typeof(FileInfo))]
-    public sealed class NewBbClusterProfileCommand : BbCmdlet
+    public sealed class NewBbClusterProfileCommand : BbClusterCmdlet
     {
+        private const string TemplateSet = "Template";
+        private const string FromConnectionSet = "FromConnection";
+        private const string NodeSet = "Node";
+
+        /// <summary>Bitbucket's default HTTP port: the cluster API does not report a node's own HTTP port.</summary>
+        internal const int DefaultNodeHttpPort = 7990;
+
+        private readonly List<ZduNode> _piped = new List<ZduNode>();
+        private ZduCluster? _cluster;
+
         /// <summary>Where to write the profile (.psd1).</summary>
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
@@ -37,9 +50,18 @@ namespace BitbucketZdu.Cmdlets
         public string TargetVersion { get; set; } = "8.19.4";
 
         /// <summary>Node names (as the cluster API reports them); one entry each.</summary>
-        [Parameter]
+        [Parameter(ParameterSetName = TemplateSet)]
         [ValidateCount(2, 64)]
         public string[] NodeName { get; set; } = { "node-1", "node-2", "node-3" };
+
+        /// <summary>Fill the nodes (names, addresses, context path) and the base URL from the connected cluster (Connect-BbCluster or -Connection).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = FromConnectionSet)]
+        public SwitchParameter FromConnection { get; set; }
+
+        /// <summary>The nodes to describe, as Get-BbNode returns them (piped, or -Node (Get-BbClusterStatus).Nodes).</summary>
+        [Parameter(Mandatory = true, ParameterSetName = NodeSet, ValueFromPipeline = true)]
+        [ValidateNotNull]
+        public ZduNode[] Node { get; set; } = Array.Empty<ZduNode>();
 
         /// <summary>The load balancer in front of the nodes.</summary>
         [Parameter]
@@ -69,6 +91,17 @@ namespace BitbucketZdu.Cmdlets
 
         protected override void ProcessRecord()
         {
+            if (ParameterSetName == NodeSet) _piped.AddRange(Node.Where(n => n is not null));
+        }
+
+        protected override void EndProcessing()
+        {
+            WriteProfile();
+            base.EndProcessing();
+        }
+
+        private void WriteProfile()
+        {
             var path = GetUnresolvedProviderPathFromPSPath(Path);
             if (Directory.Exists(path))
                 ThrowError("NewBbClusterProfileIsDirectory", ErrorCategory.InvalidArgument,
@@ -79,6 +112,16 @@ namespace BitbucketZdu.Cmdlets
             if (!BaseUrl.IsAbsoluteUri || (BaseUrl.Scheme != Uri.UriSchemeHttp && BaseUrl.Scheme != Uri.UriSchemeHttps))
                 ThrowError("NewBbClusterProfileInvalidUri", ErrorCategory.InvalidArgument,
                     $"-BaseUrl '{BaseUrl}' is not an http:// or https:// URL; give the cluster's base URL through the load balancer, e.g. https://bitbucket.example.com.", BaseUrl);
+            if (ParameterSetName == FromConnectionSet)
+            {
+                _cluster = ReadCluster();
+                if (!MyInvocation.BoundParameters.ContainsKey(nameof(BaseUrl))) BaseUrl = Client.BaseUri;
+            }
+            var apiNodes = ApiNodes();
+            if (apiNodes is not null && apiNodes.Count < 2)
+                ThrowError("NewBbClusterProfileTooFewNodes", ErrorCategory.InvalidData,
+                    $"{(ParameterSetName == FromConnectionSet ? "The cluster at " + Client.BaseUri + " reports" : "The pipeline gave")} {apiNodes.Count} node(s); a rolling upgrade needs at least two (with one node out, the others serve the users). Give -NodeName for a template instead.",
+                    apiNodes.Count);
             var duplicate = NodeName.GroupBy(n => n, StringComparer.OrdinalIgnoreCase).FirstOrDefault(g => g.Count() > 1);
             if (duplicate is not null)
                 ThrowError("NewBbClusterProfileDuplicateNode", ErrorCategory.InvalidArgument,
@@ -141,18 +184,26 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine("    #   InstallRoot the folder holding the versioned install dirs");
             sb.AppendLine("    #   Service     Systemd, WindowsService or Script");
             sb.AppendLine("    #   Member      the node's server in the load balancer (Members = @{ lb1 = '...' } with several)");
-            sb.AppendLine("    Nodes         = @(");
-            var i = 0;
-            foreach (var node in NodeName)
+            var apiNodes = ApiNodes();
+            if (apiNodes is not null)
             {
-                i++;
+                sb.AppendLine($"    #   From the cluster at {BaseUrl} ({DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", CultureInfo.InvariantCulture)} UTC). The API reports no node's HTTP port:");
+                sb.AppendLine($"    #   each Url has Bitbucket's default {DefaultNodeHttpPort} and the cluster's context path; change it if the nodes listen elsewhere.");
+                var versions = apiNodes.Select(n => n.Version).Where(v => !string.IsNullOrEmpty(v)).Distinct().ToList();
+                if (versions.Count > 0) sb.AppendLine($"    #   The nodes run {string.Join(", ", versions)} now.");
+            }
+            sb.AppendLine("    Nodes         = @(");
+            foreach (var node in TemplateNodes(apiNodes))
+            {
                 sb.AppendLine("        @{");
-                sb.AppendLine($"            Name        = {Q(node)}");
-                sb.AppendLine($"            Url         = {Q(string.Format(CultureInfo.InvariantCulture, "http://10.0.0.{0}:7990/", i))}");
-                sb.AppendLine($"            Remoting    = {Q(node + ".example.com")}");
+                if (node.Comment is not null) sb.AppendLine($"            # {node.Comment}");
+                sb.AppendLine($"            Name        = {Q(node.Name)}");
+                if (node.ApiAddress is not null) sb.AppendLine($"            {(node.ApiAddressRequired ? "" : "# ")}ApiAddress  = {Q(node.ApiAddress)}");
+                sb.AppendLine($"            Url         = {Q(node.Url)}");
+                sb.AppendLine($"            Remoting    = {Q(node.Remoting)}");
                 sb.AppendLine("            InstallRoot = '/opt/atlassian/bitbucket'");
                 sb.AppendLine("            Service     = 'Systemd'");
-                sb.AppendLine($"            Member      = {Q("bitbucket/" + node)}");
+                sb.AppendLine($"            Member      = {Q("bitbucket/" + node.Name)}");
                 sb.AppendLine("        }");
             }
             sb.AppendLine("    )");
@@ -181,5 +232,77 @@ namespace BitbucketZdu.Cmdlets
             sb.AppendLine("}");
             return sb.ToString();
         }
-    }
+    
+        /// <summary>The cluster's (or the pipeline's) nodes; null for a template by -NodeName.</summary>
+        private IReadOnlyList<ZduNode>? ApiNodes() => ParameterSetName switch
+        {
+            FromConnectionSet => _cluster?.Nodes ?? Array.Empty<ZduNode>(),
+            NodeSet => _piped,
+            _ => null,
+        };
+
+        private sealed class TemplateNode
+        {
+            public string Name = "";
+            public string? ApiAddress;
+            public bool ApiAddressRequired;
+            public string Url = "";
+            public string Remoting = "";
+            public string? Comment;
+        }
+
+        /// <summary>
+        /// One entry per node. From the API: its name, or (names "Not configured", the plugin's default, or a name two
+        /// nodes share) a name made of its address with ApiAddress set, so the upgrade matches it by address; the node's
+        /// own Url from its address, the default HTTP port and the cluster's context path.
+        /// </summary>
+        private IEnumerable<TemplateNode> TemplateNodes(IReadOnlyList<ZduNode>? apiNodes)
+        {
+            if (apiNodes is null)
+            {
+                var i = 0;
+                foreach (var name in NodeName)
+                {
+                    i++;
+                    yield return new TemplateNode
+                    {
+                        Name = name,
+                        Url = string.Format(CultureInfo.InvariantCulture, "http://10.0.0.{0}:{1}/", i, DefaultNodeHttpPort),
+                        Remoting = name + ".example.com",
+                    };
+                }
+                yield break;
+            }
+            var contextPath = BaseUrl.AbsolutePath.TrimEnd('/');
+            var names = apiNodes.Where(n => !string.IsNullOrWhiteSpace(n.Name)).GroupBy(n => n.Name!, StringComparer.OrdinalIgnoreCase)
+                .ToDictionary(g => g.Key, g => g.Count(), StringComparer.OrdinalIgnoreCase);
+            var index = 0;
+            var taken = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+            foreach (var n in apiNodes)
+            {
+                index++;
+                var configured = !string.IsNullOrWhiteSpace(n.Name) && !string.Equals(n.Name, NodeMatcher.NotConfigured, StringComparison.OrdinalIgnoreCase)
+                    && names[n.Name!] == 1;
+                var host = string.IsNullOrEmpty(n.IpAddress) ? (configured ? n.Name! : "node" + index.ToString(CultureInfo.InvariantCulture) + ".example.com") : n.IpAddress!;
+                var urlHost = host.Contains(":") && !host.StartsWith("[", StringComparison.Ordinal) ? "[" + host + "]" : host;
+                var byAddress = n.Address ?? n.Id ?? index.ToString(CultureInfo.InvariantCulture);
+                var why = configured ? null : string.IsNullOrWhiteSpace(n.Name) || string.Equals(n.Name, NodeMatcher.NotConfigured, StringComparison.OrdinalIgnoreCase)
+                    ? $"The API names this node '{n.Name ?? ""}': matched by ApiAddress."
+                    : $"Two nodes are named '{n.Name}': matched by ApiAddress.";
+                var name = configured ? n.Name! : "node-" + new string(byAddress.Select(c => char.IsLetterOrDigit(c) ? c : '-').ToArray()).Trim('-');
+                // Two unnamed nodes on one address (the plugin's JSON has no port): the profile still needs one name each.
+                if (!taken.Add(name)) taken.Add(name += "-" + index.ToString(CultureInfo.InvariantCulture));
+                yield return new TemplateNode
+                {
+                    Name = name,
+                    ApiAddress = n.Address,
+                    ApiAddressRequired = !configured,
+                    Url = string.Format(CultureInfo.InvariantCulture, "http://{0}:{1}{2}/", urlHost, DefaultNodeHttpPort, contextPath),
+                    Remoting = host,
+                    Comment = "API: id " + (n.Id ?? "?") + (n.Address is null ? "" : ", address " + n.Address) + (n.Version is null ? "" : ", version " + n.Version)
+                        + " (ids may change on restart: the upgrade never matches by id)." + (why is null ? "" : " " + why),
+                };
+            }
+        }
+}
 }

@@ -13,17 +13,30 @@ namespace BitbucketZdu.Cmdlets
     [OutputType(typeof(ZduCluster))]
     public sealed class WaitBbClusterStateCommand : BbWaitCmdlet
     {
-        /// <summary>The states to wait for (any one of them ends the wait).</summary>
+        /// <summary>The cluster states to wait for (any one of them ends the wait), by name: STABLE, MIXED, ... (Tab lists them with their meaning).</summary>
+        /// <remarks>A string, not the ClusterState enum: PowerShell completes an enum parameter itself and never shows the completer's meanings.</remarks>
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(StateCompleter))]
-        public ClusterState[] State { get; set; } = Array.Empty<ClusterState>();
+        public string[] State { get; set; } = Array.Empty<string>();
+
+        private ClusterState[] _states = Array.Empty<ClusterState>();
+
+        protected override void BeginProcessing()
+        {
+            var states = StateNames.TryParse<ClusterState>(State, allowUnknown: false, out var invalid, out var message);
+            if (states is null)
+                ThrowError(string.Equals(invalid?.Trim(), "Unknown", StringComparison.OrdinalIgnoreCase) ? "WaitBbClusterStateUnknownState" : "WaitBbClusterStateInvalidState",
+                    ErrorCategory.InvalidArgument, message, invalid);
+            _states = states!;
+        }
 
         protected override void ProcessRecord()
         {
             var timeout = Timeout;
             var poll = Poll;
-            WriteObject(RunApi((client, bridge, ct) => ZduWaiter.WaitForClusterStateAsync(client, State, timeout, bridge, poll, ct)));
+            var states = _states;
+            WriteObject(RunApi((client, bridge, ct) => ZduWaiter.WaitForClusterStateAsync(client, states, timeout, bridge, poll, ct)));
         }
     }
 }

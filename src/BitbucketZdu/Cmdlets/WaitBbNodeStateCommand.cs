@@ -16,14 +16,18 @@ namespace BitbucketZdu.Cmdlets
     {
         private readonly List<ZduNodeSelector> _nodes = new List<ZduNodeSelector>();
 
-        /// <summary>The states to wait for (any one of them ends the wait for a node). A node absent from the cluster counts as OFFLINE.</summary>
+        /// <summary>The node states to wait for (any one of them ends the wait for a node), by name: ACTIVE, OFFLINE, ... (Tab lists them with their meaning). A node absent from the cluster counts as OFFLINE.</summary>
+        /// <remarks>A string, not the NodeState enum: PowerShell completes an enum parameter itself and never shows the completer's meanings.</remarks>
         [Parameter(Mandatory = true, Position = 0)]
         [ValidateNotNullOrEmpty]
         [ArgumentCompleter(typeof(StateCompleter))]
-        public NodeState[] State { get; set; } = Array.Empty<NodeState>();
+        public string[] State { get; set; } = Array.Empty<string>();
+
+        private NodeState[] _states = Array.Empty<NodeState>();
 
         /// <summary>The node's name.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [Alias("NodeName")]
         [ArgumentCompleter(typeof(NodeCompleter))]
         public string? Name { get; set; }
 
@@ -37,8 +41,18 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>The node's id; used only when neither -IpAddress nor -Name is given.</summary>
         [Parameter(ValueFromPipelineByPropertyName = true)]
+        [Alias("NodeId")]
         [ArgumentCompleter(typeof(NodeCompleter))]
         public string? Id { get; set; }
+
+        protected override void BeginProcessing()
+        {
+            var states = StateNames.TryParse<NodeState>(State, allowUnknown: false, out var invalid, out var message);
+            if (states is null)
+                ThrowError(string.Equals(invalid?.Trim(), "Unknown", StringComparison.OrdinalIgnoreCase) ? "WaitBbNodeStateUnknownState" : "WaitBbNodeStateInvalidState",
+                    ErrorCategory.InvalidArgument, message, invalid);
+            _states = states!;
+        }
 
         protected override void ProcessRecord()
         {
@@ -53,7 +67,7 @@ namespace BitbucketZdu.Cmdlets
             if (_nodes.Count == 0) return;
             var timeout = Timeout;
             var poll = Poll;
-            var states = State;
+            var states = _states;
             var results = RunApi((client, bridge, ct) => ZduWaiter.WaitForNodeStatesAsync(client, _nodes, states, timeout, bridge,
                 r =>
                 {

@@ -69,11 +69,14 @@ namespace BitbucketZdu.Internal
         [Parameter(ParameterSetName = HostNameSet, ValueFromPipelineByPropertyName = true)]
         public string? KeyFilePath { get; set; }
 
-        /// <summary>WinRM credentials.</summary>
+        /// <summary>
+        /// The account for the PowerShell session over WinRM to the node (the same name as Invoke-BbRollingUpgrade's);
+        /// -Credential is the Bitbucket administrator on every cmdlet that has it. Default: the current identity.
+        /// </summary>
         [Parameter(ParameterSetName = HostNameSet)]
         [Parameter(ParameterSetName = ComputerNameSet)]
         [Credential]
-        public PSCredential? Credential { get; set; }
+        public PSCredential? RemotingCredential { get; set; }
 
         /// <summary>WinRM over HTTPS.</summary>
         [Parameter(ParameterSetName = HostNameSet)]
@@ -185,7 +188,7 @@ namespace BitbucketZdu.Internal
             {
                 Upgrade.NodeShellOpener.RequireWSMan(sessionHost, $"-ComputerName {NodeName}", NodeName);
                 p["ComputerName"] = NodeName;
-                if (Credential is not null) p["Credential"] = Credential;
+                if (RemotingCredential is not null) p["Credential"] = RemotingCredential;
                 // 5986 is WinRM's HTTPS port: speaking HTTP to it only fails.
                 if (UseSSL || Port == Core.Upgrade.Adapters.RemotingTarget.WinRMHttpsPort) p["UseSSL"] = true;
             }
