@@ -57,7 +57,7 @@
 - Orchestrated upgrades: New-/Test-BbClusterProfile, Invoke-BbNodeUpgrade, Invoke-BbRollingUpgrade; journaled, resumable, rolled back node by node.
 - Runs in Windows PowerShell 5.1 and PowerShell 7.4+, Azure Automation runbooks (5.1 and 7.4 runtimes) and scheduled tasks.
 Changed since the preview builds:
-- The node cmdlets (Get-BbNodeInstallation, Copy-BbDistribution, Install-BbNodeVersion, Stop-BbNode, Start-BbNode, Undo-BbNodeUpgrade) take the WinRM account as -RemotingCredential (was -Credential), as Invoke-BbRollingUpgrade does; -Credential is the Bitbucket administrator wherever it appears (New-BbLoadBalancer's load-balancer account aside).
+- The node cmdlets (Get-BbNodeInstallation, Copy-BbDistribution, Install-BbNodeVersion, Stop-BbNode, Start-BbNode, Undo-BbNodeUpgrade) take the WinRM account as -RemotingCredential (was -Credential), as Invoke-BbRollingUpgrade does; -Credential is the Bitbucket administrator wherever it appears and -Token a Bitbucket token; New-BbLoadBalancer takes the load balancer's own account as -ApiCredential (was -Credential) and an Azure bearer token as -AzureToken (was -Token).
 - Node names bind as -Name or -NodeName, node ids as -Id or -NodeId, on every cmdlet that takes one; Invoke-BbNodeUpgrade's -Node alias is gone.
 - -State of Wait-BbClusterState, Wait-BbNodeState and Get-BbNode takes state names (String[]); Tab shows what each state means, and Unknown is refused as a wait target (WaitBbClusterStateUnknownState, WaitBbNodeStateUnknownState).
 - New-BbClusterProfile -FromConnection (or Get-BbNode | New-BbClusterProfile) writes the cluster's own nodes.

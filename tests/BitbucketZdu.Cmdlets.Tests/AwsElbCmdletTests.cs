@@ -13,7 +13,7 @@ public sealed class AwsElbCmdletTests : IDisposable
     public void New_describes_a_target_group_with_its_settings_and_refuses_a_wrong_region_or_arn()
     {
         var vars = new Dictionary<string, object?> { ["c"] = new PSCredential("AKIAIOSFODNN7EXAMPLE", Canary.Secure(Canary.Password)), ["arn"] = Arn };
-        var r = _ps.Run("$elb = New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Credential $c "
+        var r = _ps.Run("$elb = New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -ApiCredential $c "
             + "-Setting @{ EndpointUrl = 'https://vpce-1.elasticloadbalancing.eu-west-1.vpce.amazonaws.com/'; Targets = 'i-0abc:7990, i-0def:7990' }; "
             + "$elb.Options['EndpointUrl']; $elb.Options['Targets']; $elb | Out-String", vars);
         Assert.Null(r.FirstError);
@@ -28,7 +28,7 @@ public sealed class AwsElbCmdletTests : IDisposable
         r = _ps.Run("New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Setting @{ Targets = 'i-0abc' }", vars);
         Assert.Equal("AwsInvalidTarget,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
         // With --profile the CLI ignores keys in its environment: a profile and a credential together are refused.
-        r = _ps.Run("New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Credential $c -Setting @{ Profile = 'bitbucket-ops' }", vars);
+        r = _ps.Run("New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -ApiCredential $c -Setting @{ Profile = 'bitbucket-ops' }", vars);
         Assert.Equal("LoadBalancerCredentialNotUsed,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
         r = _ps.Run("(New-BbLoadBalancer -Kind AwsElb -Endpoint eu-west-1 -Backend $arn -Setting @{ Profile = 'bitbucket-ops'; CliPath = '/usr/bin/aws' }).Options['Profile']", vars);
         Assert.Null(r.FirstError);

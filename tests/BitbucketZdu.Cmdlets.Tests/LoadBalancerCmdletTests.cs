@@ -171,7 +171,7 @@ public sealed class LoadBalancerCmdletTests : IClassFixture<LoadBalancerCmdletFi
         r = _ps.Run("New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication Token");
         Assert.Equal("NewBbLoadBalancerMissingToken,BitbucketZdu.Cmdlets.NewBbLoadBalancerCommand", r.FirstError!.FullyQualifiedErrorId);
         var token = Canary.Secure(Canary.Token);
-        r = _ps.Run("New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication Token -Token $t | Format-List | Out-String",
+        r = _ps.Run("New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication Token -AzureToken $t | Format-List | Out-String",
             new Dictionary<string, object?> { ["t"] = token });
         Assert.Null(r.FirstError);
         Assert.Contains("AzureAppGateway", r.AllText);
@@ -182,7 +182,7 @@ public sealed class LoadBalancerCmdletTests : IClassFixture<LoadBalancerCmdletFi
     public void New_takes_a_kinds_own_settings_and_refuses_one_it_does_not_take()
     {
         var vars = new Dictionary<string, object?> { ["c"] = new PSCredential("f5ops", Canary.Secure(Canary.Password)) };
-        var r = _ps.Run("$f5 = New-BbLoadBalancer -Kind F5BigIp -Endpoint https://bigip1.example.com, https://bigip2.example.com -Backend bitbucket -Credential $c "
+        var r = _ps.Run("$f5 = New-BbLoadBalancer -Kind F5BigIp -Endpoint https://bigip1.example.com, https://bigip2.example.com -Backend bitbucket -ApiCredential $c "
             + "-Setting @{ Partition = 'Tenant1'; ConfigSync = $false }; $f5.Options['Partition']; $f5.Options['ConfigSync']; $f5.Endpoints.Count", vars);
         Assert.Null(r.FirstError);
         Assert.Equal(new[] { "Tenant1", "false", "2" }, r.Output.Select(o => o.ToString()));

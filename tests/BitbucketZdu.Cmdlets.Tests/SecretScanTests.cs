@@ -156,8 +156,8 @@ public sealed class SecretScanTests : IDisposable
                 script = "Connect-BbCluster $uri -Credential $cred -TimeoutSec 2; Connect-BbCluster $uri -Token $token -TimeoutSec 2";
                 break;
             case "load-balancer descriptions":
-                script = "New-BbLoadBalancer -Kind Apache -Endpoint http://127.0.0.1:1/balancer-manager -Backend bb -Credential $cred | Format-List * | Out-String;"
-                    + " New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication Token -Token $token;"
+                script = "New-BbLoadBalancer -Kind Apache -Endpoint http://127.0.0.1:1/balancer-manager -Backend bb -ApiCredential $cred | Format-List * | Out-String;"
+                    + " New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication Token -AzureToken $token;"
                     + " New-BbLoadBalancer -Kind AzureAppGateway -Endpoint /subscriptions/x/resourceGroups/r/providers/Microsoft.Network/applicationGateways/g -Backend pool -AzureAuthentication ServicePrincipal -TenantId t -ServicePrincipal $cred | ConvertTo-Json -Depth 2 -WarningAction SilentlyContinue";
                 expectErrors = false;
                 break;

@@ -43,10 +43,10 @@ BeforeAll {
     $script:Meanings = @{
         Credential         = @{ Match = 'Bitbucket'; What = 'the Bitbucket administrator' }
         RemotingCredential = @{ Match = 'WinRM'; What = 'the account for PowerShell sessions over WinRM to the nodes' }
+        Token              = @{ Match = 'Bitbucket'; What = 'a Bitbucket HTTP access token' }
     }
     # Known exceptions, each with the reason; the test fails when one is no longer needed.
     $script:Exceptions = @{
-        'New-BbLoadBalancer -Credential' = 'the load balancer''s own API account (NGINX Plus, Apache, F5, AWS): the cmdlet talks to no Bitbucket; left for a decision (renaming it touches every load-balancer kind)'
     }
 }
 
@@ -97,7 +97,7 @@ Describe 'Parameters across cmdlets' {
         $bad | Should -BeNullOrEmpty
     }
 
-    It 'documents -<_> with its one meaning on every cmdlet that has it' -ForEach @('Credential', 'RemotingCredential') {
+    It 'documents -<_> with its one meaning on every cmdlet that has it' -ForEach @('Credential', 'RemotingCredential', 'Token') {
         $meaning = $Meanings[$_]
         $owners = @($Parameters | Where-Object Name -EQ $_)
         $owners | Should -Not -BeNullOrEmpty

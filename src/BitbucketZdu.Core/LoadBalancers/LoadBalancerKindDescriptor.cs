@@ -41,7 +41,7 @@ namespace BitbucketZdu.Core.LoadBalancers
     }
 
     /// <summary>
-    /// What the one credential of a kind (a user name and a secret: <c>-Credential</c> of New-BbLoadBalancer,
+    /// What the one credential of a kind (a user name and a secret: <c>-ApiCredential</c> of New-BbLoadBalancer,
     /// <c>-LoadBalancerCredential</c> of the upgrade cmdlets, an Automation credential asset) means for it.
     /// </summary>
     public sealed class LoadBalancerSecret

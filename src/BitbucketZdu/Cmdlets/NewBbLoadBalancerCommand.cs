@@ -42,10 +42,10 @@ namespace BitbucketZdu.Cmdlets
         [Parameter]
         public MemberMatch MatchBy { get; set; } = MemberMatch.Auto;
 
-        /// <summary>HTTP Basic credentials for the NGINX Plus API or the balancer-manager; the BIG-IP user for F5BigIp.</summary>
+        /// <summary>The account of the load balancer's control API (not Bitbucket's): HTTP Basic credentials for the NGINX Plus API or the balancer-manager; the BIG-IP user for F5BigIp.</summary>
         [Parameter]
         [Credential]
-        public PSCredential? Credential { get; set; }
+        public PSCredential? ApiCredential { get; set; }
 
         /// <summary>Do not verify the TLS certificate of an HTTPS endpoint. Unsafe: test servers only.</summary>
         [Parameter]
@@ -88,7 +88,7 @@ namespace BitbucketZdu.Cmdlets
 
         /// <summary>Azure: a bearer token for Azure Resource Manager (e.g. (Get-AzAccessToken -AsSecureString).Token).</summary>
         [Parameter]
-        public SecureString? Token { get; set; }
+        public SecureString? AzureToken { get; set; }
 
         /// <summary>Azure: the Resource Manager base URL (sovereign clouds, tests).</summary>
         [Parameter]
@@ -121,8 +121,8 @@ namespace BitbucketZdu.Cmdlets
                 if (AzureAuthentication == AzureAuthentication.ServicePrincipal && (ServicePrincipal is null || string.IsNullOrEmpty(TenantId)))
                     ThrowError("NewBbLoadBalancerMissingServicePrincipal", ErrorCategory.InvalidArgument,
                         "-AzureAuthentication ServicePrincipal needs -TenantId and -ServicePrincipal (application id and client secret).");
-                if (AzureAuthentication == AzureAuthentication.Token && Token is null)
-                    ThrowError("NewBbLoadBalancerMissingToken", ErrorCategory.InvalidArgument, "-AzureAuthentication Token needs -Token.");
+                if (AzureAuthentication == AzureAuthentication.Token && AzureToken is null)
+                    ThrowError("NewBbLoadBalancerMissingToken", ErrorCategory.InvalidArgument, "-AzureAuthentication Token needs -AzureToken.");
             }
 
             LoadBalancerDescription d;
@@ -142,10 +142,10 @@ namespace BitbucketZdu.Cmdlets
                     d.MemberMap[e.Key?.ToString() ?? ""] = e.Value?.ToString() ?? "";
             if (MatchBy == MemberMatch.Map && d.MemberMap.Count == 0)
                 ThrowError("NewBbLoadBalancerMissingMap", ErrorCategory.InvalidArgument, "-MatchBy Map needs -MemberMap @{ '<node>' = '<member>' }.");
-            if (Credential is not null)
+            if (ApiCredential is not null)
             {
-                d.UserName = Credential.UserName;
-                d.Password = Credential.Password;
+                d.UserName = ApiCredential.UserName;
+                d.Password = ApiCredential.Password;
             }
             d.SkipCertificateCheck = SkipCertificateCheck;
             d.RequestTimeout = TimeSpan.FromSeconds(TimeoutSec);
@@ -156,7 +156,7 @@ namespace BitbucketZdu.Cmdlets
             d.TenantId = TenantId;
             d.ClientId = ServicePrincipal?.UserName ?? ClientId;
             d.ClientSecret = ServicePrincipal?.Password;
-            d.Token = Token;
+            d.Token = AzureToken;
             if (ManagementEndpoint is not null) d.ManagementEndpoint = ManagementEndpoint;
             if (AuthorityEndpoint is not null) d.AuthorityEndpoint = AuthorityEndpoint;
             if (ImdsEndpoint is not null) d.ImdsEndpoint = ImdsEndpoint;
