@@ -38,6 +38,10 @@
 .PARAMETER GitWorkers
     Loops of git clones beside the web users: each clones over HTTP and, with HAProxy's SSH frontend, over SSH (the
     simulator streams a clone for --git-duration, 1.5 s), so a node leaves rotation with git work in flight. 0 = web only.
+.PARAMETER Simple
+    The root-path, plain-HTTP cluster instead of the production-shaped default (context path /bitbucket, HTTPS with
+    the demo's internal CA on the nodes and the balancer's front, which the profile and the sampler trust).
+
 .PARAMETER MaxUnavailable
     A separate scenario instead of the default one: the largest of -Sizes (12 by default) upgraded twice, with
     -MaxUnavailable 1 and with this n, printing both totals and their ratio (target <= 0.45 for 3 at -StartDelay 30s),
@@ -53,6 +57,7 @@ param(
     [ValidateRange(10, 60000)] [int] $MaxPollMilliseconds = 500,
     [ValidateSet('Auto', 'HAProxy', 'Bbsim')] [string] $LoadBalancer = 'Auto',
     [ValidateRange(0, 8)] [int] $GitWorkers = 1,
+    [switch] $Simple,
     [ValidateRange(2, 100)] [int] $MaxUnavailable
 )
 
@@ -82,7 +87,8 @@ function Start-Sampler {
     $status = ($Demo.Nodes | ForEach-Object { "$($_.Name)=$($_.Url)" }) -join ','
     $process = Start-Process -FilePath 'dotnet' -PassThru -RedirectStandardError "$Path.stderr" -RedirectStandardOutput "$Path.stdout" -ArgumentList @(
         $Demo.Bbsim, 'sample', '--admin', ($lb.Endpoint -replace '^tcp://', ''), '--backend', $lb.Backend, '--output', $Path,
-        '--status', $status, '--interval-ms', '100')
+        '--status', $status, '--interval-ms', '100'
+        if ($ca = Get-DemoCaFile $Demo) { '--ca', $ca })
     $deadline = [DateTime]::UtcNow.AddSeconds(60)
     while (@(Get-Content -LiteralPath $Path -ErrorAction SilentlyContinue | Where-Object { $_ -match "`tlb`t" }).Count -lt @($Demo.Nodes).Count) {
         if ($process.HasExited) { throw "The sampler exited (code $($process.ExitCode)): $(Get-Content "$Path.stderr" -Raw -ErrorAction SilentlyContinue)" }
@@ -110,7 +116,9 @@ function Measure-RollingUpgrade {
     try {
         Write-Host "==> $Nodes nodes: start the simulated cluster, load balancer and traffic" -ForegroundColor Cyan
         $setup = [Diagnostics.Stopwatch]::StartNew()
-        Start-DemoCluster -Environment $demo -Nodes $Nodes -StartDelay $StartDelay | Out-Null
+        # Production-shaped unless -Simple: every URL under /bitbucket, HTTPS with the demo's internal CA.
+        if ($Simple) { Start-DemoCluster -Environment $demo -Nodes $Nodes -StartDelay $StartDelay | Out-Null }
+        else { Start-DemoCluster -Environment $demo -Nodes $Nodes -StartDelay $StartDelay -ContextPath '/bitbucket' -Https | Out-Null }
         $lb = Start-DemoBalancer -Environment $demo -Kind $LoadBalancer
         $profilePath = New-DemoProfile -Environment $demo -Name $name -MaxPollMilliseconds $MaxPollMilliseconds
         Start-DemoTraffic -Environment $demo -Workers 2 -DelayMs 100 -GitWorkers $GitWorkers | Out-Null

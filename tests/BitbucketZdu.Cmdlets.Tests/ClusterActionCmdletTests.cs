@@ -300,6 +300,25 @@ public sealed class ClusterActionCmdletTests : IDisposable
     }
 
     [Fact]
+    public void Get_BbClusterStatus_in_a_rolling_upgrade_points_at_the_runs_status_and_next_command()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Mixed));
+        var mixed = Run("Get-BbClusterStatus");
+        Assert.Null(mixed.FirstError);
+        Assert.Single(mixed.Output);
+        Assert.Contains(mixed.Warnings, w => w.Contains("MIXED") && w.Contains("Get-BbRollingUpgrade -ProfilePath") && w.Contains("-Resume"));
+    }
+
+    [Fact]
+    public void Get_BbClusterStatus_on_a_stable_cluster_warns_of_nothing()
+    {
+        _server.Answer("GET", "/rest/zdu/cluster", Reply(Stable));
+        var stable = Run("Get-BbClusterStatus");
+        Assert.Null(stable.FirstError);
+        Assert.Empty(stable.Warnings);
+    }
+
+    [Fact]
     public void Retries_show_on_the_verbose_stream_of_the_cmdlet_that_made_the_call()
     {
         _server.AnswerSequence("GET", "/rest/zdu/cluster", Response.Create().WithStatusCode(503), 1, Reply(Stable));

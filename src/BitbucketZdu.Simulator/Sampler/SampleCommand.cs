@@ -24,6 +24,7 @@ public static class SampleCommand
         var statusUrls = (a.Optional("status") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries)
             .Select(s => s.Split('=', 2)).Select(p => p.Length == 2 ? (Name: p[0], Url: p[1].TrimEnd('/') + "/status")
                 : throw new UsageException($"'{string.Join("=", p)}' in --status is not name=url.")).ToList();
+        var caFile = a.Optional("ca");
         a.RejectUnknown();
         var colon = admin.LastIndexOf(':');
         if (colon < 0 || !int.TryParse(admin[(colon + 1)..], out var port)) throw new UsageException($"--admin '{admin}' is not host:port.");
@@ -38,7 +39,19 @@ public static class SampleCommand
         }
         using var stop = new CancellationTokenSource(duration);
         var loops = new List<Task> { SampleBalancerAsync(host, port, backend, interval, Write, stop.Token) };
-        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        // Nodes served over HTTPS with the cluster's internal CA (--ca): that CA only, the way the module trusts it.
+        using var handler = new SocketsHttpHandler();
+        if (caFile is not null)
+        {
+            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
+            {
+                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            };
+            policy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(caFile)));
+            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+        }
+        using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
         loops.AddRange(statusUrls.Select(s => SampleStatusAsync(http, s.Name, s.Url, interval, Write, stop.Token)));
         Write("sampler", "-", "started");
         try { await Task.WhenAll(loops); }
