@@ -133,7 +133,9 @@ public sealed class ResumeAdoptCmdletTests : IDisposable
         var plan = (UpgradePlan)Assert.Single(r.Output).BaseObject;
         Assert.All(plan.Steps.Where(s => s.Kind == StepKind.PreStage || s.Node == "node-1"), s => Assert.NotNull(s.Done));
         Assert.NotNull(plan.Steps.Single(s => s.Kind == StepKind.EnableUpgradeMode).Done);
-        Assert.NotNull(plan.Steps.Single(s => s.Key == "node-2/take-out").Done);
+        // Out of rotation with the process up: the resume runs the take-out again (no change at the load balancer, a
+        // wait for any work still in flight), so the plan does not call it done.
+        Assert.Null(plan.Steps.Single(s => s.Key == "node-2/take-out").Done);
         Assert.Null(plan.Steps.Single(s => s.Key == "node-2/stop").Done);
         Assert.Null(plan.Steps.Single(s => s.Kind == StepKind.Finalize).Done);
         Assert.Contains("[done: ", plan.Steps.Single(s => s.Key == "node-1/stop").ToString(), StringComparison.Ordinal);

@@ -165,7 +165,8 @@ public sealed class RollingUpgradeRunnerTests : IDisposable
         var ex = await Assert.ThrowsAsync<UpgradeHaltedException>(() => _f.Runner().RunAsync(_f.Profile, Options(1), CancellationToken.None));
 
         Assert.Contains("READY_TO_UPGRADE", ex.Message);
-        Assert.Contains("POST /rest/zdu/cancel", ex.Message);
+        Assert.Contains("Disable-BbUpgradeMode", ex.Message);
+        Assert.DoesNotContain("/rest/zdu/", ex.Message);
         Assert.Equal(ClusterState.READY_TO_UPGRADE, _f.World.Cluster().State);
         Assert.All(_f.World.Nodes, n => Assert.Equal(RotationState.InRotation, n.Rotation));
     }

@@ -241,12 +241,12 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
                         $"An upgrade is in progress that the journal has no run of: the cluster is {state} with upgrade mode on (original version {cluster.OriginalVersion ?? "unknown"}). "
                         + $"If this tool started it and its journal was lost, Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Adopt takes it over from the real state "
                         + "(node versions, rotation at the load balancer, upgrade mode) after showing what it found; add -WhatIf to see that first. "
-                        + "Otherwise finish it or cancel it (Administration > Rolling upgrade, or POST /rest/zdu/cancel while no node is upgraded).");
+                        + "Otherwise finish it or cancel it while no node is upgraded (Disable-BbUpgradeMode, or Administration > Rolling upgrade).");
                     return null;
                 default:
                     add(FindingSeverity.Error, "PreflightClusterState", profile.BaseUrl.ToString(), null,
                         $"The cluster is {state}{(cluster.UpgradeModeEnabled ? " with upgrade mode on" : "")}: a rolling upgrade needs STABLE. "
-                        + (cluster.State == ClusterState.UPGRADE_TASKS_FAILED ? "Finalization tasks failed: retry them (POST /rest/zdu/retryUpgrade) or contact Atlassian support." : "Wait until it is STABLE."));
+                        + (cluster.State == ClusterState.UPGRADE_TASKS_FAILED ? "Finalization tasks failed: retry them with Resume-BbUpgradeTask, or contact Atlassian support." : "Wait until it is STABLE."));
                     return null;
             }
         }

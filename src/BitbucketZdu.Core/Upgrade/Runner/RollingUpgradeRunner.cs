@@ -495,7 +495,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 ? $"{fix}; when the cluster may be upgraded, run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} again. Nothing of this run is left to finish "
                     + $"(upgrade mode is off and no node runs {target}), so a fresh run enables upgrade mode again and upgrades every node."
                 : cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
-                ? $"{fix}, then run {resume}; or, to give up, cancel upgrade mode (POST /rest/zdu/cancel, allowed because no node was upgraded)."
+                ? $"{fix}, then run {resume}; or, to give up, cancel upgrade mode with Disable-BbUpgradeMode (allowed because no node was upgraded)."
                 : cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
                     ? $"{fix}, then run {resume} (nothing was changed in Bitbucket yet)."
                     : $"{fix}, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
