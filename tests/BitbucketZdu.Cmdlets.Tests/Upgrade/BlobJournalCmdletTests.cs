@@ -108,7 +108,7 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
 
         // The run released its lease: the next run takes it at once.
         using var next = Store();
-        using (await next.AcquireLockAsync("prod", new LockOwner("next-job", 1), CancellationToken.None)) { }
+        await using (await next.AcquireLockAsync("prod", new LockOwner("next-job", 1), CancellationToken.None)) { }
     }
 
     [Fact]
@@ -144,7 +144,7 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
         // A live holder that renews a 15 s lease: the run waits for it to expire (holder's length + margin, 25 s), then is refused.
         using var other = new AzureBlobJournalStore(_container, AzuriteFixture.SharedKey(),
             new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) });
-        using var held = await other.AcquireLockAsync("prod", new LockOwner("runbook-job-7", 4242), CancellationToken.None);
+        await using var held = await other.AcquireLockAsync("prod", new LockOwner("runbook-job-7", 4242), CancellationToken.None);
 
         var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalCredential $jc -Confirm:$false", Vars());
 

@@ -153,7 +153,7 @@ public sealed class JournalStoreTests : IDisposable
     public async Task The_lock_stops_a_second_run_and_names_the_holder()
     {
         _f.LivePids.Add(111);
-        using var held = await _f.Journal.AcquireLockAsync("prod", new LockOwner(Environment.MachineName, 111), default);
+        await using var held = await _f.Journal.AcquireLockAsync("prod", new LockOwner(Environment.MachineName, 111), default);
 
         var ex = await Assert.ThrowsAsync<BbException>(() => _f.Runner().RunAsync(_f.Profile, Options(222), CancellationToken.None));
 
@@ -173,7 +173,7 @@ public sealed class JournalStoreTests : IDisposable
         Assert.True(result.Report!.Succeeded);
         Assert.Contains(_f.Host.Warnings, w => w.Contains("process 333"));
         Assert.False(File.Exists(_f.Journal.LockFile("prod")));
-        stale.Dispose(); // releasing a lock it no longer owns does not delete anybody else's
+        await stale.DisposeAsync(); // releasing a lock it no longer owns does not delete anybody else's
     }
 
     [Fact]

@@ -3,11 +3,11 @@ using System.Collections.Concurrent;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
-using System.Net;
 using System.Net.Http;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Upgrade.Ports;
 
 namespace BitbucketZdu.Core.Upgrade.Journal
 {
@@ -32,25 +32,30 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         /// expire, and a run that renews it is still refused. <see cref="TimeSpan.Zero"/>: fail fast with JournalLocked.
         /// </summary>
         public TimeSpan? LockWait { get; set; }
+
+        /// <summary>
+        /// The engine's clock, which the wait for another run's lease (<see cref="LockWait"/>) is timed and paced by;
+        /// null for real time. Lease renewal always runs in real time: the lease expires on the service's clock.
+        /// </summary>
+        public UpgradeClock? Clock { get; set; }
     }
 
     /// <summary>
     /// Journals in an Azure Storage container, for runs whose disk does not survive them (Azure Automation jobs): the
     /// journal of a cluster is the append blob <c>&lt;prefix&gt;&lt;cluster&gt;.journal.jsonl</c> (one JSON line per
-    /// entry, each append committed before it returns), and the run lock is a LEASE on that blob, renewed while the run
-    /// holds it and released at the end. A crashed run's lease expires after <see cref="AzureBlobJournalOptions.LeaseDuration"/>
+    /// entry, each append committed before it returns), and the run lock is a LEASE on that blob (<see cref="BlobLease"/>),
+    /// renewed while the run holds it and released at the end. A crashed run's lease expires after <see cref="AzureBlobJournalOptions.LeaseDuration"/>
     /// and the next run takes over (the lock says whom from). While a run holds the lease, appends carry its lease id,
     /// so a run that lost its lease cannot write; appends are also conditioned on the blob's length, so two writers
-    /// never interleave unnoticed. Uses the Blob REST API over System.Net.Http only (no Azure SDK: it would conflict
-    /// with the Az modules loaded in a runbook).
+    /// never interleave unnoticed. The REST calls are <see cref="AzureBlobClient"/>'s.
     /// </summary>
     public sealed class AzureBlobJournalStore : IJournalStore, IJournalProbe, IDisposable
     {
-        internal const string ApiVersion = "2021-12-02";
+        internal const string ApiVersion = AzureBlobClient.ApiVersion;
 
-        private readonly AzureStorageCredential _credential;
+        private readonly AzureBlobClient _blob;
         private readonly AzureBlobJournalOptions _options;
-        private readonly HttpClient _http;
+        private readonly UpgradeClock _clock;
         private readonly ConcurrentDictionary<string, BlobLease> _leases = new ConcurrentDictionary<string, BlobLease>(StringComparer.Ordinal);
         private readonly ConcurrentDictionary<string, long> _knownLength = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         private readonly SemaphoreSlim _write = new SemaphoreSlim(1, 1);
@@ -69,43 +74,35 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 throw new BbException("JournalStorageInvalidUri", BbErrorCategory.InvalidArgument,
                     $"The journal container URI {containerUri.GetLeftPart(UriPartial.Path)} has a query string. Pass a SAS token as the credential (AzureStorageCredential.Sas), not in the URI, so it never appears in messages.",
                     containerUri.GetLeftPart(UriPartial.Path));
-            _credential = credential ?? throw new ArgumentNullException(nameof(credential));
+            if (credential is null) throw new ArgumentNullException(nameof(credential));
             if (credential.Kind == AzureStorageAuthKind.Bearer && containerUri.Scheme != Uri.UriSchemeHttps && !containerUri.IsLoopback)
                 throw new BbException("JournalStorageInsecure", BbErrorCategory.SecurityError,
                     $"A bearer token is only sent over https; {containerUri.GetLeftPart(UriPartial.Path)} is http.", containerUri.GetLeftPart(UriPartial.Path));
             _options = options ?? new AzureBlobJournalOptions();
             if (_options.LeaseDuration < TimeSpan.FromSeconds(15) || _options.LeaseDuration > TimeSpan.FromSeconds(60))
                 throw new ArgumentOutOfRangeException(nameof(options), "LeaseDuration must be between 15 and 60 seconds (Azure's bounds).");
-            ContainerUri = new Uri(containerUri.GetLeftPart(UriPartial.Path).TrimEnd('/'));
-            _http = new HttpClient(handler ?? new HttpClientHandler(), disposeHandler: true) { Timeout = _options.RequestTimeout };
+            _clock = _options.Clock ?? UpgradeClock.System;
+            _blob = new AzureBlobClient(containerUri, credential, _options.RequestTimeout, handler);
         }
 
-        public Uri ContainerUri { get; }
+        public Uri ContainerUri => _blob.ContainerUri;
 
         public AzureBlobJournalOptions Options => _options;
 
         public string BlobName(string cluster) => _options.BlobPrefix + cluster + ".journal.jsonl";
 
-        public Uri BlobUri(string cluster) =>
-            new Uri(ContainerUri.AbsoluteUri + "/" + string.Join("/", BlobName(cluster).Split('/').Select(Uri.EscapeDataString)));
+        public Uri BlobUri(string cluster) => _blob.BlobUri(BlobName(cluster));
 
         public string Describe(string cluster) => BlobUri(cluster).AbsoluteUri;
 
         /// <summary>Creates the container when it does not exist (needs a credential allowed to; a SAS for the container is not).</summary>
-        public async Task CreateContainerIfMissingAsync(CancellationToken cancellationToken)
-        {
-            using var r = await SendAsync(HttpMethod.Put, new Uri(ContainerUri.AbsoluteUri + "?restype=container"), null, null, cancellationToken).ConfigureAwait(false);
-            if (r.StatusCode == HttpStatusCode.Created || r.StatusCode == HttpStatusCode.Conflict) return;
-            throw await ErrorAsync(r, ContainerUri.AbsoluteUri, "create the container").ConfigureAwait(false);
-        }
+        public Task CreateContainerIfMissingAsync(CancellationToken cancellationToken) => _blob.CreateContainerIfMissingAsync(cancellationToken);
 
         public async Task<IReadOnlyList<JournalEntry>> ReadAsync(string cluster, CancellationToken cancellationToken)
         {
             var blob = BlobUri(cluster);
-            using var r = await SendAsync(HttpMethod.Get, blob, null, null, cancellationToken).ConfigureAwait(false);
-            if (r.StatusCode == HttpStatusCode.NotFound && ErrorCode(r) == "BlobNotFound") return new List<JournalEntry>();
-            if (r.StatusCode != HttpStatusCode.OK) throw await ErrorAsync(r, blob.AbsoluteUri, "read the journal").ConfigureAwait(false);
-            var bytes = await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+            var bytes = await _blob.GetAsync(blob, "read the journal", cancellationToken).ConfigureAwait(false);
+            if (bytes is null) return new List<JournalEntry>();
             _knownLength[cluster] = bytes.LongLength;
             return JournalLines.Parse(Encoding.UTF8.GetString(bytes), blob.AbsoluteUri, "rename the blob");
         }
@@ -114,33 +111,28 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         {
             var bytes = Encoding.UTF8.GetBytes(JournalLines.Format(entry));
             var blob = BlobUri(cluster);
-            var appendUri = new Uri(blob.AbsoluteUri + "?comp=appendblock");
             await _write.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 if (!_knownLength.ContainsKey(cluster)) await CreateBlobIfMissingAsync(cluster, cancellationToken).ConfigureAwait(false);
                 _leases.TryGetValue(cluster, out var lease);
-                var headers = new Dictionary<string, string>();
-                if (lease is not null) headers["x-ms-lease-id"] = lease.Id;
-                if (_knownLength.TryGetValue(cluster, out var length)) headers["x-ms-blob-condition-appendpos"] = length.ToString(CultureInfo.InvariantCulture);
-                using var r = await SendAsync(HttpMethod.Put, appendUri, headers, bytes, cancellationToken).ConfigureAwait(false);
-                if (r.StatusCode == HttpStatusCode.Created)
+                long? position = _knownLength.TryGetValue(cluster, out var length) ? length : null;
+                var r = await _blob.AppendBlockAsync(blob, bytes, lease?.Id, position, cancellationToken).ConfigureAwait(false);
+                if (r.Ok)
                 {
-                    var offset = Header(r, "x-ms-blob-append-offset");
-                    _knownLength[cluster] = (long.TryParse(offset, NumberStyles.Integer, CultureInfo.InvariantCulture, out var o) ? o : length) + bytes.LongLength;
+                    _knownLength[cluster] = (r.AppendOffset ?? length) + bytes.LongLength;
                     return;
                 }
                 _knownLength.TryRemove(cluster, out _);
-                var code = ErrorCode(r);
-                if (code == "AppendPositionConditionNotMet")
+                if (r.ErrorCode == "AppendPositionConditionNotMet")
                     throw new BbException("JournalConflict", BbErrorCategory.InvalidOperation,
                         $"Another writer appended to the journal {blob} since this run last read it. Only one run may write a cluster's journal; "
                         + "check for a second run of the same cluster, then run again with -Resume.", blob.AbsoluteUri);
-                if (code == "LeaseIdMissing")
+                if (r.ErrorCode == "LeaseIdMissing")
                     throw Locked(cluster, await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false));
-                if (code is "LeaseIdMismatchWithBlobOperation" or "LeaseLost" or "LeaseNotPresentWithBlobOperation")
+                if (r.ErrorCode is "LeaseIdMismatchWithBlobOperation" or "LeaseLost" or "LeaseNotPresentWithBlobOperation")
                     throw LeaseLost(cluster, lease);
-                throw await ErrorAsync(r, blob.AbsoluteUri, "append to the journal").ConfigureAwait(false);
+                throw r.Error!;
             }
             finally
             {
@@ -154,32 +146,25 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         /// <summary>
         /// Takes the lease. While another run holds it, polls until it expires, up to <see cref="AzureBlobJournalOptions.LockWait"/>
         /// (a dead job's lease frees itself within its length; a live run renews it and is still there at the deadline),
-        /// and tells <paramref name="waiting"/> at the start and every 10 s.
+        /// and tells <paramref name="waiting"/> at the start and every 10 s. The wait is timed and paced by
+        /// <see cref="AzureBlobJournalOptions.Clock"/>.
         /// </summary>
         public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, Action<string>? waiting, CancellationToken cancellationToken)
         {
             var blob = BlobUri(cluster);
             await CreateBlobIfMissingAsync(cluster, cancellationToken).ConfigureAwait(false);
             var leaseId = Guid.NewGuid().ToString();
-            var acquire = new Dictionary<string, string>
-            {
-                ["x-ms-lease-action"] = "acquire",
-                ["x-ms-lease-duration"] = ((int)_options.LeaseDuration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
-                ["x-ms-proposed-lease-id"] = leaseId,
-            };
-            var watch = System.Diagnostics.Stopwatch.StartNew();
+            var leaseSeconds = (int)_options.LeaseDuration.TotalSeconds;
+            var started = _clock.Timestamp;
             TimeSpan? limit = null;
             var told = TimeSpan.Zero;
-            (string LeaseState, LockOwner? Holder, long Length, int? LeaseSeconds) before;
+            Head before;
             while (true)
             {
                 before = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
-                using (var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=lease"), acquire, null, cancellationToken).ConfigureAwait(false))
-                {
-                    if (r.StatusCode == HttpStatusCode.Created) break;
-                    if (r.StatusCode != HttpStatusCode.Conflict || ErrorCode(r) != "LeaseAlreadyPresent")
-                        throw await ErrorAsync(r, blob.AbsoluteUri, "take the journal's lease").ConfigureAwait(false);
-                }
+                var r = await _blob.AcquireLeaseAsync(blob, leaseSeconds, leaseId, "take the journal's lease", cancellationToken).ConfigureAwait(false);
+                if (r.Ok) break;
+                if (r.ErrorCode != "LeaseAlreadyPresent") throw r.Error!;
                 var holder = await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? before.Holder;
                 if (limit is null)
                 {
@@ -189,19 +174,20 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                     waiting?.Invoke($"Another run holds the lease of cluster '{cluster}' on {Describe(cluster)}" + (holder is null ? "" : $" ({holder})")
                         + $". Waiting up to {limit.Value.TotalSeconds:0} s for it to expire: a run that died leaves its lease until then; a live run renews it.");
                 }
-                if (watch.Elapsed >= limit) throw Locked(cluster, holder, watch.Elapsed);
-                if (watch.Elapsed - told >= TimeSpan.FromSeconds(10))
+                var elapsed = _clock.Since(started);
+                if (elapsed >= limit) throw Locked(cluster, holder, elapsed);
+                if (elapsed - told >= TimeSpan.FromSeconds(10))
                 {
-                    told = watch.Elapsed;
-                    waiting?.Invoke($"Still waiting for the lease of cluster '{cluster}': {watch.Elapsed.TotalSeconds:0} s of up to {limit.Value.TotalSeconds:0} s.");
+                    told = elapsed;
+                    waiting?.Invoke($"Still waiting for the lease of cluster '{cluster}': {elapsed.TotalSeconds:0} s of up to {limit.Value.TotalSeconds:0} s.");
                 }
                 // Polling the lease with a deadline: Azure has no notification of a lease's expiry.
-                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
+                await _clock.Delay(TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);
             }
 
             // A previous holder whose lease ran out (or was broken) without releasing left its name behind: a crashed run.
             var stale = before.LeaseState is "expired" or "broken" or "available" ? before.Holder : null;
-            var lease = new BlobLease(this, cluster, leaseId, owner, stale);
+            var lease = new BlobLease(_blob, blob, cluster, leaseId, owner, stale, _options.RequestTimeout, ReleaseAsync);
             await SetHolderAsync(cluster, leaseId, owner, cancellationToken).ConfigureAwait(false);
             var fresh = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
             _knownLength[cluster] = fresh.Length;
@@ -220,23 +206,15 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             var blob = BlobUri(cluster);
             await CreateBlobIfMissingAsync(cluster, cancellationToken).ConfigureAwait(false);
             var head = await HeadAsync(cluster, cancellationToken).ConfigureAwait(false);
-            var what = $"The journal {blob} ({_credential}) is reachable and writable";
+            var what = $"The journal {blob} ({_blob.Credential}) is reachable and writable";
             if (_leases.ContainsKey(cluster)) return what + "; this run holds its lease.";
             if (head.LeaseState == "leased") throw Locked(cluster, head.Holder);
             var probeId = Guid.NewGuid().ToString();
-            var acquire = new Dictionary<string, string>
-            {
-                ["x-ms-lease-action"] = "acquire",
-                ["x-ms-lease-duration"] = "15",
-                ["x-ms-proposed-lease-id"] = probeId,
-            };
-            using (var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=lease"), acquire, null, cancellationToken).ConfigureAwait(false))
-            {
-                if (r.StatusCode == HttpStatusCode.Conflict && ErrorCode(r) == "LeaseAlreadyPresent")
-                    throw Locked(cluster, await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? head.Holder);
-                if (r.StatusCode != HttpStatusCode.Created) throw await ErrorAsync(r, blob.AbsoluteUri, "take the journal's lease").ConfigureAwait(false);
-            }
-            await LeaseActionAsync(cluster, "release", probeId, cancellationToken).ConfigureAwait(false);
+            var r = await _blob.AcquireLeaseAsync(blob, 15, probeId, "take the journal's lease", cancellationToken).ConfigureAwait(false);
+            if (r.ErrorCode == "LeaseAlreadyPresent")
+                throw Locked(cluster, await ReadHolderAsync(cluster, cancellationToken).ConfigureAwait(false) ?? head.Holder);
+            if (!r.Ok) throw r.Error!;
+            await _blob.ReleaseLeaseAsync(blob, probeId, cancellationToken).ConfigureAwait(false);
             return what + $", and its lease (the run lock) can be taken; a crashed run's lease frees itself within {(int)_options.LeaseDuration.TotalSeconds} s.";
         }
 
@@ -244,7 +222,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         public void Dispose()
         {
             foreach (var l in _leases.Values) l.Abandon();
-            _http.Dispose();
+            _blob.Dispose();
         }
 
         private BbException Locked(string cluster, LockOwner? holder, TimeSpan? waited = null) =>
@@ -261,30 +239,31 @@ namespace BitbucketZdu.Core.Upgrade.Journal
                 + ": the storage account was unreachable for longer than the lease, or the lease was broken. The run stopped writing; "
                 + "check no other run took over, then run again with -Resume.", Describe(cluster));
 
-        private async Task CreateBlobIfMissingAsync(string cluster, CancellationToken cancellationToken)
+        private Task CreateBlobIfMissingAsync(string cluster, CancellationToken cancellationToken) =>
+            _blob.CreateAppendBlobIfMissingAsync(BlobUri(cluster), "create the journal blob", cancellationToken);
+
+        /// <summary>The journal blob's lease state, the holder its metadata names, its length, and the lease length the holder recorded.</summary>
+        private sealed class Head
         {
-            var blob = BlobUri(cluster);
-            var headers = new Dictionary<string, string> { ["x-ms-blob-type"] = "AppendBlob", ["If-None-Match"] = "*" };
-            using var r = await SendAsync(HttpMethod.Put, blob, headers, null, cancellationToken).ConfigureAwait(false);
-            if (r.StatusCode == HttpStatusCode.Created || r.StatusCode == HttpStatusCode.Conflict || r.StatusCode == HttpStatusCode.PreconditionFailed) return;
-            throw await ErrorAsync(r, blob.AbsoluteUri, "create the journal blob").ConfigureAwait(false);
+            public string LeaseState = "";
+            public LockOwner? Holder;
+            public long Length;
+            public int? LeaseSeconds;
         }
 
-        private async Task<(string LeaseState, LockOwner? Holder, long Length, int? LeaseSeconds)> HeadAsync(string cluster, CancellationToken cancellationToken)
+        private async Task<Head> HeadAsync(string cluster, CancellationToken cancellationToken)
         {
-            var blob = BlobUri(cluster);
-            using var r = await SendAsync(HttpMethod.Head, blob, null, null, cancellationToken).ConfigureAwait(false);
-            if (r.StatusCode != HttpStatusCode.OK) throw await ErrorAsync(r, blob.AbsoluteUri, "read the journal's properties").ConfigureAwait(false);
+            var p = await _blob.HeadAsync(BlobUri(cluster), "read the journal's properties", cancellationToken).ConfigureAwait(false);
             LockOwner? holder = null;
-            var host = Header(r, "x-ms-meta-ownerhost");
+            var host = p.Meta("ownerhost");
             if (!string.IsNullOrEmpty(host))
             {
-                int.TryParse(Header(r, "x-ms-meta-ownerpid"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid);
+                int.TryParse(p.Meta("ownerpid"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid);
                 holder = new LockOwner(host!, pid);
-                if (DateTimeOffset.TryParse(Header(r, "x-ms-meta-ownersince"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)) holder.Since = since;
+                if (DateTimeOffset.TryParse(p.Meta("ownersince"), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var since)) holder.Since = since;
             }
-            int? leaseSeconds = int.TryParse(Header(r, "x-ms-meta-ownerleaseseconds"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ls) && ls is >= 15 and <= 60 ? ls : null;
-            return (Header(r, "x-ms-lease-state") ?? "", holder, r.Content.Headers.ContentLength ?? 0, leaseSeconds);
+            int? leaseSeconds = int.TryParse(p.Meta("ownerleaseseconds"), NumberStyles.Integer, CultureInfo.InvariantCulture, out var ls) && ls is >= 15 and <= 60 ? ls : null;
+            return new Head { LeaseState = p.LeaseState, Holder = holder, Length = p.Length, LeaseSeconds = leaseSeconds };
         }
 
         private async Task<LockOwner?> ReadHolderAsync(string cluster, CancellationToken cancellationToken)
@@ -299,178 +278,28 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             }
         }
 
-        private async Task SetHolderAsync(string cluster, string leaseId, LockOwner? owner, CancellationToken cancellationToken)
+        private Task SetHolderAsync(string cluster, string leaseId, LockOwner? owner, CancellationToken cancellationToken)
         {
-            var headers = new Dictionary<string, string> { ["x-ms-lease-id"] = leaseId };
+            var metadata = new Dictionary<string, string>();
             if (owner is not null)
             {
-                headers["x-ms-meta-ownerhost"] = Ascii(owner.Host);
-                headers["x-ms-meta-ownerpid"] = owner.Pid.ToString(CultureInfo.InvariantCulture);
-                headers["x-ms-meta-ownersince"] = owner.Since.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
+                metadata["ownerhost"] = Ascii(owner.Host);
+                metadata["ownerpid"] = owner.Pid.ToString(CultureInfo.InvariantCulture);
+                metadata["ownersince"] = owner.Since.UtcDateTime.ToString("o", CultureInfo.InvariantCulture);
                 // So a run that finds this lease held knows how long it can last without renewal.
-                headers["x-ms-meta-ownerleaseseconds"] = ((int)_options.LeaseDuration.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+                metadata["ownerleaseseconds"] = ((int)_options.LeaseDuration.TotalSeconds).ToString(CultureInfo.InvariantCulture);
             }
-            var blob = BlobUri(cluster);
-            using var r = await SendAsync(HttpMethod.Put, new Uri(blob.AbsoluteUri + "?comp=metadata"), headers, null, cancellationToken).ConfigureAwait(false);
-            if (r.StatusCode != HttpStatusCode.OK) throw await ErrorAsync(r, blob.AbsoluteUri, "record the lock holder").ConfigureAwait(false);
+            return _blob.SetMetadataAsync(BlobUri(cluster), leaseId, metadata, "record the lock holder", cancellationToken);
         }
 
         private static string Ascii(string value) => new string(value.Select(c => c >= 0x20 && c < 0x7f ? c : '_').ToArray());
 
-        internal async Task<HttpStatusCode> LeaseActionAsync(string cluster, string action, string leaseId, CancellationToken cancellationToken)
-        {
-            var headers = new Dictionary<string, string> { ["x-ms-lease-action"] = action, ["x-ms-lease-id"] = leaseId };
-            using var r = await SendAsync(HttpMethod.Put, new Uri(BlobUri(cluster).AbsoluteUri + "?comp=lease"), headers, null, cancellationToken).ConfigureAwait(false);
-            if (r.IsSuccessStatusCode) return r.StatusCode;
-            throw await ErrorAsync(r, BlobUri(cluster).AbsoluteUri, action + " the journal's lease").ConfigureAwait(false);
-        }
-
-        internal async Task ReleaseAsync(BlobLease lease, CancellationToken cancellationToken)
+        private async Task ReleaseAsync(BlobLease lease, CancellationToken cancellationToken)
         {
             ((ICollection<KeyValuePair<string, BlobLease>>)_leases).Remove(new KeyValuePair<string, BlobLease>(lease.Cluster, lease));
             // Clear the holder's name first, so the next run does not take a clean release for a crash.
             await SetHolderAsync(lease.Cluster, lease.Id, null, cancellationToken).ConfigureAwait(false);
-            await LeaseActionAsync(lease.Cluster, "release", lease.Id, cancellationToken).ConfigureAwait(false);
-        }
-
-        private async Task<HttpResponseMessage> SendAsync(HttpMethod method, Uri uri, IDictionary<string, string>? headers, byte[]? body, CancellationToken cancellationToken)
-        {
-            using var request = new HttpRequestMessage(method, uri);
-            request.Headers.TryAddWithoutValidation("x-ms-version", ApiVersion);
-            request.Headers.TryAddWithoutValidation("x-ms-date", DateTimeOffset.UtcNow.ToString("r", CultureInfo.InvariantCulture));
-            if (headers is not null)
-                foreach (var h in headers)
-                    request.Headers.TryAddWithoutValidation(h.Key, h.Value);
-            if (method == HttpMethod.Put) request.Content = new ByteArrayContent(body ?? Array.Empty<byte>());
-            await _credential.AuthorizeAsync(request, cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await _http.SendAsync(request, cancellationToken).ConfigureAwait(false);
-            }
-            catch (HttpRequestException ex)
-            {
-                throw new BbException("JournalStorageUnreachable", BbErrorCategory.ConnectionError,
-                    $"Could not reach the journal storage {ContainerUri} ({ex.Message}). Check the account name, network rules and DNS.", ContainerUri.AbsoluteUri, ex);
-            }
-            catch (OperationCanceledException ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                throw new BbException("JournalStorageTimeout", BbErrorCategory.OperationTimeout,
-                    $"The journal storage {ContainerUri} did not answer within {_options.RequestTimeout.TotalSeconds:0.#} s.", ContainerUri.AbsoluteUri, ex);
-            }
-        }
-
-        private static string? Header(HttpResponseMessage r, string name)
-        {
-            if (r.Headers.TryGetValues(name, out var v)) return v.FirstOrDefault();
-            if (r.Content is not null && r.Content.Headers.TryGetValues(name, out var c)) return c.FirstOrDefault();
-            return null;
-        }
-
-        private static string? ErrorCode(HttpResponseMessage r) => Header(r, "x-ms-error-code");
-
-        private async Task<BbException> ErrorAsync(HttpResponseMessage r, string target, string what)
-        {
-            var code = ErrorCode(r) ?? "";
-            string detail = "";
-            if (r.Content is not null && r.RequestMessage?.Method != HttpMethod.Head)
-            {
-                var body = await r.Content.ReadAsStringAsync().ConfigureAwait(false);
-                var start = body.IndexOf("<Message>", StringComparison.Ordinal);
-                var end = body.IndexOf("</Message>", StringComparison.Ordinal);
-                if (start >= 0 && end > start) detail = body.Substring(start + 9, end - start - 9).Split('\n')[0].Trim();
-            }
-            var status = $"{(int)r.StatusCode} {code}".Trim() + (detail.Length > 0 ? ": " + detail : "");
-            switch (r.StatusCode)
-            {
-                case HttpStatusCode.Forbidden:
-                case HttpStatusCode.Unauthorized:
-                    return new BbException("JournalStorageDenied", BbErrorCategory.PermissionDenied,
-                        $"Azure Storage refused to {what} at {target} with {_credential} ({status}). Check the key, the SAS (permissions r, a, c, w and its expiry) "
-                        + "or the identity's role (Storage Blob Data Contributor on the container).", target);
-                case HttpStatusCode.NotFound:
-                    return new BbException("JournalStorageNotFound", BbErrorCategory.ObjectNotFound,
-                        $"Could not {what}: {target} was not found ({status}). Create the container first (New-AzStorageContainer) and check the URI.", target);
-                default:
-                    return new BbException("JournalStorageFailed", BbErrorCategory.ProtocolError,
-                        $"Azure Storage could not {what} at {target} ({status}).", target);
-            }
-        }
-
-        /// <summary>The run lock: a lease on the journal blob, renewed in the background until disposed.</summary>
-        internal sealed class BlobLease : IJournalLock, IAsyncDisposable
-        {
-            private readonly AzureBlobJournalStore _store;
-            private readonly CancellationTokenSource _stop = new CancellationTokenSource();
-            private Task _renewing = Task.CompletedTask;
-            private int _state; // 0 held, 1 released or abandoned
-
-            public BlobLease(AzureBlobJournalStore store, string cluster, string id, LockOwner owner, LockOwner? tookOverFrom)
-            {
-                _store = store;
-                Cluster = cluster;
-                Id = id;
-                Owner = owner;
-                TookOverFrom = tookOverFrom;
-            }
-
-            public string Cluster { get; }
-            public string Id { get; }
-            public LockOwner Owner { get; }
-            public LockOwner? TookOverFrom { get; }
-            public int Renewals;
-            public string? LastRenewError { get; private set; }
-
-            public void StartRenewing(TimeSpan interval) => _renewing = Task.Run(() => RenewLoopAsync(interval));
-
-            private async Task RenewLoopAsync(TimeSpan interval)
-            {
-                while (!_stop.IsCancellationRequested)
-                {
-                    try
-                    {
-                        await Task.Delay(interval, _stop.Token).ConfigureAwait(false);
-                        await _store.LeaseActionAsync(Cluster, "renew", Id, _stop.Token).ConfigureAwait(false);
-                        Interlocked.Increment(ref Renewals);
-                        LastRenewError = null;
-                    }
-                    catch (OperationCanceledException) when (_stop.IsCancellationRequested)
-                    {
-                        return;
-                    }
-                    catch (BbException ex)
-                    {
-                        // Keep trying until the lease is gone for good; appends then fail with JournalLeaseLost.
-                        LastRenewError = ex.ErrorId;
-                    }
-                }
-            }
-
-            /// <summary>Stops renewing without releasing (what a crashed process leaves behind).</summary>
-            public void Abandon()
-            {
-                if (Interlocked.Exchange(ref _state, 1) == 1) return;
-                _stop.Cancel();
-            }
-
-            public async ValueTask DisposeAsync()
-            {
-                if (Interlocked.Exchange(ref _state, 1) == 1) return;
-                _stop.Cancel();
-                try { await _renewing.ConfigureAwait(false); } catch (OperationCanceledException) { }
-                using var cts = new CancellationTokenSource(_store._options.RequestTimeout);
-                try
-                {
-                    await _store.ReleaseAsync(this, cts.Token).ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ex is BbException || ex is OperationCanceledException)
-                {
-                    // The lease then expires on its own within LeaseDuration; nothing is lost.
-                }
-            }
-
-            // IJournalLock is IDisposable (the runner's 'using'): release on a pool thread so no caller's
-            // synchronisation context can deadlock, bounded by the request timeout.
-            public void Dispose() => Task.Run(() => DisposeAsync().AsTask()).GetAwaiter().GetResult();
+            await _blob.ReleaseLeaseAsync(BlobUri(lease.Cluster), lease.Id, cancellationToken).ConfigureAwait(false);
         }
     }
 }

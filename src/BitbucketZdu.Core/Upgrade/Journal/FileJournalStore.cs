@@ -159,14 +159,16 @@ namespace BitbucketZdu.Core.Upgrade.Journal
 
             public LockOwner? TookOverFrom { get; }
 
-            public void Dispose()
+            /// <summary>Deletes the lock file if it is still ours: local file work, done synchronously.</summary>
+            public ValueTask DisposeAsync()
             {
-                if (Interlocked.Exchange(ref _released, 1) == 1) return;
+                if (Interlocked.Exchange(ref _released, 1) == 1) return default;
                 var holder = ReadOwner(_path);
                 if (holder is not null && holder.Pid == _owner.Pid && holder.Host == _owner.Host)
                 {
                     try { File.Delete(_path); } catch (IOException) { }
                 }
+                return default;
             }
         }
     }

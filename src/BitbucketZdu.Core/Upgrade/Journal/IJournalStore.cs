@@ -53,7 +53,11 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         string Describe(string cluster);
     }
 
-    public interface IJournalLock : IDisposable
+    /// <summary>
+    /// A held lock. Releasing it may talk to storage (a blob lease), so it is released asynchronously: take it with
+    /// <c>await using</c>. Not disposing it leaves what a crash leaves (a stale lock file, a lease that expires).
+    /// </summary>
+    public interface IJournalLock : IAsyncDisposable
     {
         /// <summary>The stale owner this lock replaced, or null.</summary>
         LockOwner? TookOverFrom { get; }

@@ -68,11 +68,11 @@ namespace BitbucketZdu.Core.Upgrade.Preflight
             await Task.WhenAll(journalTask, viewsTask, rotationTask, hostTask, archiveTask, journalProbeTask).ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
 
-            var views = viewsTask.Result;
+            var views = await viewsTask.ConfigureAwait(false);
             foreach (var view in views) ThrowIfCredentialsRefused(view.error, profile);
-            var rotations = rotationTask.Result;
-            var hosts = hostTask.Result;
-            var (journal, journalError) = journalTask.Result;
+            var rotations = await rotationTask.ConfigureAwait(false);
+            var hosts = await hostTask.ConfigureAwait(false);
+            var (journal, journalError) = await journalTask.ConfigureAwait(false);
             if (journalError is not null)
                 Add(FindingSeverity.Error, "PreflightJournalUnreadable", _ports.Journal.Describe(profile.Name), profile.Journal is not null ? "Journal" : "JournalPath", journalError.Message);
             var lastRun = journal is null ? null : JournalRun.Last(journal);

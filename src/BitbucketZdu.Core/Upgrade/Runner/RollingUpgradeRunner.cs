@@ -98,7 +98,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
 
         public async Task<RollingUpgradeResult> RunAsync(ClusterProfile profile, RollingUpgradeOptions options, CancellationToken ct)
         {
-            using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, _host.Warning, ct).ConfigureAwait(false);
+            var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, _host.Warning, ct).ConfigureAwait(false);
+            await using var releasesLock = journalLock.ConfigureAwait(false);
             if (journalLock.TookOverFrom is LockOwner stale)
                 _host.Warning($"Took over the lock of cluster '{profile.Name}' left by {stale}, which no longer runs.");
 
@@ -325,7 +326,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 if (!_host.ShouldProcess(step.Target, step.Action)) declined = true;
             if (declined) return null;
 
-            using var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, _host.Warning, ct).ConfigureAwait(false);
+            var journalLock = await _ports.Journal.AcquireLockAsync(profile.Name, options.Owner ?? LockOwner.Current, _host.Warning, ct).ConfigureAwait(false);
+            await using var releasesLock = journalLock.ConfigureAwait(false);
             var runId = "node-" + node.Name + "-" + _ports.Clock.UtcNow.ToString("yyyyMMdd'T'HHmmss'Z'", CultureInfo.InvariantCulture);
             var recorder = new StepRecorder(_ports, _host, profile.Name, runId, steps.Count, options.Hook, profile.TargetVersion.ToString());
             await PreStageAsync(recorder, plan, profile, node, false, ct).ConfigureAwait(false);

@@ -339,9 +339,6 @@ public sealed class KillingJournal : IJournalStore
 
         public LockOwner? TookOverFrom => _inner.TookOverFrom;
 
-        public void Dispose()
-        {
-            if (!_process.Killed) _inner.Dispose();
-        }
+        public ValueTask DisposeAsync() => _process.Killed ? default : _inner.DisposeAsync();
     }
 }

@@ -78,7 +78,7 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
         using var second = new AzureBlobJournalStore(first.ContainerUri, AzuriteFixture.SharedKey(), options);
         var owner = new LockOwner("automation-worker-7", 4242);
 
-        var held = (AzureBlobJournalStore.BlobLease)await first.AcquireLockAsync("prod", owner, None);
+        var held = (BlobLease)await first.AcquireLockAsync("prod", owner, None);
         Assert.Null(held.TookOverFrom);
         await first.AppendAsync("prod", Entry(JournalKinds.RunStarted), None);
 
@@ -98,8 +98,8 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
         await first.AppendAsync("prod", Entry(JournalKinds.RunCompleted), None);
 
         // Released at the end: the next run takes it at once, and knows it was a clean release, not a crash.
-        held.Dispose();
-        using var next = await second.AcquireLockAsync("prod", new LockOwner("other", 1), None);
+        await held.DisposeAsync();
+        await using var next = await second.AcquireLockAsync("prod", new LockOwner("other", 1), None);
         Assert.Null(next.TookOverFrom);
         Assert.Equal(2, (await second.ReadAsync("prod", None)).Count);
     }
@@ -116,7 +116,7 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
         using var next = new AzureBlobJournalStore(dead.ContainerUri, AzuriteFixture.SharedKey(), options);
         var told = new List<string>();
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        using var taken = await next.AcquireLockAsync("prod", new LockOwner("automation-worker-4", 4141), told.Add, None);
+        await using var taken = await next.AcquireLockAsync("prod", new LockOwner("automation-worker-4", 4141), told.Add, None);
         Assert.Equal("process 3131 on automation-worker-3", taken.TookOverFrom?.ToString().Split(" since ")[0]);
         Assert.Contains("Waiting up to 25 s", told[0], StringComparison.Ordinal);   // 15 s lease + margin
         Assert.Contains("process 3131", told[0], StringComparison.Ordinal);
@@ -126,21 +126,27 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
     }
 
     [Fact]
-    public async Task A_live_runs_renewed_lease_is_still_refused_after_a_bounded_wait()
+    public async Task A_live_runs_lease_is_still_refused_after_a_bounded_wait_on_the_engines_clock()
     {
         var options = new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), RenewInterval = TimeSpan.FromSeconds(2) };
         using var live = await _azurite.NewContainerAsync(options);
-        using var held = await live.AcquireLockAsync("prod", new LockOwner("automation-worker-5", 5151), None);
+        await using var held = await live.AcquireLockAsync("prod", new LockOwner("automation-worker-5", 5151), None);
 
-        using var other = new AzureBlobJournalStore(live.ContainerUri, AzuriteFixture.SharedKey(), options);
+        // The waiting run's clock is virtual: its 25 s wait (15 s lease + margin) is paced and timed by that clock, so it
+        // costs no real time, and the holder's lease, renewed on the storage's real clock, is still held at its end.
+        var clock = new VirtualClock();
+        using var other = new AzureBlobJournalStore(live.ContainerUri, AzuriteFixture.SharedKey(),
+            new AzureBlobJournalOptions { LeaseDuration = TimeSpan.FromSeconds(15), Clock = clock.ToUpgradeClock() });
         var told = new List<string>();
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var refused = await Assert.ThrowsAsync<BbException>(() => other.AcquireLockAsync("prod", new LockOwner("other", 1), told.Add, None));
         Assert.Equal("JournalLocked", refused.ErrorId);
-        Assert.Contains("still held after waiting", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("still held after waiting 25 s", refused.Message, StringComparison.Ordinal);
         Assert.Contains("process 5151 on automation-worker-5", refused.Message, StringComparison.Ordinal);
-        Assert.True(watch.Elapsed >= TimeSpan.FromSeconds(25), $"gave up after {watch.Elapsed}, before a lease could expire");
-        Assert.Contains(told, m => m.StartsWith("Still waiting", StringComparison.Ordinal));
+        Assert.Equal(TimeSpan.FromSeconds(25), clock.Now); // 1 s polls on the engine's clock up to the limit, not on the wall clock
+        Assert.Contains("Waiting up to 25 s", told[0], StringComparison.Ordinal);
+        Assert.Equal(new[] { "10 s of up to 25 s.", "20 s of up to 25 s." }, told.Skip(1).Select(m => m.Split(": ")[^1]));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(25), $"waited {watch.Elapsed} of real time: the wait ignored the engine's clock");
     }
 
     [Fact]
@@ -153,7 +159,7 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
         using var viaSas = new AzureBlobJournalStore(keyed.ContainerUri, AzureStorageCredential.Sas(Canary.Secure("?" + sas)));
         await viaSas.AppendAsync("prod", Entry(JournalKinds.StepDone, "node-1/stop"), None);
         Assert.Equal(2, (await viaSas.ReadAsync("prod", None)).Count);
-        using (var l = await viaSas.AcquireLockAsync("prod", new LockOwner("sas-run", 7), None))
+        await using (var l = await viaSas.AcquireLockAsync("prod", new LockOwner("sas-run", 7), None))
             await viaSas.AppendAsync("prod", Entry(JournalKinds.RunCompleted), None);
         Assert.Equal(3, (await keyed.ReadAsync("prod", None)).Count);
 
