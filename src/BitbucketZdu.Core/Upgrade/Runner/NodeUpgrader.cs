@@ -46,6 +46,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private readonly UpgradeHook? _hook;
         private readonly NodeFailureDiagnosis _diagnosis;
         private readonly NodeRestore _restore;
+        private readonly NodeInterruption _interruption;
 
         public NodeUpgrader(UpgradePorts ports, IOperationHost host, ClusterProfile profile, StepRecorder recorder, UpgradeHook? hook)
         {
@@ -56,16 +57,11 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             _hook = hook;
             _diagnosis = new NodeFailureDiagnosis(ports, host, profile);
             _restore = new NodeRestore(ports, host, profile, recorder, HealthGateAsync);
+            _interruption = new NodeInterruption(ports, host, profile, _restore);
         }
-
-        private readonly List<string> _interruptions = new List<string>();
 
         /// <summary>After cancelled nodes: where Ctrl+C left each (put back, or left out of rotation and why), for the journal.</summary>
-        public string? Interruption
-        {
-            get { lock (_interruptions) return _interruptions.Count == 0 ? null : string.Join("; ", _interruptions); }
-            private set { lock (_interruptions) { if (value is not null) _interruptions.Add(value); } }
-        }
+        public string? Interruption => _interruption.Summary;
 
         private string Target => _profile.TargetVersion.ToString();
         private UpgradeTimeouts Timeouts => _profile.Timeouts;
@@ -192,7 +188,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             {
                 report.Outcome = NodeOutcome.Interrupted;
                 report.Error = "Cancelled (Ctrl+C).";
-                report.Restored = await PutBackIfStillServingAsync(node, current).ConfigureAwait(false);
+                report.Restored = await _interruption.PutBackIfStillServingAsync(node, current).ConfigureAwait(false);
                 throw;
             }
             catch (Exception ex0) when (report.Outcome != NodeOutcome.Upgraded)
@@ -344,48 +340,6 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 }
             }
             throw last!;
-        }
-
-        /// <summary>
-        /// After Ctrl+C: a node still running its old version (or one that passed the health gate, interrupted while being
-        /// put back) is put back so we never leave it out by ourselves. A node on the new version that has not passed the
-        /// health gate stays out: -Resume runs the gate first.
-        /// </summary>
-        private async Task<string?> PutBackIfStillServingAsync(NodeProfile node, PlanStep? interrupted)
-        {
-            using var cts = new CancellationTokenSource(Timeouts.Healthy);
-            try
-            {
-                var state = await _ports.Nodes.GetStateAsync(node, cts.Token).ConfigureAwait(false);
-                if (state.ProcessRunning && state.InstalledVersion == Target && interrupted?.Kind != StepKind.PutBack
-                    && await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) != RotationState.InRotation)
-                {
-                    Interruption = $"node {node.Name} runs {Target} but was not through the health gate, so it stays out of rotation until -Resume finishes it";
-                    _host.Warning($"Node {node.Name} was interrupted before passing the health gate on {Target}: it stays out of rotation. Run with -Resume to finish it.");
-                    return null;
-                }
-                if (!state.ProcessRunning || !state.StatusRunning)
-                {
-                    Interruption = $"node {node.Name} was {(state.ProcessRunning ? "starting" : "stopped")} (install dir {state.InstalledVersion ?? "unknown"}) and stays out of rotation until -Resume finishes it";
-                    _host.Warning($"Node {node.Name} was interrupted while {(state.ProcessRunning ? "starting" : "stopped")}: it stays out of rotation. Run with -Resume to finish it.");
-                    return null;
-                }
-                if (await _ports.Rotation.GetStateAsync(node, cts.Token).ConfigureAwait(false) == RotationState.InRotation)
-                {
-                    Interruption = $"node {node.Name} is in rotation, untouched";
-                    return null;
-                }
-                await _ports.Rotation.PutBackAsync(node, Timeouts.Healthy, cts.Token).ConfigureAwait(false);
-                await _restore.WriteRollbackAsync(JournalKinds.RollbackDone, node, $"interrupted: node {node.Name} put back into rotation").ConfigureAwait(false);
-                Interruption = $"node {node.Name} still ran {state.InstalledVersion} and was put back into rotation";
-                return $"node {node.Name} put back into rotation";
-            }
-            catch (Exception ex)
-            {
-                Interruption = $"node {node.Name} could NOT be put back into rotation ({ex.Message}): check it at the load balancer";
-                _host.Warning($"Could not put node {node.Name} back into rotation after the interruption: {ex.Message}");
-                return null;
-            }
         }
 
         /// <summary>Live progress while a wait polls: what the API shows for the node now.</summary>
