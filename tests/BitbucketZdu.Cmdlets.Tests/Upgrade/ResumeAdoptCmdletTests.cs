@@ -133,7 +133,9 @@ public sealed class ResumeAdoptCmdletTests : IDisposable
         var plan = (UpgradePlan)Assert.Single(r.Output).BaseObject;
         Assert.All(plan.Steps.Where(s => s.Kind == StepKind.PreStage || s.Node == "node-1"), s => Assert.NotNull(s.Done));
         Assert.NotNull(plan.Steps.Single(s => s.Kind == StepKind.EnableUpgradeMode).Done);
-        Assert.NotNull(plan.Steps.Single(s => s.Key == "node-2/take-out").Done);
+        // Out of rotation with its process up is no proof the take-out finished (a run killed while draining looks the
+        // same): the resume runs it again, so -WhatIf shows it as still to do.
+        Assert.Null(plan.Steps.Single(s => s.Key == "node-2/take-out").Done);
         Assert.Null(plan.Steps.Single(s => s.Key == "node-2/stop").Done);
         Assert.Null(plan.Steps.Single(s => s.Kind == StepKind.Finalize).Done);
         Assert.Contains("[done: ", plan.Steps.Single(s => s.Key == "node-1/stop").ToString(), StringComparison.Ordinal);
