@@ -36,7 +36,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
     /// The rolling upgrade: lock → preflight → plan (every step through ShouldProcess) → pre-stage all nodes in parallel →
     /// enable upgrade mode → nodes one at a time → finalize → STABLE → report. Every step is journaled before and after;
     /// a resumed run re-checks the real state and continues at the first step that is not done. The first node failure
-    /// restores that node and halts with <see cref="UpgradeHaltedException"/>.
+    /// restores that node (<see cref="NodeRestore"/>) and halts with <see cref="UpgradeHaltedException"/> (<see cref="RunHalt"/>).
     /// </summary>
     public sealed class RollingUpgradeRunner
     {
@@ -81,8 +81,8 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                 var preStage = steps.First(s => s.Kind == StepKind.PreStage);
                 if (approved || state.InstalledVersion == target || state.StagedVersions.Contains(target))
                     preStage.Done = state.InstalledVersion == target ? $"{target} is installed" : $"{target} is staged";
-                var (level, why) = await NodeUpgrader.DoneLevelAsync(_ports, target, node, ct).ConfigureAwait(false);
-                for (var i = 0; i < level; i++) steps.First(s => s.Kind == NodeUpgrader.NodeSteps[i]).Done = why;
+                var progress = await NodeProgress.ReadAsync(_ports, target, node, ct).ConfigureAwait(false);
+                foreach (var kind in NodeProgress.StepOrder.Where(progress.IsDone)) steps.First(s => s.Kind == kind).Done = progress.Why;
             }
             if (cluster.UpgradeModeEnabled || approved)
                 plan.Steps.First(s => s.Kind == StepKind.EnableUpgradeMode).Done = approved ? $"every node runs {target}" : "upgrade mode is on";
@@ -269,7 +269,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
                     }
                     report.Nodes = nodeReports;
                 }
-                var halted = await HaltAsync(profile, report, started, currentNodes?.FirstOrDefault(), ex).ConfigureAwait(false);
+                var halted = await new RunHalt(_ports, _host).HaltAsync(profile, report, started, currentNodes?.FirstOrDefault(), ex).ConfigureAwait(false);
                 await SafeJournalAsync(recorder, JournalKinds.RunHalted, halted.Message).ConfigureAwait(false);
                 try
                 {
@@ -341,15 +341,7 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
             catch (NodeFailedException nf)
             {
-                var d = nf.Diagnosis;
-                throw new BbException(d?.ErrorId ?? (nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed"),
-                    nf.InnerException is BbException bb ? bb.Category : BbErrorCategory.NotSpecified,
-                    (d is null ? $"Node {node.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {nf.Message}" : d.Message)
-                    + (nf.LeftOut ? $" {nf.NodeReport.Restored}. " : $" Restored: {nf.NodeReport.Restored}. ")
-                    + $"Next step: {d?.Remedy ?? "fix the cause"}, then run Invoke-BbNodeUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Name {node.Name} again"
-                    + (d?.ErrorId == "UpgradeModeCancelled" ? " once upgrade mode is on (Enable-BbUpgradeMode)" : "")
-                    + $". Journal: {_ports.Journal.Describe(profile.Name)}.",
-                    node.Name, nf.InnerException);
+                throw RunHalt.NodeFailed(profile, node, nf, _ports.Journal.Describe(profile.Name));
             }
         }
 
@@ -360,13 +352,13 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         private static async Task<(IReadOnlyList<int> batch, bool needsWork)> NextBatchAsync(NodeUpgrader upgrader, IReadOnlyList<NodeProfile> ordered, int start, int size,
             StopAfterRule stopAfter, CancellationToken ct)
         {
-            var (first, _) = await upgrader.DoneLevelAsync(ordered[start], ct).ConfigureAwait(false);
-            if (first == NodeUpgrader.NodeSteps.Length) return (new[] { start }, false);
+            var first = await upgrader.ProgressAsync(ordered[start], ct).ConfigureAwait(false);
+            if (first.AllDone) return (new[] { start }, false);
             var batch = new List<int> { start };
             for (var j = start + 1; j < ordered.Count && batch.Count < size && !stopAfter.LaterNodes.Contains(ordered[j].Name); j++)
             {
-                var (level, _) = await upgrader.DoneLevelAsync(ordered[j], ct).ConfigureAwait(false);
-                if (level == NodeUpgrader.NodeSteps.Length) break;
+                var progress = await upgrader.ProgressAsync(ordered[j], ct).ConfigureAwait(false);
+                if (progress.AllDone) break;
                 batch.Add(j);
             }
             return (batch, true);
@@ -453,70 +445,13 @@ namespace BitbucketZdu.Core.Upgrade.Runner
             }
         }
 
-        private async Task<UpgradeHaltedException> HaltAsync(ClusterProfile profile, UpgradeReport report, long started, NodeProfile? node, Exception cause)
-        {
-            ZduCluster? cluster = null;
-            try
-            {
-                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-                cluster = await _ports.Cluster.GetClusterAsync(cts.Token).ConfigureAwait(false);
-            }
-            catch (Exception ex)
-            {
-                _host.Warning("Could not read the cluster state after the failure: " + ex.Message);
-            }
-            var target = profile.TargetVersion.ToString();
-            var onTarget = cluster?.Nodes.Count(n => n.State != NodeState.OFFLINE && n.Version == target) ?? -1;
-            var state = cluster is null ? "unknown" : (cluster.StateText ?? cluster.State.ToString()) + (cluster.UpgradeModeEnabled ? ", upgrade mode on" : ", upgrade mode off");
-            report.FinalState = cluster?.StateText ?? cluster?.State.ToString();
-            var resume = $"Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} -Resume";
-            string errorId;
-            string what;
-            string restored;
-            var diagnosis = (cause as NodeFailedException)?.Diagnosis;
-            if (cause is NodeFailedException nf)
-            {
-                errorId = diagnosis?.ErrorId ?? (nf.RestoredFully ? "UpgradeNodeFailed" : "UpgradeRollbackFailed");
-                what = diagnosis?.Message ?? $"Node {nf.NodeReport.Name} failed at step '{nf.Step.Key}' ({nf.Step.Action}): {cause.Message}";
-                restored = (nf.LeftOut ? nf.NodeReport.Restored + "." : "Restored: " + nf.NodeReport.Restored + ".")
-                    + (nf.BatchRestored is string rest ? " Restored " + rest + "." : "");
-            }
-            else
-            {
-                errorId = cause is BbException bb ? bb.ErrorId : "UpgradeFailed";
-                what = (node is null ? "The run failed" : $"The run failed during node {node.Name}") + ": " + cause.Message;
-                restored = "Nothing was restored (no node was left changed by this step).";
-            }
-            var fix = diagnosis?.Remedy ?? "fix the cause";
-            var upgradedByUs = report.Nodes.Count(n => n.Outcome == NodeOutcome.Upgraded || n.Outcome == NodeOutcome.AlreadyUpgraded);
-            var next = cluster is null
-                ? upgradedByUs > 0
-                    ? $"{fix}, then run {resume}: the cluster must finish the upgrade ({upgradedByUs} node{(upgradedByUs == 1 ? "" : "s")} already upgraded; upgrade mode cannot be cancelled now; the cluster's state could not be read after the failure)."
-                    : $"{fix}, then run {resume} (the cluster's state could not be read after the failure, so whether upgrade mode may still be cancelled is unknown)."
-                : diagnosis?.ErrorId == "UpgradeModeCancelled" && cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
-                ? $"{fix}; when the cluster may be upgraded, run Invoke-BbRollingUpgrade -ProfilePath {profile.Source ?? "<profile>"} again. Nothing of this run is left to finish "
-                    + $"(upgrade mode is off and no node runs {target}), so a fresh run enables upgrade mode again and upgrades every node."
-                : cluster?.State == ClusterState.READY_TO_UPGRADE && onTarget == 0
-                ? $"{fix}, then run {resume}; or, to give up, cancel upgrade mode with Disable-BbUpgradeMode (allowed because no node was upgraded)."
-                : cluster is not null && !cluster.UpgradeModeEnabled && onTarget == 0
-                    ? $"{fix}, then run {resume} (nothing was changed in Bitbucket yet)."
-                    : $"{fix}, then run {resume}: the cluster must finish the upgrade ({Math.Max(0, onTarget)} node{(onTarget == 1 ? "" : "s")} already run{(onTarget == 1 ? "s" : "")} {target}; upgrade mode cannot be cancelled now).";
-            report.Succeeded = false;
-            report.ErrorId = errorId;
-            report.Error = what;
-            report.NextStep = next;
-            Finish(report, started);
-            var message = $"{what} {restored} Cluster: {state}. Journal: {report.JournalPath}. Next step: {next}";
-            // A node failure carries the category of what failed it (AuthenticationError for a refused credential, ...).
-            var categorized = cause is NodeFailedException { InnerException: BbException } failed ? failed.InnerException : cause;
-            var category = categorized is BbException b2 ? b2.Category : cause.InnerException is BbException inner ? inner.Category : BbErrorCategory.NotSpecified;
-            return new UpgradeHaltedException(errorId, category, message, report, cause);
-        }
+        private void Finish(UpgradeReport report, long started) => Finish(_ports.Clock, report, started);
 
-        private void Finish(UpgradeReport report, long started)
+        /// <summary>When the run ended and how long it took.</summary>
+        internal static void Finish(UpgradeClock clock, UpgradeReport report, long started)
         {
-            report.FinishedAt = _ports.Clock.UtcNow;
-            report.Duration = _ports.Clock.Since(started);
+            report.FinishedAt = clock.UtcNow;
+            report.Duration = clock.Since(started);
         }
 
         private async Task SafeJournalAsync(StepRecorder recorder, string kind, string message)
