@@ -32,11 +32,13 @@ function Start-SimCluster {
         [int] $Nodes = 2,
         [string] $Version = '8.19.3',
         [string] $Password = 'sim-password',
+        # How long a simulated node takes to start (every start, the upgraded one's too).
+        [string] $StartDelay = '100ms',
         [string[]] $Extra = @()
     )
     $ports = @(1..$Nodes | ForEach-Object { Get-FreeTcpPort })
     Invoke-Bbsim (@('cluster', '--nodes', $Nodes, '--version', $Version, '--root', $Root, '--ports', ($ports -join ','),
-            '--user', 'admin', '--password', $Password, '--start-delay', '100ms', '--grace', '3s', '--detach') + $Extra) | Out-Null
+            '--user', 'admin', '--password', $Password, '--start-delay', $StartDelay, '--grace', '3s', '--detach') + $Extra) | Out-Null
     Get-Content (Join-Path $Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
 }
 
