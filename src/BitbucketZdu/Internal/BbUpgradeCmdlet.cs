@@ -35,7 +35,9 @@ namespace BitbucketZdu.Internal
             var runs = RunStatusReader.Read(_profile.Name, entries, _profile.Nodes.Select(n => n.Name).ToList(), (_, _) => false, _profile.Source, _journal.Describe(_profile.Name));
             if (runs.Count == 0 || runs[runs.Count - 1].State == nameof(RunState.Completed)) yield break;
             var last = runs[runs.Count - 1];
-            yield return $"Stopped. {last.Summary} Get-BbRollingUpgrade -ProfilePath {_profile.Source ?? "<profile>"} shows it again.";
+            // The summary ends with the command that goes on: the pointer to the status comes in brackets, so nothing
+            // runs into that command when it is copied.
+            yield return $"Stopped. {last.Summary} (Get-BbRollingUpgrade -ProfilePath {_profile.Source ?? "<profile>"} shows it again.)";
         }
 
         /// <summary>Closes the PowerShell sessions this run opened to the nodes.</summary>

@@ -261,6 +261,8 @@ public sealed class RunStatusCmdletTests : IDisposable
         var screen = string.Join("\n", _screen.WarningLines);
         Assert.Contains("node-2", screen, StringComparison.Ordinal);
         Assert.Contains($"Invoke-BbRollingUpgrade -ProfilePath {_profile} -Resume", screen, StringComparison.Ordinal);
+        // The next command stands apart from the pointer to the status (it ran into it: "-Resume Get-BbRollingUpgrade ...").
+        Assert.Contains($"-Resume (Get-BbRollingUpgrade -ProfilePath {_profile} shows it again.)", screen, StringComparison.Ordinal);
         Assert.Contains("Interrupted", screen, StringComparison.Ordinal);
         Canary.AssertAbsent(screen, "the screen");
 
