@@ -190,8 +190,8 @@ Describe 'Scheduled task / systemd timer script' {
 Describe 'Scheduled task / systemd timer script interrupted' -Skip:$IsWindows {
     BeforeAll {
         $script:IntDir = Join-Path $Dir 'sigint'
-        # Nodes that take 5 s to start: the signal sent when a node is being stopped lands while that node is out
-        # (with 100 ms starts the whole 2-node upgrade could finish before a loaded machine delivered it).
+        # Nodes that take 5 s to start: the signal sent when a node is being stopped lands while that node is out, however
+        # slowly a loaded machine delivers it (with 100 ms starts the whole 2-node upgrade takes about 2.5 s).
         $script:IntSim = Start-SimCluster -Root (Join-Path $IntDir 'sim') -Nodes 2 -Password 'recipe-pw' -StartDelay 5s
         $script:IntBalancer = Start-SimBalancer -Manifest $IntSim
         $script:IntProfile = New-SimProfile -Manifest $IntSim -Root $IntDir -Balancer $IntBalancer -Path (Join-Path $IntDir 'sim.psd1')
