@@ -55,14 +55,7 @@ public sealed class LoopbackBalancer : IAsyncDisposable
         if (options.ServerCaFile is not null)
         {
             // HTTPS to the servers, verified against that CA only (HAProxy's 'ssl verify required ca-file').
-            var ca = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(options.ServerCaFile));
-            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
-            {
-                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
-                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-            };
-            policy.CustomTrustStore.Add(ca);
-            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+            handler.SslOptions = Tls.SimCertificates.TrustOnly(options.ServerCaFile);
         }
         _http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
         _scheme = options.ServerCaFile is null ? "http" : "https";

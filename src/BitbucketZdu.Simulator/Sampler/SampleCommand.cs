@@ -41,16 +41,7 @@ public static class SampleCommand
         var loops = new List<Task> { SampleBalancerAsync(host, port, backend, interval, Write, stop.Token) };
         // Nodes served over HTTPS with the cluster's internal CA (--ca): that CA only, the way the module trusts it.
         using var handler = new SocketsHttpHandler();
-        if (caFile is not null)
-        {
-            var policy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
-            {
-                TrustMode = System.Security.Cryptography.X509Certificates.X509ChainTrustMode.CustomRootTrust,
-                RevocationMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
-            };
-            policy.CustomTrustStore.Add(System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(File.ReadAllText(caFile)));
-            handler.SslOptions = new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
-        }
+        if (caFile is not null) handler.SslOptions = Tls.SimCertificates.TrustOnly(caFile);
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(2) };
         loops.AddRange(statusUrls.Select(s => SampleStatusAsync(http, s.Name, s.Url, interval, Write, stop.Token)));
         Write("sampler", "-", "started");

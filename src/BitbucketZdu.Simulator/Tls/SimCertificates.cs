@@ -56,6 +56,15 @@ public static class SimCertificates
     }
 
     /// <summary>Writes the public part of <paramref name="cert"/> as PEM.</summary>
+    /// <summary>TLS client options that trust the CA in <paramref name="caPemFile"/> and nothing else (HAProxy's
+    /// 'ssl verify required ca-file'; the module's TrustedCertificatePath).</summary>
+    public static System.Net.Security.SslClientAuthenticationOptions TrustOnly(string caPemFile)
+    {
+        var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
+        policy.CustomTrustStore.Add(X509Certificate2.CreateFromPem(File.ReadAllText(caPemFile)));
+        return new System.Net.Security.SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+    }
+
     public static string WritePem(X509Certificate2 cert, string path)
     {
         File.WriteAllText(path, cert.ExportCertificatePem());
