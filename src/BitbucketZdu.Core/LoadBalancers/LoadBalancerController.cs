@@ -138,7 +138,7 @@ namespace BitbucketZdu.Core.LoadBalancers
                 if (direct)
                 {
                     try { await WaitIdleAsync(member, drainTimeout, options, host, result, cancellationToken).ConfigureAwait(false); }
-                    finally { host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId }); }
+                    finally { CompleteDrainProgress(member, options, host); }
                 }
                 return Finish(result, member, total);
             }
@@ -198,7 +198,7 @@ namespace BitbucketZdu.Core.LoadBalancers
             }
             finally
             {
-                host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId });
+                CompleteDrainProgress(member, options, host);
             }
         }
 
@@ -330,6 +330,9 @@ namespace BitbucketZdu.Core.LoadBalancers
                 host.Warning($"{lb.DisplayName}: could not put '{memberName}' back to {previous}: {ex.Message} Set it by hand.");
             }
         }
+
+        private static void CompleteDrainProgress(LoadBalancerMember member, LoadBalancerOptions options, IOperationHost host) =>
+            host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId });
 
         private TimeSpan FirstPoll(LoadBalancerOptions options) => Min(options.PollInterval, MaxPoll(options));
 
