@@ -16,7 +16,7 @@ public static class Program
           dotnet bbsim.dll dist --version X.Y.Z --output <dir> [--format tar.gz|zip|both]
           dotnet bbsim.dll cluster --nodes 3 --version 8.19.3 --root <dir> [--base-port 7990 | --ports p1,p2,..] [--user admin]
                                    [--password <pw>] [--grace 30s] [--start-delay 2s] [--heartbeat 1s]
-                                   [--heartbeat-timeout 5s] [--stable-ids] [--detach] [--context-path /bitbucket]
+                                   [--heartbeat-timeout 5s] [--timeout 90s] [--stable-ids] [--detach] [--context-path /bitbucket]
                                    [--ssh-ports p1,p2,..] [--git-duration 2s] [--tls-cert <pem> --tls-key <pem>]
           dotnet bbsim.dll stop --root <dir>
           dotnet bbsim.dll certs --output <dir> [--name "bbsim Demo CA"]   (an internal CA + a localhost certificate it signed, PEM)
@@ -84,6 +84,7 @@ public static class Program
                         GitDuration = a.Optional("git-duration") ?? "2s",
                         TlsCertificate = a.Optional("tls-cert"),
                         TlsKey = a.Optional("tls-key"),
+                        Timeout = a.Optional("timeout") is { } timeout ? NodeConfig.Duration(timeout) : TimeSpan.FromSeconds(90),
                     };
                     a.RejectUnknown();
                     return await ClusterLauncher.RunAsync(o, Console.Out);

@@ -73,6 +73,36 @@ public sealed class LauncherTests(ITestOutputHelper log) : IDisposable
     }
 
     [Fact]
+    public async Task A_node_that_exits_while_starting_fails_the_start_at_once_with_its_last_log_lines()
+    {
+        // A node that cannot serve (here: a certificate with another certificate's key) exits; the launcher must say so
+        // at once, naming the node and showing its log, not wait out --timeout for an ACTIVE that cannot come.
+        var certs = Directory.CreateDirectory(Path.Combine(_root + "-certs", "a")).FullName;
+        var other = Directory.CreateDirectory(Path.Combine(_root + "-certs", "b")).FullName;
+        try
+        {
+            var (caA, a) = BitbucketZdu.Simulator.Tls.SimCertificates.WriteSet(certs, "bbsim test CA a");
+            var (caB, b) = BitbucketZdu.Simulator.Tls.SimCertificates.WriteSet(other, "bbsim test CA b");
+            caA.Dispose();
+            caB.Dispose();
+            var sw = Stopwatch.StartNew();
+            var (code, output) = await SimCluster.BbsimAsync("cluster", "--nodes", "2", "--root", _root,
+                "--ports", string.Join(',', FreePort.Next(), FreePort.Next()), "--start-delay", "100ms", "--password", Canary.Password,
+                "--tls-cert", a.CertificateFile, "--tls-key", b.KeyFile, "--timeout", "120s", "--detach");
+            log.WriteLine($"failed start reported after {sw.Elapsed.TotalSeconds:0.0} s:\n{output.Replace(Canary.Password, "***")}");
+            Assert.Equal(1, code);
+            Assert.Matches(@"node-\d \(pid \d+\) exited while the cluster was starting", output);
+            Assert.Contains("last lines of", output);
+            Assert.Contains("the key does not match the certificate", output);   // the node's own reason, from its log
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"the failure took {sw.Elapsed.TotalSeconds:0} s (--timeout 120s)");
+        }
+        finally
+        {
+            Directory.Delete(_root + "-certs", recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Unknown_options_are_refused_with_usage()
     {
         var (code, output) = await SimCluster.BbsimAsync("cluster", "--nodse", "3", "--root", _root);

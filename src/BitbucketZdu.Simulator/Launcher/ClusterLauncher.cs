@@ -126,6 +126,7 @@ public static class ClusterLauncher
         catch (Exception ex) when (ex is not UsageException)
         {
             output.WriteLine("The cluster did not start: " + ex.Message + " Logs: <root>/node-N/home/log/atlassian-bitbucket.log. Stopping what was started.");
+            foreach (var n in manifest.Nodes) output.Write(LogTail(n));
             await StopAsync(root, output);
             return 1;
         }
@@ -258,6 +259,10 @@ public static class ClusterLauncher
         while (deadline.Elapsed < timeout)
         {
             ct.ThrowIfCancellationRequested();
+            // A node that has exited (its port taken, a bad certificate...) never turns ACTIVE: say so now, not at the deadline.
+            foreach (var n in m.Nodes)
+                if (ProcessControl.ReadPid(n.Home) is { } pid && !ProcessControl.IsAlive(pid))
+                    throw new InvalidOperationException($"{n.Name} (pid {pid}) exited while the cluster was starting (last: {last}).");
             try
             {
                 using var doc = JsonDocument.Parse(await http.GetStringAsync(m.Nodes[0].Url + "/rest/zdu/cluster", ct));
@@ -278,6 +283,21 @@ public static class ClusterLauncher
             await Task.Delay(100, ct);
         }
         throw new TimeoutException($"The cluster was not STABLE with {m.Nodes.Count} ACTIVE node(s) within {timeout.TotalSeconds:0} s (last: {last}).");
+    }
+
+    /// <summary>The last lines of a node's log, for a start that failed: what the caller needs without opening files.</summary>
+    private static string LogTail(ManifestNode n, int lines = 8)
+    {
+        var log = Path.Combine(n.Home, "log", "atlassian-bitbucket.log");
+        if (!File.Exists(log)) return $"  {n.Name}: no log yet ({log})" + Environment.NewLine;
+        string[] all;
+        try { all = File.ReadAllLines(log); }
+        catch (IOException ex) { return $"  {n.Name}: log unreadable: {ex.Message}" + Environment.NewLine; }
+        var sb = new StringBuilder($"  {n.Name}, last lines of {log}:" + Environment.NewLine);
+        // Stack frames say little to whoever reads this; the exception's own lines say why.
+        var told = all.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("---", StringComparison.Ordinal)).ToList();
+        foreach (var l in told.Skip(Math.Max(0, told.Count - lines))) sb.AppendLine("    " + l);
+        return sb.ToString();
     }
 
     private static bool PortIsFree(int port)

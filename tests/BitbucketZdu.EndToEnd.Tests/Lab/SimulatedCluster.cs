@@ -52,6 +52,8 @@ public sealed class SimulatedCluster : IAsyncDisposable
         {
             "cluster", "--nodes", nodes.ToString(), "--version", version, "--root", root,
             "--ports", string.Join(",", ports), "--detach", "--grace", "1s", "--start-delay", "500ms", "--heartbeat", "500ms", "--heartbeat-timeout", "3s",
+            // bbsim's own deadline comes first, so its report (which node, its last log lines) reaches the test's message.
+            "--timeout", "60s",
             "--user", Canary.UserName, "--password", Canary.Password, "--git-duration", shape.GitDuration,
         };
         if (shape.Ssh) args.AddRange(new[] { "--ssh-ports", string.Join(",", Enumerable.Range(0, nodes).Select(_ => FreePort.Next())) });
