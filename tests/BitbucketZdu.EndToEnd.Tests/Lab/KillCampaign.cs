@@ -118,6 +118,9 @@ public sealed class KillCampaign : IAsyncDisposable
             var line = new JournalLine(text[0], text[1]);
             remaining.Remove(line);
             await RecordAsync(round, line.ToString(), started, total, failed);
+            if (!line.Step.EndsWith("/pre-stage", StringComparison.Ordinal))   // pre-stage runs on every node at once: siblings' lines may follow
+                Assert.Equal(line.ToString(), _cases[^1].JournalLast);
+            await KillReality.AssertAsync(_lab, line, round.From, Version, Output);
         }
         await FinishRoundAsync(round, !completed);
         return remaining;
@@ -163,14 +166,14 @@ public sealed class KillCampaign : IAsyncDisposable
 
     private static long Now => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
 
-    private sealed record Round(string Name, string Profile, long StartMs, int FirstCase);
+    private sealed record Round(string Name, string Profile, long StartMs, int FirstCase, string From);
 
     private async Task<Round> BeginRoundAsync()
     {
         var from = Version;
         _minor++;
         var profile = await WriteProfileAsync();
-        return new Round($"{from}->{Version}", profile, Now, _cases.Count);
+        return new Round($"{from}->{Version}", profile, Now, _cases.Count, from);
     }
 
     private static async Task KillAsync(ExternalProcess child)
