@@ -124,9 +124,10 @@ namespace BitbucketZdu.Core.Timing
                 cancellationToken.ThrowIfCancellationRequested();
                 Exception? error = null;
                 var remaining = options.Timeout - Time.GetElapsedTime(started);
+                var read = false;
+                T value = default!;
                 try
                 {
-                    T value;
                     if (options.ProbeWithinDeadline)
                     {
                         using var timer = Time.CreateCancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1));
@@ -134,10 +135,7 @@ namespace BitbucketZdu.Core.Timing
                         value = await probe(deadline.Token).ConfigureAwait(false);
                     }
                     else value = await probe(cancellationToken).ConfigureAwait(false);
-                    last = value;
-                    options.OnValue?.Invoke(value);
-                    if (done(value)) return new PollResult<T>(true, value, null, Time.GetElapsedTime(started));
-                    if (options.RestartBackoffWhen?.Invoke(value) == true) interval = options.Schedule.First;
+                    read = true;
                 }
                 catch (OperationCanceledException) when (options.ProbeWithinDeadline && !cancellationToken.IsCancellationRequested)
                 {
@@ -147,6 +145,14 @@ namespace BitbucketZdu.Core.Timing
                 {
                     error = ex;
                     options.OnTransientError?.Invoke(ex);
+                }
+                // Judged outside the catch: what the caller's judge throws (a hopeless state) goes up as it is.
+                if (read)
+                {
+                    last = value;
+                    options.OnValue?.Invoke(value);
+                    if (done(value)) return new PollResult<T>(true, value, null, Time.GetElapsedTime(started));
+                    if (options.RestartBackoffWhen?.Invoke(value) == true) interval = options.Schedule.First;
                 }
                 var elapsed = Time.GetElapsedTime(started);
                 if (elapsed >= options.Timeout) return new PollResult<T>(false, last, error, elapsed);

@@ -128,4 +128,15 @@ public sealed class PollerTests
         await Assert.ThrowsAsync<InvalidOperationException>(() => time.ToPoller().RetryAsync<int>(_ => throw new InvalidOperationException(), e => e is IOException, 4,
             new PollSchedule(TimeSpan.FromMilliseconds(500), TimeSpan.FromMinutes(1), 2), null, CancellationToken.None));
     }
+
+    [Fact]
+    public async Task What_the_judge_throws_goes_up_at_once_even_where_every_probe_error_is_transient()
+    {
+        var time = new VirtualClock();
+        var ex = await Assert.ThrowsAsync<BbException>(() => time.ToPoller().PollAsync(_ => Task.FromResult("ERROR"),
+            s => s == "ERROR" ? throw new BbException("UpgradeNodeError", BbErrorCategory.InvalidResult, "node in ERROR") : false,
+            new PollOptions<string>(TimeSpan.FromMinutes(5), Doubling) { IsTransient = _ => true }, CancellationToken.None));
+        Assert.Equal("UpgradeNodeError", ex.ErrorId);
+        Assert.Equal(TimeSpan.Zero, time.Now);
+    }
 }
