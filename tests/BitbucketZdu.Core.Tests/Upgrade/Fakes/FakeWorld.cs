@@ -217,10 +217,19 @@ public sealed class FakeWorld
         }
     }
 
+    /// <summary>The next this many POST start fail with a 503 that, as ZduClient proves by re-reading, did not take effect.</summary>
+    public int FailStartTimes { get; set; }
+
     public ZduCluster StartUpgradeMode()
     {
         lock (_gate)
         {
+            if (FailStartTimes > 0)
+            {
+                FailStartTimes--;
+                Operations.Add("cluster:start-failed");
+                throw new ZduApiException(ZduErrorKind.ServerError, "POST /rest/zdu/start returned 503 and the cluster is unchanged.", null, 503) { Cluster = Cluster() };
+            }
             if (Cluster().State != ClusterState.STABLE) throw Conflict("start");
             UpgradeMode = true;
             OriginalVersion = Version;
