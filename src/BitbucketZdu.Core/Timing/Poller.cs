@@ -73,6 +73,29 @@ namespace BitbucketZdu.Core.Timing
 
         /// <summary>Before each pause, not reached yet: elapsed and remaining time (for progress bars).</summary>
         public Action<TimeSpan, TimeSpan>? OnWaiting { get; set; }
+
+        /// <summary>The pause the value itself asks for (a server's Retry-After), instead of the schedule's; null: the schedule's.</summary>
+        public Func<T, TimeSpan?>? PauseAfter { get; set; }
+
+        /// <summary>The first value is already in hand (the answer that started the wait): it is judged first, then the probe runs after a pause.</summary>
+        public PollOptions<T> StartingWith(T value)
+        {
+            _known = true;
+            _first = value;
+            return this;
+        }
+
+        internal bool TakeFirst(out T value)
+        {
+            value = _first!;
+            if (!_known) return false;
+            _known = false;
+            _first = default;
+            return true;
+        }
+
+        private bool _known;
+        private T? _first;
     }
 
     /// <summary>Which errors waiting may outlast: the one place these rules are written.</summary>
@@ -128,7 +151,8 @@ namespace BitbucketZdu.Core.Timing
                 T value = default!;
                 try
                 {
-                    if (options.ProbeWithinDeadline)
+                    if (options.TakeFirst(out var known)) value = known;
+                    else if (options.ProbeWithinDeadline)
                     {
                         using var timer = Time.CreateCancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1));
                         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
@@ -158,7 +182,8 @@ namespace BitbucketZdu.Core.Timing
                 if (elapsed >= options.Timeout) return new PollResult<T>(false, last, error, elapsed);
                 remaining = options.Timeout - elapsed;
                 options.OnWaiting?.Invoke(elapsed, remaining);
-                await Delay(interval < remaining ? interval : remaining, cancellationToken).ConfigureAwait(false);
+                var pause = (read ? options.PauseAfter?.Invoke(value) : null) ?? interval;
+                await Delay(pause < remaining ? pause : remaining, cancellationToken).ConfigureAwait(false);
                 interval = options.Schedule.Next(interval);
             }
         }

@@ -139,4 +139,18 @@ public sealed class PollerTests
         Assert.Equal("UpgradeNodeError", ex.ErrorId);
         Assert.Equal(TimeSpan.Zero, time.Now);
     }
+
+    [Fact]
+    public async Task A_value_in_hand_is_judged_first_and_a_pause_the_value_asks_for_replaces_the_schedules()
+    {
+        var time = new VirtualClock();
+        var probes = new List<double>();
+        var result = await time.ToPoller().PollAsync(_ => { probes.Add(Math.Round(time.Now.TotalSeconds, 3)); return Task.FromResult(probes.Count); }, n => n == 3,
+            new PollOptions<int>(TimeSpan.FromSeconds(30), Doubling) { PauseAfter = n => n == 1 ? TimeSpan.FromSeconds(5) : null }.StartingWith(0),
+            CancellationToken.None);
+        Assert.True(result.Reached);
+        // 0 is in hand (no probe at 0 s); the first probe after the schedule's 100 ms; value 1 asks for 5 s; then the schedule's
+        // interval, which went on growing meanwhile (0.1, 0.2, 0.4).
+        Assert.Equal(new[] { 0.1, 5.1, 5.5 }, probes);
+    }
 }
