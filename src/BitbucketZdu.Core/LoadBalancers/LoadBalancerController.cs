@@ -259,17 +259,13 @@ namespace BitbucketZdu.Core.LoadBalancers
                         current = await LoadBalancer.FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false) ?? current;
                     }
                 }
-                var known = true;
-                var healthy = await _poller.PollAsync(async c =>
-                    {
-                        if (known) { known = false; return current; } // the member as just read: no second read before the first pause
-                        return await LoadBalancer.FindMemberAsync(member.Name, c).ConfigureAwait(false) ?? current;
-                    }, m => (current = m).Health != MemberHealth.Down,
+                var healthy = await _poller.PollAsync(async c => await LoadBalancer.FindMemberAsync(member.Name, c).ConfigureAwait(false) ?? current,
+                    m => (current = m).Health != MemberHealth.Down,
                     new PollOptions<LoadBalancerMember>(options.HealthTimeout - _poller.Time.GetElapsedTime(healthWait), Schedule(options))
                     {
                         OnWaiting = (elapsed, remaining) => host.Progress(new OperationProgress(options.ProgressActivityId, "Waiting for " + member.Name + " to be healthy", current.Status ?? current.Health.ToString())
                         { ParentActivityId = options.ParentProgressActivityId, SecondsRemaining = (int)Math.Max(0, remaining.TotalSeconds) }),
-                    }, cancellationToken).ConfigureAwait(false);
+                    }.StartingWith(current), cancellationToken).ConfigureAwait(false);
                 if (!healthy.Reached)
                     throw new BbException("LoadBalancerMemberUnhealthy", BbErrorCategory.OperationTimeout,
                         $"{lb.DisplayName}: '{member.Name}' was enabled but not reported healthy within {options.HealthTimeout.TotalSeconds:0.#} s (last status: {current.Status ?? current.Health.ToString()}). " +

@@ -208,62 +208,76 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
         private async Task WaitForOperationAsync(HttpResponseMessage put, string putBody, CancellationToken cancellationToken)
         {
             var operation = put.Headers.TryGetValues("Azure-AsyncOperation", out var values) ? values.FirstOrDefault() : null;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(30);
-            var delay = RetryAfter.Of(put) ?? TimeSpan.FromMilliseconds(200);
+            var first = Cap(RetryAfter.Of(put) ?? TimeSpan.FromMilliseconds(200));
             if (operation is null)
             {
                 var state = (JsonNode.Parse(putBody) as JsonObject)?["properties"]?["provisioningState"]?.GetValue<string>();
-                while (state is "Updating" or "Accepted" or "Provisioning")
-                {
-                    await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                    var (gw, _) = await GetGatewayAsync(cancellationToken).ConfigureAwait(false);
-                    state = gw["properties"]?["provisioningState"]?.GetValue<string>();
-                }
-                if (state is "Failed" or "Canceled")
-                    throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult, $"Updating gateway {_resourceId} ended {state}.", _resourceId);
+                var provisioned = await Poller.System.PollAsync(async c =>
+                    {
+                        var (gw, _) = await GetGatewayAsync(c).ConfigureAwait(false);
+                        return gw["properties"]?["provisioningState"]?.GetValue<string>();
+                    }, s => !(s is "Updating" or "Accepted" or "Provisioning"),
+                    new PollOptions<string?>(OperationTimeout, new PollSchedule(first, first, 1)).StartingWith(state), cancellationToken).ConfigureAwait(false);
+                if (!provisioned.Reached)
+                    throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout, $"Updating gateway {_resourceId} still reports '{provisioned.Value}' after 30 minutes.", _resourceId);
+                if (provisioned.Value is "Failed" or "Canceled")
+                    throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult, $"Updating gateway {_resourceId} ended {provisioned.Value}.", _resourceId);
                 return;
             }
-            while (true)
-            {
-                await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                using var poll = new HttpRequestMessage(HttpMethod.Get, operation);
-                var (response, body) = await SendAsync(poll, cancellationToken).ConfigureAwait(false);
-                using (response)
+            var ended = await Poller.System.PollAsync(async c =>
                 {
-                    var doc = JsonNode.Parse(body) as JsonObject;
-                    var status = doc?["status"]?.GetValue<string>();
-                    if (status == "Succeeded") return;
+                    using var poll = new HttpRequestMessage(HttpMethod.Get, operation);
+                    var (response, body) = await SendAsync(poll, c).ConfigureAwait(false);
+                    using (response)
+                        return (Doc: JsonNode.Parse(body) as JsonObject, Pause: RetryAfter.Of(response));
+                }, op =>
+                {
+                    var status = op.Doc?["status"]?.GetValue<string>();
                     if (status is "Failed" or "Canceled")
                     {
-                        var err = doc?["error"];
+                        var err = op.Doc?["error"];
                         throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult,
                             $"Updating gateway {_resourceId} ended {status}: {err?["code"]?.GetValue<string>()} {err?["message"]?.GetValue<string>()}".TrimEnd(), _resourceId);
                     }
-                    if (DateTime.UtcNow > deadline)
-                        throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout, $"Updating gateway {_resourceId} still reports '{status}' after 30 minutes.", _resourceId);
-                    delay = RetryAfter.Of(response) ?? TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 10000));
-                }
-            }
+                    return status == "Succeeded";
+                }, new PollOptions<(JsonObject? Doc, TimeSpan? Pause)>(OperationTimeout, new PollSchedule(first, Cap(TimeSpan.FromSeconds(10)), 2))
+                {
+                    PauseAfter = op => op.Pause is TimeSpan p ? Cap(p) : (TimeSpan?)null,
+                }.StartingWith((null, first)), cancellationToken).ConfigureAwait(false);
+            if (!ended.Reached)
+                throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout,
+                    $"Updating gateway {_resourceId} still reports '{ended.Value.Doc?["status"]?.GetValue<string>()}' after 30 minutes.", _resourceId);
         }
+
+        private static readonly TimeSpan OperationTimeout = TimeSpan.FromMinutes(30);
 
         /// <summary>Backend health of one address: POST backendhealth (202 + Location), poll Location until 200.</summary>
         private async Task<(MemberHealth, string)> GetHealthAsync(string address, CancellationToken cancellationToken)
         {
             using var post = new HttpRequestMessage(HttpMethod.Post, GatewayUrl("/backendhealth")) { Content = new StringContent("", Encoding.UTF8, "application/json") };
             var (response, body) = await SendAsync(post, cancellationToken).ConfigureAwait(false);
-            var deadline = DateTime.UtcNow + Description.RequestTimeout + Description.RequestTimeout;
-            while (response.StatusCode == HttpStatusCode.Accepted)
+            PollResult<HttpResponseMessage> answered;
+            try
             {
-                var location = response.Headers.Location;
-                var delay = RetryAfter.Of(response) ?? TimeSpan.FromMilliseconds(200);
-                response.Dispose();
-                if (location is null) throw LoadBalancerErrors.Protocol(Description, "AzureUnexpectedReply", _resourceId, "backendhealth answered 202 without a Location header.");
-                if (DateTime.UtcNow > deadline) return (MemberHealth.Unknown, "not available in time");
-                await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                using var poll = new HttpRequestMessage(HttpMethod.Get, location);
-                (response, body) = await SendAsync(poll, cancellationToken).ConfigureAwait(false);
+                answered = await Poller.System.PollAsync(async c =>
+                    {
+                        var location = response.Headers.Location!;
+                        response.Dispose();
+                        using var poll = new HttpRequestMessage(HttpMethod.Get, location);
+                        (response, body) = await SendAsync(poll, c).ConfigureAwait(false);
+                        return response;
+                    }, r => r.StatusCode != HttpStatusCode.Accepted
+                        || (r.Headers.Location is null ? throw LoadBalancerErrors.Protocol(Description, "AzureUnexpectedReply", _resourceId, "backendhealth answered 202 without a Location header.") : false),
+                    new PollOptions<HttpResponseMessage>(Description.RequestTimeout + Description.RequestTimeout, HealthPolls)
+                    {
+                        PauseAfter = r => Cap(RetryAfter.Of(r) ?? TimeSpan.FromMilliseconds(200)),
+                    }.StartingWith(response), cancellationToken).ConfigureAwait(false);
             }
-            response.Dispose();
+            finally
+            {
+                response.Dispose();
+            }
+            if (!answered.Reached) return (MemberHealth.Unknown, "not available in time");
             var health = JsonNode.Parse(body)?["backendAddressPools"] as JsonArray ?? new JsonArray();
             var servers = health.OfType<JsonObject>()
                 .Where(p => (p["backendAddressPool"]?["id"]?.GetValue<string>() ?? "").EndsWith("/" + Description.Backend, StringComparison.OrdinalIgnoreCase))
@@ -366,6 +380,8 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
                 },
             })
             .Build();
+
+        private static readonly PollSchedule HealthPolls = new PollSchedule(TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(200), 1);
 
         private TimeSpan Cap(TimeSpan t) => t > Description.MaxRetryDelay ? Description.MaxRetryDelay : t;
 
