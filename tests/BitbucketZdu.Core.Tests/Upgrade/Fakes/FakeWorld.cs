@@ -228,7 +228,10 @@ public sealed class FakeWorld
             {
                 FailStartTimes--;
                 Operations.Add("cluster:start-failed");
-                throw new ZduApiException(ZduErrorKind.ServerError, "POST /rest/zdu/start returned 503 and the cluster is unchanged.", null, 503) { Cluster = Cluster() };
+                var failed = new ZduApiException(ZduErrorKind.ServerError, "POST /rest/zdu/start returned 503 and the cluster is unchanged.", null, 503);
+                // ZduClient attaches the re-read cluster (an internal setter; this file is also compiled into Cmdlets.Tests).
+                typeof(ZduApiException).GetProperty(nameof(ZduApiException.Cluster))!.SetValue(failed, Cluster());
+                throw failed;
             }
             if (Cluster().State != ClusterState.STABLE) throw Conflict("start");
             UpgradeMode = true;
