@@ -156,11 +156,7 @@ namespace BitbucketZdu.Core.Api
 
         private TimeSpan? RetryAfter(HttpResponseMessage? response)
         {
-            var header = response?.Headers.RetryAfter;
-            if (header is null) return null;
-            var delay = header.Delta ?? (header.Date is { } date ? date - DateTimeOffset.UtcNow : (TimeSpan?)null);
-            if (delay is null) return null;
-            if (delay < TimeSpan.Zero) return TimeSpan.Zero;
+            var delay = Timing.RetryAfter.Of(response);
             return delay > _options.MaxRetryDelay ? _options.MaxRetryDelay : delay;
         }
 

@@ -1,11 +1,11 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core.Hosting;
 using BitbucketZdu.Core.Rules;
+using BitbucketZdu.Core.Timing;
 
 namespace BitbucketZdu.Core.Api
 {
@@ -16,11 +16,8 @@ namespace BitbucketZdu.Core.Api
         public TimeSpan MaxInterval { get; set; } = TimeSpan.FromSeconds(10);
         public double Factor { get; set; } = 1.5;
 
-        internal TimeSpan Next(TimeSpan current)
-        {
-            var next = TimeSpan.FromTicks((long)(current.Ticks * Math.Max(1.0, Factor)));
-            return next > MaxInterval ? MaxInterval : next;
-        }
+        /// <summary>The clock the wait runs on (real time; tests pass a virtual one).</summary>
+        public Poller Poller { get; set; } = Poller.System;
     }
 
     /// <summary>
@@ -155,69 +152,57 @@ namespace BitbucketZdu.Core.Api
                 (object?)result.Node ?? result.Selector);
 
         /// <summary>
-        /// The poll loop: read the cluster, let <paramref name="check"/> decide, report progress, sleep adaptively.
-        /// Transient read failures (unreachable, timeouts, 5xx, odd pages while a node restarts) are remembered and
-        /// polling goes on; anything else (401, 403, ...) ends the wait at once.
+        /// The poll loop (<see cref="Poller"/>): read the cluster, let <paramref name="check"/> decide, report progress,
+        /// sleep adaptively. Transient read failures (<see cref="Transient.ZduRead"/>: unreachable, timeouts, 5xx, odd pages
+        /// while a node restarts) are remembered and polling goes on; anything else (401, 403, ...) ends the wait at once.
         /// </summary>
         private static async Task<bool> PollAsync(IZduClient client, TimeSpan timeout, IOperationHost host, ZduPollOptions? poll, string activity,
             Func<ZduCluster, (bool Done, string Signature, string Status)> check, Action<string> onTransientError, CancellationToken cancellationToken)
         {
             poll ??= new ZduPollOptions();
             var activityId = Math.Abs(activity.GetHashCode() % 100000) + 1;
-            var clock = Stopwatch.StartNew();
-            var interval = poll.InitialInterval;
             string? lastSignature = null;
+            var changed = false;
+            var status = "";
             try
             {
-                while (true)
+                var result = await poll.Poller.PollAsync(c => client.GetClusterAsync(c), cluster =>
                 {
-                    var remaining = timeout - clock.Elapsed;
-                    string status;
-                    try
+                    var (done, signature, text) = check(cluster);
+                    if (done) return true;
+                    changed = false;
+                    if (signature != lastSignature)
                     {
-                        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                        deadline.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1));
-                        var cluster = await client.GetClusterAsync(deadline.Token).ConfigureAwait(false);
-                        var (done, signature, text) = check(cluster);
-                        if (done) return true;
-                        if (signature != lastSignature)
-                        {
-                            if (lastSignature is not null) interval = poll.InitialInterval;
-                            host.Verbose($"{activity}: {text}");
-                            lastSignature = signature;
-                        }
-                        status = text;
+                        changed = lastSignature is not null;
+                        host.Verbose($"{activity}: {text}");
+                        lastSignature = signature;
                     }
-                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    status = text;
+                    return false;
+                }, new PollOptions<ZduCluster>(timeout, new PollSchedule(poll.InitialInterval, poll.MaxInterval, poll.Factor))
+                {
+                    IsTransient = Transient.ZduRead,
+                    ProbeWithinDeadline = true,
+                    RestartBackoffWhen = _ => changed,
+                    OnTransientError = error =>
                     {
-                        return false;
-                    }
-                    catch (ZduApiException ex) when (IsTransient(ex))
-                    {
+                        var ex = (ZduApiException)error;
                         onTransientError(ex.Message);
                         host.Verbose($"{activity}: reading the cluster failed, still waiting: {ex.Message}");
                         status = "the cluster did not answer: " + ex.Kind;
-                    }
-
-                    remaining = timeout - clock.Elapsed;
-                    if (remaining <= TimeSpan.Zero) return false;
-                    host.Progress(new OperationProgress(activityId, activity, status)
+                    },
+                    OnWaiting = (elapsed, remaining) => host.Progress(new OperationProgress(activityId, activity, status)
                     {
-                        PercentComplete = (int)Math.Min(99, clock.Elapsed.TotalMilliseconds * 100 / Math.Max(1, timeout.TotalMilliseconds)),
+                        PercentComplete = (int)Math.Min(99, elapsed.TotalMilliseconds * 100 / Math.Max(1, timeout.TotalMilliseconds)),
                         SecondsRemaining = (int)remaining.TotalSeconds,
-                    });
-                    await Task.Delay(interval < remaining ? interval : remaining, cancellationToken).ConfigureAwait(false);
-                    interval = poll.Next(interval);
-                }
+                    }),
+                }, cancellationToken).ConfigureAwait(false);
+                return result.Reached;
             }
             finally
             {
                 host.Progress(new OperationProgress(activityId, activity, "done") { Completed = true });
             }
         }
-
-        private static bool IsTransient(ZduApiException ex) =>
-            ex.Kind == ZduErrorKind.Unreachable || ex.Kind == ZduErrorKind.Timeout || ex.Kind == ZduErrorKind.ServerError
-            || ex.Kind == ZduErrorKind.UnexpectedResponse || (ex.StatusCode is int s && (s == 429 || s == 502 || s == 503 || s == 504));
     }
 }

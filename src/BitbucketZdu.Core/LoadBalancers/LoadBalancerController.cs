@@ -1,10 +1,10 @@
 using System;
 using System.Collections.Generic;
-using System.Diagnostics;
 using System.Linq;
 using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Timing;
 
 namespace BitbucketZdu.Core.LoadBalancers
 {
@@ -78,7 +78,14 @@ namespace BitbucketZdu.Core.LoadBalancers
         private static readonly TimeSpan DefaultDrainTimeout = TimeSpan.FromMinutes(5);
         private static readonly TimeSpan RestoreTimeout = TimeSpan.FromSeconds(60);
 
-        public LoadBalancerController(ILoadBalancer loadBalancer) => LoadBalancer = loadBalancer;
+        private readonly Poller _poller;
+
+        /// <param name="poller">The clock its waits run on (real time by default; tests pass a virtual one).</param>
+        public LoadBalancerController(ILoadBalancer loadBalancer, Poller? poller = null)
+        {
+            LoadBalancer = loadBalancer;
+            _poller = poller ?? Poller.System;
+        }
 
         /// <summary>
         /// One removal at a time from reading the members to the member draining: removals running at the same time
@@ -117,7 +124,7 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         private async Task<LoadBalancerChangeResult> RemoveGatedAsync(string memberName, LoadBalancerOptions options, IOperationHost host, Action ungate, CancellationToken cancellationToken)
         {
-            var total = Stopwatch.StartNew();
+            var total = _poller.Time.GetTimestamp();
             var lb = LoadBalancer.Description;
             var members = await LoadBalancer.GetMembersAsync(cancellationToken).ConfigureAwait(false);
             var member = members.FirstOrDefault(m => string.Equals(m.Name, memberName, StringComparison.OrdinalIgnoreCase))
@@ -204,7 +211,7 @@ namespace BitbucketZdu.Core.LoadBalancers
 
         public async Task<LoadBalancerChangeResult> AddAsync(string memberName, LoadBalancerOptions options, IOperationHost host, CancellationToken cancellationToken)
         {
-            var total = Stopwatch.StartNew();
+            var total = _poller.Time.GetTimestamp();
             var lb = LoadBalancer.Description;
             var member = await LoadBalancer.FindMemberAsync(memberName, cancellationToken).ConfigureAwait(false);
             if (member is null)
@@ -241,8 +248,7 @@ namespace BitbucketZdu.Core.LoadBalancers
                     if (current.State != MemberAdminState.Ready)
                         throw LoadBalancerErrors.VerifyFailed(lb, member.Name, MemberAdminState.Ready, current);
                 }
-                var sw = Stopwatch.StartNew();
-                var delay = FirstPoll(options);
+                var healthWait = _poller.Time.GetTimestamp();
                 if (current.Health == MemberHealth.Down && options.HealthVerified)
                 {
                     // Waiting for 'rise' checks only re-learns what the gate already proved; the balancer's next check
@@ -253,19 +259,18 @@ namespace BitbucketZdu.Core.LoadBalancers
                         current = await LoadBalancer.FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false) ?? current;
                     }
                 }
-                while (current.Health == MemberHealth.Down)
-                {
-                    if (sw.Elapsed > options.HealthTimeout)
-                        throw new BbException("LoadBalancerMemberUnhealthy", BbErrorCategory.OperationTimeout,
-                            $"{lb.DisplayName}: '{member.Name}' was enabled but not reported healthy within {options.HealthTimeout.TotalSeconds:0.#} s (last status: {current.Status ?? current.Health.ToString()}). " +
-                            "It was put back to its previous state. Check the node and the health check.", member.Name);
-                    host.Progress(new OperationProgress(options.ProgressActivityId, "Waiting for " + member.Name + " to be healthy", current.Status ?? current.Health.ToString())
-                    { ParentActivityId = options.ParentProgressActivityId, SecondsRemaining = (int)Math.Max(0, (options.HealthTimeout - sw.Elapsed).TotalSeconds) });
-                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                    delay = Backoff(delay, options);
-                    current = await LoadBalancer.FindMemberAsync(member.Name, cancellationToken).ConfigureAwait(false) ?? current;
-                }
-                result.HealthWait = sw.Elapsed;
+                var healthy = await _poller.PollAsync(async c => await LoadBalancer.FindMemberAsync(member.Name, c).ConfigureAwait(false) ?? current,
+                    m => (current = m).Health != MemberHealth.Down,
+                    new PollOptions<LoadBalancerMember>(options.HealthTimeout - _poller.Time.GetElapsedTime(healthWait), Schedule(options))
+                    {
+                        OnWaiting = (elapsed, remaining) => host.Progress(new OperationProgress(options.ProgressActivityId, "Waiting for " + member.Name + " to be healthy", current.Status ?? current.Health.ToString())
+                        { ParentActivityId = options.ParentProgressActivityId, SecondsRemaining = (int)Math.Max(0, remaining.TotalSeconds) }),
+                    }.StartingWith(current), cancellationToken).ConfigureAwait(false);
+                if (!healthy.Reached)
+                    throw new BbException("LoadBalancerMemberUnhealthy", BbErrorCategory.OperationTimeout,
+                        $"{lb.DisplayName}: '{member.Name}' was enabled but not reported healthy within {options.HealthTimeout.TotalSeconds:0.#} s (last status: {current.Status ?? current.Health.ToString()}). " +
+                        "It was put back to its previous state. Check the node and the health check.", member.Name);
+                result.HealthWait = _poller.Time.GetElapsedTime(healthWait);
                 if (current.Health == MemberHealth.Unknown)
                     result.Note = $"{lb.Kind} does not report health for this member; it is in rotation.";
                 host.Verbose($"{lb.DisplayName}: '{member.Name}' is back in rotation ({current.Health}).");
@@ -285,32 +290,29 @@ namespace BitbucketZdu.Core.LoadBalancers
         private async Task WaitIdleAsync(LoadBalancerMember member, TimeSpan timeout, LoadBalancerOptions options, IOperationHost host,
             LoadBalancerChangeResult result, CancellationToken cancellationToken)
         {
-            var sw = Stopwatch.StartNew();
-            var delay = FirstPoll(options);
-            var status = await LoadBalancer.GetDrainStatusAsync(member, cancellationToken).ConfigureAwait(false);
-            result.ActiveAtDrainStart = status.Active;
-            while (!status.Idle)
+            DrainStatus? status = null;
+            var idle = await _poller.PollAsync(c => LoadBalancer.GetDrainStatusAsync(member, c), s =>
+                {
+                    if (status is null) result.ActiveAtDrainStart = s.Active;
+                    status = s;
+                    return s.Idle;
+                }, new PollOptions<DrainStatus>(timeout, Schedule(options))
+                {
+                    OnWaiting = (elapsed, remaining) => host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, status!.Detail)
+                    {
+                        ParentActivityId = options.ParentProgressActivityId,
+                        PercentComplete = (int)(100 * elapsed.TotalMilliseconds / Math.Max(1, timeout.TotalMilliseconds)),
+                        SecondsRemaining = (int)Math.Max(0, remaining.TotalSeconds),
+                    }),
+                }, cancellationToken).ConfigureAwait(false);
+            if (!idle.Reached)
             {
-                if (sw.Elapsed >= timeout)
-                {
-                    result.DrainTimedOut = true;
-                    result.ConnectionsCut = status.Active;
-                    host.Warning($"{LoadBalancer.Description.DisplayName}: '{member.Name}' still had work in flight after the drain timeout of {timeout.TotalSeconds:0.#} s ({status.Detail}); taking it out anyway.");
-                    break;
-                }
-                var remaining = timeout - sw.Elapsed;
-                host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, status.Detail)
-                {
-                    ParentActivityId = options.ParentProgressActivityId,
-                    PercentComplete = (int)(100 * sw.Elapsed.TotalMilliseconds / Math.Max(1, timeout.TotalMilliseconds)),
-                    SecondsRemaining = (int)Math.Max(0, remaining.TotalSeconds),
-                });
-                await Task.Delay(delay < remaining ? delay : remaining, cancellationToken).ConfigureAwait(false);
-                delay = Backoff(delay, options);
-                status = await LoadBalancer.GetDrainStatusAsync(member, cancellationToken).ConfigureAwait(false);
+                result.DrainTimedOut = true;
+                result.ConnectionsCut = status!.Active;
+                host.Warning($"{LoadBalancer.Description.DisplayName}: '{member.Name}' still had work in flight after the drain timeout of {timeout.TotalSeconds:0.#} s ({status.Detail}); taking it out anyway.");
             }
-            if (!result.DrainTimedOut) result.ConnectionsCut = 0;
-            result.DrainDuration = sw.Elapsed;
+            else result.ConnectionsCut = 0;
+            result.DrainDuration = idle.Elapsed;
         }
 
         private async Task RestoreAsync(string memberName, MemberAdminState previous, IOperationHost host, Exception? cause)
@@ -334,10 +336,8 @@ namespace BitbucketZdu.Core.LoadBalancers
         private static void CompleteDrainProgress(LoadBalancerMember member, LoadBalancerOptions options, IOperationHost host) =>
             host.Progress(new OperationProgress(options.ProgressActivityId, "Draining " + member.Name, "done") { Completed = true, ParentActivityId = options.ParentProgressActivityId });
 
-        private TimeSpan FirstPoll(LoadBalancerOptions options) => Min(options.PollInterval, MaxPoll(options));
-
-        /// <summary>Backs off by 1.5× up to the caller's cap, or the provider's cheap interval when that is shorter.</summary>
-        private TimeSpan Backoff(TimeSpan delay, LoadBalancerOptions options) => Min(TimeSpan.FromTicks((long)(delay.Ticks * 1.5)), MaxPoll(options));
+        /// <summary>From the caller's first interval, backing off by 1.5x up to its cap, or the provider's cheap interval when that is shorter.</summary>
+        private PollSchedule Schedule(LoadBalancerOptions options) => new PollSchedule(options.PollInterval, MaxPoll(options), 1.5);
 
         private TimeSpan MaxPoll(LoadBalancerOptions options) =>
             LoadBalancer.CheapPollInterval is TimeSpan cheap ? Min(cheap, options.MaxPollInterval) : options.MaxPollInterval;
@@ -355,11 +355,11 @@ namespace BitbucketZdu.Core.LoadBalancers
             PreviousState = member.State,
         };
 
-        private static LoadBalancerChangeResult Finish(LoadBalancerChangeResult result, LoadBalancerMember member, Stopwatch total)
+        private LoadBalancerChangeResult Finish(LoadBalancerChangeResult result, LoadBalancerMember member, long started)
         {
             result.State = member.State;
             result.Health = member.Health;
-            result.Duration = total.Elapsed;
+            result.Duration = _poller.Time.GetElapsedTime(started);
             return result;
         }
     }

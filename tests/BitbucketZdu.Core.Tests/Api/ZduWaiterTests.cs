@@ -134,4 +134,25 @@ public class ZduWaiterTests
         Assert.Equal("ZduWaitTimeout", error.ErrorId);
         Assert.Contains("DRAINING on 8.19.4", error.Message);
     }
+
+    [Fact]
+    public async Task The_wait_runs_on_the_engine_clock_backs_off_by_its_factor_and_restarts_the_backoff_on_a_change()
+    {
+        var time = new BitbucketZdu.Core.Tests.Upgrade.Fakes.VirtualClock();
+        var reads = new List<double>();
+        var client = new ScriptedClient(() =>
+        {
+            reads.Add(Math.Round(time.Now.TotalSeconds, 3));
+            return ZduJson.ParseCluster(time.Now < TimeSpan.FromSeconds(4) ? ZduTestData.ReadyToUpgrade : ZduTestData.Mixed);
+        });
+        var poll = new ZduPollOptions { InitialInterval = TimeSpan.FromSeconds(1), MaxInterval = TimeSpan.FromSeconds(10), Factor = 2, Poller = time.ToPoller() };
+
+        var ex = await Assert.ThrowsAsync<BbException>(() =>
+            ZduWaiter.WaitForClusterStateAsync(client, new[] { ClusterState.STABLE }, TimeSpan.FromSeconds(20), NullOperationHost.Instance, poll));
+
+        // 0, 1, 3 (READY_TO_UPGRADE), 7 (MIXED: back to 1 s), 8, 10, 14, 20 (the deadline, exactly).
+        Assert.Equal(new[] { 0, 1, 3, 7, 8, 10, 14, 20.0 }, reads);
+        Assert.Equal("ZduWaitTimeout", ex.ErrorId);
+        Assert.Contains("did not become STABLE within 20 s", ex.Message);
+    }
 }

@@ -11,6 +11,9 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Timing;
+using Polly;
+using Polly.Retry;
 
 namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
 {
@@ -26,6 +29,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
     {
         private const int MaxAttempts = 5;
         private readonly HttpClient _http;
+        private readonly ResiliencePipeline<ArmReply> _retries;
         private readonly AzureTokenSource _tokens;
         private readonly string _resourceId;
         private readonly ConcurrentDictionary<string, DateTimeOffset> _removedAt = new ConcurrentDictionary<string, DateTimeOffset>(StringComparer.OrdinalIgnoreCase);
@@ -41,6 +45,7 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             _http = LoadBalancerHttp.CreateClient(description);
             _http.DefaultRequestHeaders.Authorization = null;
             _tokens = new AzureTokenSource(description, _http);
+            _retries = BuildRetries();
         }
 
         private Uri GatewayUrl(string suffix = "") =>
@@ -203,62 +208,76 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
         private async Task WaitForOperationAsync(HttpResponseMessage put, string putBody, CancellationToken cancellationToken)
         {
             var operation = put.Headers.TryGetValues("Azure-AsyncOperation", out var values) ? values.FirstOrDefault() : null;
-            var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(30);
-            var delay = RetryAfter(put) ?? TimeSpan.FromMilliseconds(200);
+            var first = Cap(RetryAfter.Of(put) ?? TimeSpan.FromMilliseconds(200));
             if (operation is null)
             {
                 var state = (JsonNode.Parse(putBody) as JsonObject)?["properties"]?["provisioningState"]?.GetValue<string>();
-                while (state is "Updating" or "Accepted" or "Provisioning")
-                {
-                    await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                    var (gw, _) = await GetGatewayAsync(cancellationToken).ConfigureAwait(false);
-                    state = gw["properties"]?["provisioningState"]?.GetValue<string>();
-                }
-                if (state is "Failed" or "Canceled")
-                    throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult, $"Updating gateway {_resourceId} ended {state}.", _resourceId);
+                var provisioned = await Poller.System.PollAsync(async c =>
+                    {
+                        var (gw, _) = await GetGatewayAsync(c).ConfigureAwait(false);
+                        return gw["properties"]?["provisioningState"]?.GetValue<string>();
+                    }, s => !(s is "Updating" or "Accepted" or "Provisioning"),
+                    new PollOptions<string?>(OperationTimeout, new PollSchedule(first, first, 1)).StartingWith(state), cancellationToken).ConfigureAwait(false);
+                if (!provisioned.Reached)
+                    throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout, $"Updating gateway {_resourceId} still reports '{provisioned.Value}' after 30 minutes.", _resourceId);
+                if (provisioned.Value is "Failed" or "Canceled")
+                    throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult, $"Updating gateway {_resourceId} ended {provisioned.Value}.", _resourceId);
                 return;
             }
-            while (true)
-            {
-                await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                using var poll = new HttpRequestMessage(HttpMethod.Get, operation);
-                var (response, body) = await SendAsync(poll, cancellationToken).ConfigureAwait(false);
-                using (response)
+            var ended = await Poller.System.PollAsync(async c =>
                 {
-                    var doc = JsonNode.Parse(body) as JsonObject;
-                    var status = doc?["status"]?.GetValue<string>();
-                    if (status == "Succeeded") return;
+                    using var poll = new HttpRequestMessage(HttpMethod.Get, operation);
+                    var (response, body) = await SendAsync(poll, c).ConfigureAwait(false);
+                    using (response)
+                        return (Doc: JsonNode.Parse(body) as JsonObject, Pause: RetryAfter.Of(response));
+                }, op =>
+                {
+                    var status = op.Doc?["status"]?.GetValue<string>();
                     if (status is "Failed" or "Canceled")
                     {
-                        var err = doc?["error"];
+                        var err = op.Doc?["error"];
                         throw new BbException("AzureOperationFailed", BbErrorCategory.InvalidResult,
                             $"Updating gateway {_resourceId} ended {status}: {err?["code"]?.GetValue<string>()} {err?["message"]?.GetValue<string>()}".TrimEnd(), _resourceId);
                     }
-                    if (DateTime.UtcNow > deadline)
-                        throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout, $"Updating gateway {_resourceId} still reports '{status}' after 30 minutes.", _resourceId);
-                    delay = RetryAfter(response) ?? TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 10000));
-                }
-            }
+                    return status == "Succeeded";
+                }, new PollOptions<(JsonObject? Doc, TimeSpan? Pause)>(OperationTimeout, new PollSchedule(first, Cap(TimeSpan.FromSeconds(10)), 2))
+                {
+                    PauseAfter = op => op.Pause is TimeSpan p ? Cap(p) : (TimeSpan?)null,
+                }.StartingWith((null, first)), cancellationToken).ConfigureAwait(false);
+            if (!ended.Reached)
+                throw new BbException("AzureOperationTimeout", BbErrorCategory.OperationTimeout,
+                    $"Updating gateway {_resourceId} still reports '{ended.Value.Doc?["status"]?.GetValue<string>()}' after 30 minutes.", _resourceId);
         }
+
+        private static readonly TimeSpan OperationTimeout = TimeSpan.FromMinutes(30);
 
         /// <summary>Backend health of one address: POST backendhealth (202 + Location), poll Location until 200.</summary>
         private async Task<(MemberHealth, string)> GetHealthAsync(string address, CancellationToken cancellationToken)
         {
             using var post = new HttpRequestMessage(HttpMethod.Post, GatewayUrl("/backendhealth")) { Content = new StringContent("", Encoding.UTF8, "application/json") };
             var (response, body) = await SendAsync(post, cancellationToken).ConfigureAwait(false);
-            var deadline = DateTime.UtcNow + Description.RequestTimeout + Description.RequestTimeout;
-            while (response.StatusCode == HttpStatusCode.Accepted)
+            PollResult<HttpResponseMessage> answered;
+            try
             {
-                var location = response.Headers.Location;
-                var delay = RetryAfter(response) ?? TimeSpan.FromMilliseconds(200);
-                response.Dispose();
-                if (location is null) throw LoadBalancerErrors.Protocol(Description, "AzureUnexpectedReply", _resourceId, "backendhealth answered 202 without a Location header.");
-                if (DateTime.UtcNow > deadline) return (MemberHealth.Unknown, "not available in time");
-                await Task.Delay(Cap(delay), cancellationToken).ConfigureAwait(false);
-                using var poll = new HttpRequestMessage(HttpMethod.Get, location);
-                (response, body) = await SendAsync(poll, cancellationToken).ConfigureAwait(false);
+                answered = await Poller.System.PollAsync(async c =>
+                    {
+                        var location = response.Headers.Location!;
+                        response.Dispose();
+                        using var poll = new HttpRequestMessage(HttpMethod.Get, location);
+                        (response, body) = await SendAsync(poll, c).ConfigureAwait(false);
+                        return response;
+                    }, r => r.StatusCode != HttpStatusCode.Accepted
+                        || (r.Headers.Location is null ? throw LoadBalancerErrors.Protocol(Description, "AzureUnexpectedReply", _resourceId, "backendhealth answered 202 without a Location header.") : false),
+                    new PollOptions<HttpResponseMessage>(Description.RequestTimeout + Description.RequestTimeout, HealthPolls)
+                    {
+                        PauseAfter = r => Cap(RetryAfter.Of(r) ?? TimeSpan.FromMilliseconds(200)),
+                    }.StartingWith(response), cancellationToken).ConfigureAwait(false);
             }
-            response.Dispose();
+            finally
+            {
+                response.Dispose();
+            }
+            if (!answered.Reached) return (MemberHealth.Unknown, "not available in time");
             var health = JsonNode.Parse(body)?["backendAddressPools"] as JsonArray ?? new JsonArray();
             var servers = health.OfType<JsonObject>()
                 .Where(p => (p["backendAddressPool"]?["id"]?.GetValue<string>() ?? "").EndsWith("/" + Description.Backend, StringComparison.OrdinalIgnoreCase))
@@ -271,65 +290,100 @@ namespace BitbucketZdu.Core.LoadBalancers.AzureAppGateway
             return (servers.All(h => h == "Up") ? MemberHealth.Up : MemberHealth.Down, text);
         }
 
-        /// <summary>Sends with a bearer token; retries 429 and 409-in-progress after Retry-After; renews an expired token once.</summary>
+        /// <summary>One answer of Azure Resource Manager, read.</summary>
+        private sealed class ArmReply
+        {
+            public ArmReply(HttpResponseMessage response, string body)
+            {
+                Response = response;
+                Body = body;
+                Status = (int)response.StatusCode;
+                if (!response.IsSuccessStatusCode) (Code, Message) = CloudError(body);
+            }
+
+            public HttpResponseMessage Response { get; }
+            public string Body { get; }
+            public int Status { get; }
+            public string Code { get; } = "";
+            public string Message { get; } = "";
+
+            /// <summary>Throttled, another operation in progress, or a server error: worth the same request again.</summary>
+            public bool Transient => Status == 429 || (Status == 409 && (Code == "AnotherOperationInProgress" || Code == "RetryableError")) || Status >= 500;
+
+            public bool TokenExpired => Status == 401 && (Code.IndexOf("Expired", StringComparison.OrdinalIgnoreCase) >= 0 || Code == "InvalidAuthenticationToken");
+        }
+
+        /// <summary>
+        /// Sends with a bearer token; retries (Polly) 429, 409-in-progress and 5xx after Retry-After (else 2, 4, 8 ... s,
+        /// capped) up to <see cref="MaxAttempts"/> attempts; renews an expired token once.
+        /// </summary>
         private async Task<(HttpResponseMessage, string)> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken, bool allowPreconditionFailed = false)
         {
             var renewed = false;
             var content = request.Content is null ? null : await request.Content.ReadAsStringAsync().ConfigureAwait(false);
-            for (var attempt = 1; ; attempt++)
+            async Task<ArmReply> SendOnceAsync(CancellationToken ct)
             {
                 using var copy = new HttpRequestMessage(request.Method, request.RequestUri);
                 foreach (var h in request.Headers) copy.Headers.TryAddWithoutValidation(h.Key, h.Value);
                 if (content is not null) copy.Content = new StringContent(content, Encoding.UTF8, "application/json");
-                copy.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await _tokens.GetTokenAsync(renewed, cancellationToken).ConfigureAwait(false));
-                var response = await LoadBalancerHttp.SendAsync(_http, copy, Description, cancellationToken).ConfigureAwait(false);
+                copy.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await _tokens.GetTokenAsync(renewed, ct).ConfigureAwait(false));
+                var response = await LoadBalancerHttp.SendAsync(_http, copy, Description, ct).ConfigureAwait(false);
                 var body = response.Content is null ? "" : await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-                if (response.IsSuccessStatusCode) return (response, body);
-                if (response.StatusCode == HttpStatusCode.PreconditionFailed && allowPreconditionFailed) return (response, body);
-
-                var (code, message) = CloudError(body);
-                var status = (int)response.StatusCode;
-                var retryAfter = RetryAfter(response);
-                response.Dispose();
-                var where = request.RequestUri!.GetLeftPart(UriPartial.Path);
-                if (status == 401)
-                {
-                    var expired = code.IndexOf("Expired", StringComparison.OrdinalIgnoreCase) >= 0 || code == "InvalidAuthenticationToken";
-                    if (expired && _tokens.CanRefresh && !renewed) { renewed = true; continue; }
-                    throw new BbException(expired ? "AzureTokenExpired" : "AzureUnauthorized", BbErrorCategory.AuthenticationError,
-                        $"Azure Resource Manager refused the token for {where}: {code} {message}".TrimEnd() +
-                        (_tokens.CanRefresh ? "" : " Get a new token (e.g. (Get-AzAccessToken).Token) and describe the load balancer again.") + " Nothing was changed.", where);
-                }
-                var transient = status == 429 || (status == 409 && (code == "AnotherOperationInProgress" || code == "RetryableError")) || status >= 500;
-                if (transient && attempt < MaxAttempts)
-                {
-                    await Task.Delay(Cap(retryAfter ?? TimeSpan.FromSeconds(Math.Pow(2, attempt))), cancellationToken).ConfigureAwait(false);
-                    continue;
-                }
-                if (status == 403)
-                    throw LoadBalancerErrors.PermissionDenied(Description, "AzurePermissionDenied", where,
-                        $"{code} {message} The identity needs Microsoft.Network/applicationGateways/read and /write on the gateway (e.g. the Network Contributor role).");
-                if (status == 404)
-                    throw new BbException("AzureGatewayNotFound", BbErrorCategory.ObjectNotFound, $"{where}: {code} {message} Check the gateway's resource id. Nothing was changed.", where);
-                if (status == 412)
-                    throw new BbException("AzureConcurrentUpdate", BbErrorCategory.ResourceUnavailable, $"{where}: the gateway kept changing underneath (412 {code}); try again later.", where);
-                if (status == 409)
-                    throw new BbException("AzureConflict", BbErrorCategory.ResourceUnavailable, $"{where}: 409 {code} {message}".TrimEnd(), where);
-                if (status == 429)
-                    throw new BbException("AzureThrottled", BbErrorCategory.LimitsExceeded, $"{where}: Azure Resource Manager kept throttling (429) after {MaxAttempts} attempts. Try again later.", where);
-                throw LoadBalancerErrors.Protocol(Description, "AzureRequestFailed", where, $"HTTP {status} {code} {message}".TrimEnd());
+                return new ArmReply(response, body);
             }
+
+            var reply = await _retries.ExecuteAsync(async ct =>
+            {
+                var first = await SendOnceAsync(ct).ConfigureAwait(false);
+                if (!first.TokenExpired || !_tokens.CanRefresh || renewed) return first;
+                renewed = true;
+                first.Response.Dispose();
+                return await SendOnceAsync(ct).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+
+            if (reply.Response.IsSuccessStatusCode) return (reply.Response, reply.Body);
+            if (reply.Status == 412 && allowPreconditionFailed) return (reply.Response, reply.Body);
+            reply.Response.Dispose();
+            var (status, code, message) = (reply.Status, reply.Code, reply.Message);
+            var where = request.RequestUri!.GetLeftPart(UriPartial.Path);
+            if (status == 401)
+            {
+                var expired = reply.TokenExpired;
+                throw new BbException(expired ? "AzureTokenExpired" : "AzureUnauthorized", BbErrorCategory.AuthenticationError,
+                    $"Azure Resource Manager refused the token for {where}: {code} {message}".TrimEnd() +
+                    (_tokens.CanRefresh ? "" : " Get a new token (e.g. (Get-AzAccessToken).Token) and describe the load balancer again.") + " Nothing was changed.", where);
+            }
+            if (status == 403)
+                throw LoadBalancerErrors.PermissionDenied(Description, "AzurePermissionDenied", where,
+                    $"{code} {message} The identity needs Microsoft.Network/applicationGateways/read and /write on the gateway (e.g. the Network Contributor role).");
+            if (status == 404)
+                throw new BbException("AzureGatewayNotFound", BbErrorCategory.ObjectNotFound, $"{where}: {code} {message} Check the gateway's resource id. Nothing was changed.", where);
+            if (status == 412)
+                throw new BbException("AzureConcurrentUpdate", BbErrorCategory.ResourceUnavailable, $"{where}: the gateway kept changing underneath (412 {code}); try again later.", where);
+            if (status == 409)
+                throw new BbException("AzureConflict", BbErrorCategory.ResourceUnavailable, $"{where}: 409 {code} {message}".TrimEnd(), where);
+            if (status == 429)
+                throw new BbException("AzureThrottled", BbErrorCategory.LimitsExceeded, $"{where}: Azure Resource Manager kept throttling (429) after {MaxAttempts} attempts. Try again later.", where);
+            throw LoadBalancerErrors.Protocol(Description, "AzureRequestFailed", where, $"HTTP {status} {code} {message}".TrimEnd());
         }
+
+        private ResiliencePipeline<ArmReply> BuildRetries() => new ResiliencePipelineBuilder<ArmReply>()
+            .AddRetry(new RetryStrategyOptions<ArmReply>
+            {
+                MaxRetryAttempts = MaxAttempts - 1,
+                ShouldHandle = args => new ValueTask<bool>(args.Outcome.Result is { Transient: true }),
+                DelayGenerator = args => new ValueTask<TimeSpan?>(Cap(RetryAfter.Of(args.Outcome.Result!.Response) ?? TimeSpan.FromSeconds(Math.Pow(2, args.AttemptNumber + 1)))),
+                OnRetry = args =>
+                {
+                    args.Outcome.Result?.Response.Dispose();
+                    return default;
+                },
+            })
+            .Build();
+
+        private static readonly PollSchedule HealthPolls = new PollSchedule(TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(200), 1);
 
         private TimeSpan Cap(TimeSpan t) => t > Description.MaxRetryDelay ? Description.MaxRetryDelay : t;
-
-        private static TimeSpan? RetryAfter(HttpResponseMessage r)
-        {
-            if (r.Headers.RetryAfter?.Delta is TimeSpan d) return d;
-            if (r.Headers.RetryAfter?.Date is DateTimeOffset at) return at - DateTimeOffset.UtcNow;
-            return r.Headers.TryGetValues("Retry-After", out var v) && int.TryParse(v.FirstOrDefault(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s)
-                ? TimeSpan.FromSeconds(s) : (TimeSpan?)null;
-        }
 
         private static (string Code, string Message) CloudError(string body)
         {

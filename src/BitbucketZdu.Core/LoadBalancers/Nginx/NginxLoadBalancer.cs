@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Core.Timing;
 
 namespace BitbucketZdu.Core.LoadBalancers.Nginx
 {
@@ -194,20 +195,16 @@ namespace BitbucketZdu.Core.LoadBalancers.Nginx
         /// <summary>The reload took effect when the master runs workers that did not exist before (old ones were told to finish).</summary>
         private async Task WaitForNewWorkersAsync(int masterPid, IReadOnlyCollection<int> oldWorkers, CancellationToken cancellationToken)
         {
-            var deadline = DateTime.UtcNow + Description.RequestTimeout;
-            var delay = TimeSpan.FromMilliseconds(50);
-            while (true)
-            {
-                var now = await GetWorkersAsync(masterPid, cancellationToken).ConfigureAwait(false);
-                var fresh = now.Where(w => !w.ShuttingDown && !oldWorkers.Contains(w.Pid)).ToList();
-                if (fresh.Count > 0 && now.Where(w => !w.ShuttingDown).All(w => !oldWorkers.Contains(w.Pid))) return;
-                if (DateTime.UtcNow > deadline)
-                    throw new BbException("NginxReloadFailed", BbErrorCategory.OperationTimeout,
-                        $"nginx (master {masterPid}) on {_shell.HostName} did not start new workers within {Description.RequestTimeout.TotalSeconds:0.#} s of the reload; see its error log. The file was restored.", ConfigPath);
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                if (delay < TimeSpan.FromMilliseconds(500)) delay += delay;
-            }
+            var reloaded = await Poller.System.PollAsync(c => GetWorkersAsync(masterPid, c),
+                now => now.Any(w => !w.ShuttingDown && !oldWorkers.Contains(w.Pid)) && now.Where(w => !w.ShuttingDown).All(w => !oldWorkers.Contains(w.Pid)),
+                new PollOptions<List<Worker>>(Description.RequestTimeout, ReloadPolls), cancellationToken).ConfigureAwait(false);
+            if (!reloaded.Reached)
+                throw new BbException("NginxReloadFailed", BbErrorCategory.OperationTimeout,
+                    $"nginx (master {masterPid}) on {_shell.HostName} did not start new workers within {Description.RequestTimeout.TotalSeconds:0.#} s of the reload; see its error log. The file was restored.", ConfigPath);
         }
+
+        /// <summary>50 ms doubling to 800 ms: a reload takes effect within a few hundred ms.</summary>
+        private static readonly PollSchedule ReloadPolls = new PollSchedule(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(800), 2);
 
         private static string Output(ShellResult r) => (r.StandardError + " " + r.StandardOutput).Trim();
 

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Timing;
 
 namespace BitbucketZdu.Core.Upgrade.Journal
 {
@@ -71,38 +72,50 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         }
 
         // A lock file names a process on this host, so a dead holder is seen at once: nothing to wait for, nobody to tell.
-        public Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, System.Action<string>? waiting, CancellationToken cancellationToken)
+        public async Task<IJournalLock> AcquireLockAsync(string cluster, LockOwner owner, System.Action<string>? waiting, CancellationToken cancellationToken)
         {
             System.IO.Directory.CreateDirectory(Directory);
             var path = LockFile(cluster);
             LockOwner? stale = null;
-            for (var attempt = 0; attempt < 3; attempt++)
+            try
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                try
+                // A stale lock removed is tried again at once (3 attempts in all): only a run racing us to the file makes it fail.
+                return await Poller.System.RetryAsync<IJournalLock>(_ =>
                 {
-                    using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                    cancellationToken.ThrowIfCancellationRequested();
+                    try
                     {
-                        var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new LockFileContent { Host = owner.Host, Pid = owner.Pid, Since = owner.Since }, JournalLines.Json));
-                        fs.Write(bytes, 0, bytes.Length);
-                        fs.Flush(true);
+                        using (var fs = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+                        {
+                            var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new LockFileContent { Host = owner.Host, Pid = owner.Pid, Since = owner.Since }, JournalLines.Json));
+                            fs.Write(bytes, 0, bytes.Length);
+                            fs.Flush(true);
+                        }
+                        return Task.FromResult<IJournalLock>(new FileLock(path, owner, stale));
                     }
-                    return Task.FromResult<IJournalLock>(new FileLock(path, owner, stale));
-                }
-                catch (IOException) when (File.Exists(path))
-                {
-                    var holder = ReadOwner(path);
-                    if (holder is not null && !IsStale(holder))
-                        throw new BbException("JournalLocked", BbErrorCategory.ResourceExists,
-                            $"Another run holds the lock of cluster '{cluster}': {holder} ({path}). Wait for it to finish. If that run is gone "
-                            + "(killed on another machine), delete the lock file and run again with -Resume.", path);
-                    stale = holder ?? new LockOwner("unknown", 0);
-                    try { File.Delete(path); } catch (IOException) { }
-                }
+                    catch (IOException) when (File.Exists(path))
+                    {
+                        var holder = ReadOwner(path);
+                        if (holder is not null && !IsStale(holder))
+                            throw new BbException("JournalLocked", BbErrorCategory.ResourceExists,
+                                $"Another run holds the lock of cluster '{cluster}': {holder} ({path}). Wait for it to finish. If that run is gone "
+                                + "(killed on another machine), delete the lock file and run again with -Resume.", path);
+                        stale = holder ?? new LockOwner("unknown", 0);
+                        try { File.Delete(path); } catch (IOException) { }
+                        throw new StaleLockRemoved();
+                    }
+                }, e => e is StaleLockRemoved, 3, AtOnce, null, cancellationToken).ConfigureAwait(false);
             }
-            throw new BbException("JournalLocked", BbErrorCategory.ResourceExists,
-                $"Could not take the lock {path}: another run keeps creating it. Wait for it to finish.", path);
+            catch (StaleLockRemoved)
+            {
+                throw new BbException("JournalLocked", BbErrorCategory.ResourceExists,
+                    $"Could not take the lock {path}: another run keeps creating it. Wait for it to finish.", path);
+            }
         }
+
+        private static readonly PollSchedule AtOnce = new PollSchedule(TimeSpan.Zero, TimeSpan.Zero, 1);
+
+        private sealed class StaleLockRemoved : Exception { }
 
         private bool IsStale(LockOwner holder) =>
             string.Equals(holder.Host, Environment.MachineName, StringComparison.OrdinalIgnoreCase) && !_isProcessAlive(holder.Pid);

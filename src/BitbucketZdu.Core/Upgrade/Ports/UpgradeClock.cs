@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Threading;
 using System.Threading.Tasks;
+using BitbucketZdu.Core.Timing;
 using BitbucketZdu.Core.Upgrade.Profile;
 
 namespace BitbucketZdu.Core.Upgrade.Ports
@@ -18,6 +19,7 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         {
             Time = time;
             _delay = delay ?? ((d, ct) => time.Delay(d, ct));
+            Poller = new Poller(time, _delay);
         }
 
         public static UpgradeClock System { get; } = new UpgradeClock(TimeProvider.System);
@@ -28,54 +30,37 @@ namespace BitbucketZdu.Core.Upgrade.Ports
         public TimeSpan Since(long timestamp) => Time.GetElapsedTime(timestamp);
         public Task Delay(TimeSpan delay, CancellationToken cancellationToken) => _delay(delay, cancellationToken);
 
+        /// <summary>The engine's poller on this clock (<see cref="Timing.Poller"/>): every wait of the upgrade runs on it.</summary>
+        public Poller Poller { get; }
+
         /// <summary>
         /// Polls <paramref name="probe"/> until <paramref name="accept"/> holds, with intervals from
         /// <see cref="UpgradeTimeouts.FirstPollInterval"/> doubling to <see cref="UpgradeTimeouts.MaxPollInterval"/>.
         /// Errors of the probe count as "not yet" until the deadline, except the API refusing our credentials (401/403):
-        /// waiting does not change that, so it goes up at once. On timeout: BbException <paramref name="errorId"/>
+        /// waiting does not change that, so it goes up at once (<see cref="Transient.AllButRefusedCredentials"/>; the loop is <see cref="Timing.Poller"/>). On timeout: BbException <paramref name="errorId"/>
         /// naming the last state seen.
         /// </summary>
         public async Task<T> PollAsync<T>(Func<CancellationToken, Task<T>> probe, Func<T, bool> accept, Func<T, string> describe,
             TimeSpan timeout, UpgradeTimeouts intervals, string what, string errorId, CancellationToken cancellationToken,
             Action<T>? onEachPoll = null, Func<T, Exception?>? giveUp = null)
         {
-            var started = Timestamp;
-            var interval = intervals.FirstPollInterval;
             string lastSeen = "nothing yet";
-            while (true)
+            var result = await Poller.PollAsync(probe, value =>
             {
-                cancellationToken.ThrowIfCancellationRequested();
-                try
-                {
-                    var value = await probe(cancellationToken).ConfigureAwait(false);
-                    onEachPoll?.Invoke(value);
-                    if (accept(value)) return value;
-                    lastSeen = describe(value);
-                    // A state that waiting will not change (a node in ERROR): up at once, not at the deadline.
-                    if (giveUp?.Invoke(value) is { } hopeless) throw new PollGaveUpException(hopeless);
-                }
-                catch (PollGaveUpException gaveUp)
-                {
-                    throw gaveUp.InnerException!;
-                }
-                catch (Exception ex) when ((!(ex is OperationCanceledException) || !cancellationToken.IsCancellationRequested) && !CredentialsRefused(ex))
-                {
-                    lastSeen = "error: " + ex.Message;
-                }
-                var elapsed = Since(started);
-                if (elapsed >= timeout)
-                    throw new BbException(errorId, BbErrorCategory.OperationTimeout,
-                        $"Timed out after {Format(timeout)} waiting for {what}. Last seen: {lastSeen}.");
-                var wait = interval < timeout - elapsed ? interval : timeout - elapsed;
-                await Delay(wait, cancellationToken).ConfigureAwait(false);
-                var next = TimeSpan.FromTicks(interval.Ticks * 2);
-                interval = next > intervals.MaxPollInterval ? intervals.MaxPollInterval : next;
-            }
-        }
-
-        private sealed class PollGaveUpException : Exception
-        {
-            public PollGaveUpException(Exception inner) : base(inner.Message, inner) { }
+                if (accept(value)) return true;
+                lastSeen = describe(value);
+                // A state that waiting will not change (a node in ERROR): up at once, not at the deadline.
+                if (giveUp?.Invoke(value) is { } hopeless) throw hopeless;
+                return false;
+            }, new PollOptions<T>(timeout, new PollSchedule(intervals.FirstPollInterval, intervals.MaxPollInterval, 2))
+            {
+                IsTransient = Transient.AllButRefusedCredentials,
+                OnValue = onEachPoll,
+                OnTransientError = ex => lastSeen = "error: " + ex.Message,
+            }, cancellationToken).ConfigureAwait(false);
+            if (result.Reached) return result.Value!;
+            throw new BbException(errorId, BbErrorCategory.OperationTimeout,
+                $"Timed out after {Format(timeout)} waiting for {what}. Last seen: {lastSeen}.");
         }
 
         /// <summary>The API refused our credentials or our rights: permanent until the admin fixes the credential.</summary>

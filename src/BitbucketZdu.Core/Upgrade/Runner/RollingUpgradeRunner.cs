@@ -6,6 +6,7 @@ using System.Threading;
 using System.Threading.Tasks;
 using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
+using BitbucketZdu.Core.Timing;
 using BitbucketZdu.Core.Upgrade.Journal;
 using BitbucketZdu.Core.Upgrade.Plan;
 using BitbucketZdu.Core.Upgrade.Ports;
@@ -426,24 +427,14 @@ namespace BitbucketZdu.Core.Upgrade.Runner
         /// did NOT take effect (ZduClient attaches that reading), is safe to send again: a short burst of server errors must not
         /// halt a run. Tried up to 4 times with a growing pause; any other failure, or a still-failing action, goes up as before.
         /// </summary>
-        private async Task<ZduCluster> PostWhileNotAppliedAsync(Func<CancellationToken, Task<ZduCluster>> post, CancellationToken ct)
-        {
-            var pause = TimeSpan.FromMilliseconds(500);
-            for (var attempt = 1; ; attempt++)
-            {
-                try
-                {
-                    return await post(ct).ConfigureAwait(false);
-                }
-                catch (ZduApiException ex) when (attempt < 4 && ex.Cluster is not null
-                    && (ex.Kind == ZduErrorKind.ServerError || ex.Kind == ZduErrorKind.Unreachable || ex.Kind == ZduErrorKind.Timeout))
-                {
-                    _host.Warning($"{ex.Message} Trying again in {pause.TotalSeconds:0.#} s (attempt {attempt + 1} of 4).");
-                    await _ports.Clock.Delay(pause, ct).ConfigureAwait(false);
-                    pause += pause;
-                }
-            }
-        }
+        private Task<ZduCluster> PostWhileNotAppliedAsync(Func<CancellationToken, Task<ZduCluster>> post, CancellationToken ct) =>
+            _ports.Clock.Poller.RetryAsync(post, NotApplied, 4, PostPauses,
+                (ex, attempt, pause) => _host.Warning($"{ex.Message} Trying again in {pause.TotalSeconds:0.#} s (attempt {attempt} of 4)."), ct);
+
+        private static readonly PollSchedule PostPauses = new PollSchedule(TimeSpan.FromMilliseconds(500), TimeSpan.FromMinutes(1), 2);
+
+        private static bool NotApplied(Exception error) => error is ZduApiException ex && ex.Cluster is not null
+            && (ex.Kind == ZduErrorKind.ServerError || ex.Kind == ZduErrorKind.Unreachable || ex.Kind == ZduErrorKind.Timeout);
 
         private void Finish(UpgradeReport report, long started) => Finish(_ports.Clock, report, started);
 

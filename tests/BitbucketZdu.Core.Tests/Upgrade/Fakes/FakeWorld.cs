@@ -217,10 +217,22 @@ public sealed class FakeWorld
         }
     }
 
+    /// <summary>The next this many POST start fail with a 503 that, as ZduClient proves by re-reading, did not take effect.</summary>
+    public int FailStartTimes { get; set; }
+
     public ZduCluster StartUpgradeMode()
     {
         lock (_gate)
         {
+            if (FailStartTimes > 0)
+            {
+                FailStartTimes--;
+                Operations.Add("cluster:start-failed");
+                var failed = new ZduApiException(ZduErrorKind.ServerError, "POST /rest/zdu/start returned 503 and the cluster is unchanged.", null, 503);
+                // ZduClient attaches the re-read cluster (an internal setter; this file is also compiled into Cmdlets.Tests).
+                typeof(ZduApiException).GetProperty(nameof(ZduApiException.Cluster))!.SetValue(failed, Cluster());
+                throw failed;
+            }
             if (Cluster().State != ClusterState.STABLE) throw Conflict("start");
             UpgradeMode = true;
             OriginalVersion = Version;

@@ -15,10 +15,15 @@ public sealed class VirtualClock : TimeProvider
 
     public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
 
-    public UpgradeClock ToUpgradeClock() => new(this, (d, ct) =>
+    public UpgradeClock ToUpgradeClock() => new(this, Delay);
+
+    /// <summary>The engine's poller on this clock (what <see cref="ToUpgradeClock"/>'s PollAsync runs on).</summary>
+    public BitbucketZdu.Core.Timing.Poller ToPoller() => new(this, Delay);
+
+    private Task Delay(TimeSpan d, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
         Advance(d);
         return Task.CompletedTask;
-    });
+    }
 }
