@@ -9,16 +9,8 @@ namespace BitbucketZdu.Simulator.Launcher;
 /// Starting and stopping sshd is the caller's (<c>sshd -D -e -f &lt;ConfigFile&gt;</c>).
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-public sealed class LoopbackSshd
+public sealed record LoopbackSshd(string Dir, int Port)
 {
-    private LoopbackSshd(string dir, int port)
-    {
-        Dir = dir;
-        Port = port;
-    }
-
-    public string Dir { get; }
-    public int Port { get; }
     public string HostName => "127.0.0.1";
     public string UserName { get; } = Environment.UserName;
     public string KeyFile => Path.Combine(Dir, "client_key");
@@ -27,7 +19,7 @@ public sealed class LoopbackSshd
     public string PidFile => Path.Combine(Dir, "sshd.pid");
 
     /// <summary>Writes keys, known_hosts and sshd_config into <paramref name="dir"/> for <paramref name="port"/>.</summary>
-    /// <param name="powershellSubsystem">The command of a PowerShell subsystem (<c>Subsystem powershell</c>; a wrapper script is written), or null for none.</param>
+    /// <param name="powershellSubsystem">The command of a PowerShell subsystem (<c>Subsystem powershell</c>; a wrapper script is written), or null or "" for none.</param>
     public static LoopbackSshd Prepare(string dir, int port, string sshKeygen, string? powershellSubsystem = null)
     {
         Directory.CreateDirectory(dir);
@@ -40,7 +32,7 @@ public sealed class LoopbackSshd
         File.WriteAllText(s.KnownHostsFile, $"[{s.HostName}]:{port} {hostPub[0]} {hostPub[1]}\n");
 
         var subsystem = "";
-        if (powershellSubsystem is not null)
+        if (!string.IsNullOrEmpty(powershellSubsystem))   // PowerShell passes $null to a string as ""
         {
             var wrapper = Path.Combine(dir, "pwsh-subsystem.sh");
             File.WriteAllText(wrapper, $"#!/bin/sh\nexec {powershellSubsystem}\n");
