@@ -10,17 +10,8 @@ Set-StrictMode -Version Latest
 $ErrorActionPreference = 'Stop'
 
 $script:RepoRoot = Split-Path $PSScriptRoot -Parent
-
-function Get-BbsimPath {
-    <# The simulator's bbsim.dll of a configuration (built by build.ps1 Build with the solution). #>
-    [OutputType([string])]
-    param([ValidateSet('Release', 'Debug')] [string] $Configuration = 'Release')
-    $dll = Join-Path $script:RepoRoot "src/BitbucketZdu.Simulator/bin/$Configuration/net10.0/bbsim.dll"
-    if (-not (Test-Path $dll)) {
-        throw "The simulator is not built: '$dll' is missing. Build it: dotnet pwsh ./build.ps1 Build -Configuration $Configuration"
-    }
-    $dll
-}
+# bbsim itself (its path, running it, free ports, a detached cluster): the one PowerShell way, shared with the Pester suite.
+Import-Module (Join-Path $PSScriptRoot 'BbsimCluster.psm1') -Force
 
 function Resolve-BuiltModulePath {
     <# The built module's manifest: $ModulePath when given, else out/BitbucketZdu/<version>/BitbucketZdu.psd1; fails when missing. #>
@@ -32,29 +23,6 @@ function Resolve-BuiltModulePath {
     }
     if (-not (Test-Path $ModulePath)) { throw "The module is not built at '$ModulePath'. Build it: dotnet pwsh ./build.ps1 Build" }
     $ModulePath
-}
-
-function Invoke-Bbsim {
-    <# Runs 'dotnet bbsim.dll <args>' and fails with its output on a non-zero exit code. Returns its stdout lines. #>
-    param([Parameter(Mandatory)] [string] $Bbsim, [Parameter(Mandatory)] [string[]] $Arguments)
-    $out = & dotnet $Bbsim @Arguments 2>&1
-    if ($LASTEXITCODE -ne 0) {
-        throw "bbsim $($Arguments[0]) failed (exit $LASTEXITCODE): $(($out | Out-String).Trim())"
-    }
-    $out | ForEach-Object { "$_" }
-}
-
-function Get-FreeLoopbackPort {
-    <# $Count distinct free TCP ports on 127.0.0.1 (held open together while chosen, then released). #>
-    [OutputType([int[]])]
-    param([int] $Count = 1)
-    $listeners = @(1..$Count | ForEach-Object {
-            $l = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-            $l.Start()
-            $l
-        })
-    try { , [int[]] @($listeners | ForEach-Object { $_.LocalEndpoint.Port }) }
-    finally { $listeners | ForEach-Object { $_.Stop() } }
 }
 
 function New-DemoPassword {
@@ -138,30 +106,26 @@ function Start-DemoCluster {
         [switch] $Https
     )
     $e = $Environment
-    $ports = Get-FreeLoopbackPort -Count ($Nodes * 2)
-    $arguments = @('cluster', '--nodes', "$Nodes", '--version', $e.Version, '--root', $e.Root, '--ports', ($ports[0..($Nodes - 1)] -join ','),
-        '--user', $e.User, '--password', $e.Password, '--grace', $Grace, '--start-delay', $StartDelay,
-        '--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--git-duration', $GitDuration, '--detach')
+    $extra = @('--heartbeat', '500ms', '--heartbeat-timeout', '3s', '--git-duration', $GitDuration)
     if (-not $Simple) {
-        $arguments += @('--ssh-ports', ($ports[$Nodes..($Nodes * 2 - 1)] -join ','))
         if ($ContextPath) {
-            $arguments += @('--context-path', $ContextPath)
+            $extra += @('--context-path', $ContextPath)
             $e.ContextPath = $ContextPath
         }
         if ($Https) {
-            $files = @(Invoke-Bbsim $e.Bbsim @('certs', '--output', (Join-Path $e.Root 'tls'), '--name', 'BitbucketZdu Demo CA'))
+            $files = @(Invoke-Bbsim @('certs', '--output', (Join-Path $e.Root 'tls'), '--name', 'BitbucketZdu Demo CA') -Bbsim $e.Bbsim)
             $e.Tls = [pscustomobject]@{ CaFile = $files[0]; CertificateFile = $files[1]; KeyFile = $files[2]; CombinedFile = $files[3] }
-            $arguments += @('--tls-cert', $e.Tls.CertificateFile, '--tls-key', $e.Tls.KeyFile)
+            $extra += @('--tls-cert', $e.Tls.CertificateFile, '--tls-key', $e.Tls.KeyFile)
         }
     }
-    Invoke-Bbsim $e.Bbsim $arguments | Out-Null
-    $manifest = Get-Content (Join-Path $e.Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
+    $manifest = Start-BbsimCluster -Root $e.Root -Nodes $Nodes -Version $e.Version -User $e.User -Password $e.Password -Grace $Grace `
+        -StartDelay $StartDelay -Ssh:(-not $Simple) -Bbsim $e.Bbsim -Extra $extra
     $e.Nodes = @($manifest.nodes | ForEach-Object {
             [pscustomobject]@{ Name = $_.name; Port = [int] $_.port; SshPort = [int] $_.sshPort; Url = $_.url; Home = $_.home; InstallRoot = Split-Path $_.installDir -Parent }
         })
 
     $distDir = Join-Path $e.Root 'release'
-    Invoke-Bbsim $e.Bbsim @('dist', '--version', $e.TargetVersion, '--output', $distDir, '--format', 'tar.gz') | Out-Null
+    Invoke-Bbsim @('dist', '--version', $e.TargetVersion, '--output', $distDir, '--format', 'tar.gz') -Bbsim $e.Bbsim | Out-Null
     $e.Archive = Join-Path $distDir "atlassian-bitbucket-$($e.TargetVersion).tar.gz"
     $e.Sha256 = ((Get-Content "$($e.Archive).sha256" -Raw) -split '\s+')[0].ToLowerInvariant()
     $e.Nodes
@@ -193,7 +157,7 @@ function Start-DemoBalancer {
     if ($Kind -eq 'Auto') { $Kind = if ($haproxy) { 'HAProxy' } else { 'Bbsim' } }
     if ($Kind -eq 'HAProxy' -and -not $haproxy) { throw "HAProxy is not installed (Debian/Ubuntu: sudo apt-get install haproxy); use -Kind Bbsim." }
 
-    $ports = Get-FreeLoopbackPort -Count 3
+    $ports = Get-FreeLoopbackPort -Count 3 -Bbsim $Environment.Bbsim
     $front = $ports[0]; $admin = $ports[1]; $sshFront = $null
     $withSsh = @($Environment.Nodes | Where-Object { $_.PSObject.Properties['SshPort'] -and $_.SshPort -gt 0 }).Count -eq @($Environment.Nodes).Count
     $contextPath = if ($Environment.PSObject.Properties['ContextPath']) { "$($Environment.ContextPath)" } else { '' }
@@ -530,9 +494,7 @@ function Stop-DemoEnvironment {
         Stop-Process -Id $lb.Process.Id -Force -ErrorAction SilentlyContinue
         $lb.Process.WaitForExit(5000) | Out-Null
     }
-    if (Test-Path (Join-Path $Environment.Root 'bbsim-cluster.json')) {
-        & dotnet $Environment.Bbsim stop --root $Environment.Root *> $null
-    }
+    try { Stop-BbsimCluster -Root $Environment.Root -Bbsim $Environment.Bbsim } catch { Write-Verbose "bbsim stop: $_" }   # best effort, as every step here
     if ($RemoveRoot) { Remove-Item $Environment.Root -Recurse -Force -ErrorAction SilentlyContinue }
 }
 

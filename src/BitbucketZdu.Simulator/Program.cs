@@ -18,6 +18,7 @@ public static class Program
                                    [--password <pw>] [--grace 30s] [--start-delay 2s] [--heartbeat 1s]
                                    [--heartbeat-timeout 5s] [--timeout 90s] [--stable-ids] [--detach] [--context-path /bitbucket]
                                    [--ssh-ports p1,p2,..] [--git-duration 2s] [--tls-cert <pem> --tls-key <pem>]
+                                   [--properties <file>]   (extra bitbucket.properties lines for every node)
           dotnet bbsim.dll stop --root <dir>
           dotnet bbsim.dll certs --output <dir> [--name "bbsim Demo CA"]   (an internal CA + a localhost certificate it signed, PEM)
           dotnet bbsim.dll balancer --listen <port> --admin-port <port> --server <name>=<host>:<port> ...   (HAProxy-compatible runtime API)
@@ -85,6 +86,7 @@ public static class Program
                         TlsCertificate = a.Optional("tls-cert"),
                         TlsKey = a.Optional("tls-key"),
                         Timeout = a.Optional("timeout") is { } timeout ? NodeConfig.Duration(timeout) : TimeSpan.FromSeconds(90),
+                        PropertiesFile = a.Optional("properties"),
                     };
                     a.RejectUnknown();
                     return await ClusterLauncher.RunAsync(o, Console.Out);

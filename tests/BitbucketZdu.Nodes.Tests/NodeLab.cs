@@ -61,7 +61,7 @@ public sealed class NodeLab : IAsyncDisposable
     public static async Task<NodeLab> CreateSimulatedAsync(SshServer ssh)
     {
         var lab = new NodeLab(ssh, simulator: true);
-        var old = await Bbsim.DistAsync(OldVersion, "tar.gz");
+        var (old, _) = await SimulatedCluster.DistArchiveAsync(OldVersion, "tar.gz");
         var (code, output) = await ExternalProcess.RunAsync("tar", new[] { "-xzf", old, "-C", lab.Opt }, TimeSpan.FromSeconds(30));
         if (code != 0) throw new InvalidOperationException("tar failed: " + output);
         lab.Customise();
@@ -93,7 +93,7 @@ public sealed class NodeLab : IAsyncDisposable
     public async Task<string> ArchiveAsync(bool zip = false, int paddingBytes = 0)
     {
         if (!Simulator || paddingBytes > 0) return await FixtureDist.WriteArchiveAsync(DistDir, NewVersion, zip, paddingBytes);
-        var built = await Bbsim.DistAsync(NewVersion, zip ? "zip" : "tar.gz");
+        var (built, _) = await SimulatedCluster.DistArchiveAsync(NewVersion, zip ? "zip" : "tar.gz");
         Directory.CreateDirectory(DistDir);
         var copy = Path.Combine(DistDir, Path.GetFileName(built));
         File.Copy(built, copy, true);

@@ -53,7 +53,7 @@ public sealed class DistributionTests
         await using var c = SimCluster.Create();
         var node = c.AddNode();
         var archive = await c.DistAsync("8.19.3");
-        var install = ClusterLauncher.Install(archive, node.Dir);   // set-bitbucket-home.sh left empty, as shipped
+        var install = ClusterLauncher.Install(archive, node.InstallRoot);   // set-bitbucket-home.sh left empty, as shipped
         var start = Path.Combine(install, "bin", "start-bitbucket.sh");
 
         var (code, output) = await SimCluster.RunAsync(start, "--no-search");

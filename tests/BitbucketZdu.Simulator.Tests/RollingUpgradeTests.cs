@@ -57,7 +57,7 @@ public sealed class RollingUpgradeTests
 
         // The old version may no longer join: the "database" is on 8.19.4 now.
         Assert.Equal(0, (await c.StopNodeAsync(c.Nodes[2])).ExitCode);
-        await c.StartNodeAsync(c.Nodes[2], System.IO.Path.Combine(c.Nodes[2].Dir, "atlassian-bitbucket-8.19.3"));
+        await c.StartNodeAsync(c.Nodes[2], System.IO.Path.Combine(c.Nodes[2].InstallRoot, "atlassian-bitbucket-8.19.3"));
         var refused = await c.WaitForAsync(x => x.Nodes.Any(n => n.Name == "node-3" && n.State == NodeState.ERROR), "node-3 on 8.19.3 in ERROR");
         Assert.Equal("8.19.3", refused.Nodes.Single(n => n.Name == "node-3").Version);
         Assert.Contains("lower version", c.Nodes[2].Log);

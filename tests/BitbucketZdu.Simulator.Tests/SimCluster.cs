@@ -8,24 +8,12 @@ using BitbucketZdu.TestSupport;
 
 namespace BitbucketZdu.Simulator.Tests;
 
-/// <summary>A node of a test cluster: its port, home and the install directory it currently runs from.</summary>
-public sealed class SimNode
-{
-    public required string Name { get; init; }
-    public required int Port { get; init; }
-    public required string Dir { get; init; }
-    public required string Home { get; init; }
-    public string InstallDir { get; set; } = "";
-    public Uri Url => new($"http://127.0.0.1:{Port}/");
-    public int? Pid => File.Exists(Path.Combine(Home, "bitbucket.pid")) ? int.Parse(File.ReadAllText(Path.Combine(Home, "bitbucket.pid")).Trim(), CultureInfo.InvariantCulture) : null;
-    public string Log => File.Exists(LogFile) ? File.ReadAllText(LogFile) : "(no log)";
-    private string LogFile => Path.Combine(Home, "log", "atlassian-bitbucket.log");
-}
-
 /// <summary>
-/// A simulated cluster for one test, set up the way an admin would: the distribution from "bbsim dist", extracted with
-/// tar, BITBUCKET_HOME set in bin/set-bitbucket-home.sh, nodes started with bin/start-bitbucket.sh as real processes.
-/// Short start delay, heartbeats and grace period. Dispose kills every node it started (by pid file) and removes the dir.
+/// A simulated cluster for one test: <see cref="StartAsync"/> goes through the tests' one launcher (TestSupport's
+/// <see cref="SimulatedCluster"/>, i.e. bbsim cluster --detach); <see cref="AddNode"/>, <see cref="InstallAsync"/> and
+/// <see cref="StartNodeAsync"/> do by hand what an admin does (extract with tar, set BITBUCKET_HOME in
+/// bin/set-bitbucket-home.sh, bin/start-bitbucket.sh). Short start delay, heartbeats and grace period. Dispose kills every
+/// node it knows (by pid file) and removes the dir.
 /// </summary>
 public sealed class SimCluster : IAsyncDisposable
 {
@@ -46,7 +34,10 @@ public sealed class SimCluster : IAsyncDisposable
     public List<SimNode> Nodes { get; } = new();
 
     /// <summary>bbsim.dll beside the tests (the test project references the simulator).</summary>
-    public static string BbsimDll => Path.Combine(AppContext.BaseDirectory, "bbsim.dll");
+    public static string BbsimDll => SimulatedCluster.Dll;
+
+    /// <summary>The timings and the extra user every node of a test cluster gets.</summary>
+    private const string BaseProperties = "bbsim.users=alice:alice-password";
 
     /// <summary>Extra bitbucket.properties lines for every node.</summary>
     public string ExtraProperties { get; set; } = "";
@@ -65,8 +56,12 @@ public sealed class SimCluster : IAsyncDisposable
         c.ExtraProperties = extraProperties;
         try
         {
-            for (var i = 0; i < count; i++) c.AddNode();
-            foreach (var n in c.Nodes) await c.StartNodeAsync(n, await c.InstallAsync(n, version));
+            var started = await SimulatedCluster.StartAsync(c.Root, count, version, new ClusterShape
+            {
+                Ssh = false, Grace = "3s", StartDelay = "100ms", Heartbeat = "150ms", HeartbeatTimeout = "2s", GitDuration = "2s",
+                Timeout = $"{Wait.TotalSeconds:0}s", Properties = BaseProperties + "\n" + extraProperties,
+            });
+            c.Nodes.AddRange(started.Nodes);
             await c.WaitForAsync(x => x.State == ClusterState.STABLE && x.Nodes.Count == count && x.Nodes.All(n => n.State == NodeState.ACTIVE), "a STABLE cluster of ACTIVE nodes");
             return c;
         }
@@ -77,25 +72,17 @@ public sealed class SimCluster : IAsyncDisposable
         }
     }
 
-    public static Task<(int ExitCode, string Output)> BbsimAsync(params string[] args) =>
-        ExternalProcess.RunAsync("dotnet", new[] { BbsimDll }.Concat(args), TimeSpan.FromSeconds(60));
+    public static Task<(int ExitCode, string Output)> BbsimAsync(params string[] args) => SimulatedCluster.Bbsim(TimeSpan.FromSeconds(60), args);
 
-    /// <summary>The release archive of <paramref name="version"/> (built once per cluster with "bbsim dist").</summary>
-    public async Task<string> DistAsync(string version, string format = "tar.gz")
-    {
-        var dir = Path.Combine(Root, "dist");
-        var file = Path.Combine(dir, $"atlassian-bitbucket-{version}.{format}");
-        if (File.Exists(file)) return file;
-        var (code, output) = await BbsimAsync("dist", "--version", version, "--output", dir, "--format", format);
-        Assert.True(code == 0, "bbsim dist failed: " + output);
-        return file;
-    }
+    /// <summary>The release archive of <paramref name="version"/> (the test run's one "bbsim dist" cache).</summary>
+    public async Task<string> DistAsync(string version, string format = "tar.gz") => (await SimulatedCluster.DistArchiveAsync(version, format)).Path;
 
     public SimNode AddNode(string? properties = null)
     {
         var i = Nodes.Count + 1;
         var dir = Path.Combine(Root, $"node-{i}");
-        var node = new SimNode { Name = $"node-{i}", Port = FreePort.Next(), Dir = dir, Home = Path.Combine(dir, "home") };
+        var port = FreePort.Next();
+        var node = new SimNode { Name = $"node-{i}", Port = port, Url = new Uri($"http://127.0.0.1:{port}/"), InstallRoot = dir, Home = Path.Combine(dir, "home") };
         Directory.CreateDirectory(node.Home);
         File.WriteAllText(Path.Combine(node.Home, "bitbucket.properties"), string.Join('\n',
             $"server.port={node.Port}",
@@ -103,7 +90,7 @@ public sealed class SimCluster : IAsyncDisposable
             $"bitbucket.shared.home={Shared}",
             $"setup.sysadmin.username={User}",
             $"setup.sysadmin.password={Password}",
-            "bbsim.users=alice:alice-password",
+            BaseProperties,
             "graceful.shutdown.timeout=3s",
             "bbsim.start.delay=100ms",
             "bbsim.heartbeat.interval=150ms",
@@ -119,9 +106,9 @@ public sealed class SimCluster : IAsyncDisposable
     public async Task<string> InstallAsync(SimNode node, string version)
     {
         var archive = await DistAsync(version);
-        var (code, output) = await ExternalProcess.RunAsync("tar", new[] { "-xzf", archive, "-C", node.Dir }, TimeSpan.FromSeconds(30));
+        var (code, output) = await ExternalProcess.RunAsync("tar", new[] { "-xzf", archive, "-C", node.InstallRoot }, TimeSpan.FromSeconds(30));
         Assert.True(code == 0, "tar failed: " + output);
-        var install = Path.Combine(node.Dir, "atlassian-bitbucket-" + version);
+        var install = Path.Combine(node.InstallRoot, "atlassian-bitbucket-" + version);
         var homeScript = Path.Combine(install, "bin", "set-bitbucket-home.sh");
         File.WriteAllText(homeScript, File.ReadAllText(homeScript).Replace("\nBITBUCKET_HOME=\n", $"\nBITBUCKET_HOME={node.Home}\n", StringComparison.Ordinal));
         return install;
@@ -185,7 +172,7 @@ public sealed class SimCluster : IAsyncDisposable
     public string Logs() => string.Join(Environment.NewLine, Nodes.Select(n => $"--- {n.Name} ---{Environment.NewLine}{n.Log}"));
 
     /// <summary>Sets faults in the shared home (faults/&lt;target&gt;.json), as a rehearsal script would.</summary>
-    public void SetFaults(string target, string json) => File.WriteAllText(Path.Combine(Shared, "bbsim", "faults", target + ".json"), json);
+    public void SetFaults(string target, string json) => SimulatedCluster.SetFault(Shared, target, json);
 
     public async ValueTask DisposeAsync()
     {

@@ -1,17 +1,20 @@
 using System.Net.Sockets;
+using BitbucketZdu.Simulator.Launcher;
 using Xunit;
 
 namespace BitbucketZdu.TestSupport;
 
 /// <summary>
-/// A real OpenSSH server on loopback per test class (classes run in parallel): private config, its own host key (pinned in a
-/// known_hosts file, so host keys are verified as in production), key-only login as the current user, and a
-/// PowerShell subsystem running the repo's pinned pwsh.
+/// A real OpenSSH server on loopback per test class (classes run in parallel): its folder written by the simulator's
+/// <see cref="LoopbackSshd"/> (the one sshd fixture, shared with the Pester suite): private config, its own host key
+/// (pinned in a known_hosts file, so host keys are verified as in production), key-only login as the current user, and
+/// a PowerShell subsystem running the repo's pinned pwsh.
 /// </summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
 public sealed class SshServer : IAsyncLifetime
 {
     private ExternalProcess? _sshd;
+    private LoopbackSshd? _files;
 
     public string Dir { get; } = Directory.CreateTempSubdirectory("bbzdu-sshd-").FullName;
     public int Port { get; } = FreePort.Next();
@@ -20,42 +23,16 @@ public sealed class SshServer : IAsyncLifetime
     public string KeyFile => Path.Combine(Dir, "client_key");
     public string KnownHostsFile => Path.Combine(Dir, "known_hosts");
 
-    public async Task InitializeAsync()
+    public Task InitializeAsync()
     {
         var sshd = RequiredTool.Find("sshd");
         var keygen = RequiredTool.Find("ssh-keygen");
         RequiredTool.Find("ssh");
         Directory.CreateDirectory("/run/sshd");
-        var hostKey = Path.Combine(Dir, "host_key");
-        await Run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", hostKey);
-        await Run(keygen, "-q", "-t", "ed25519", "-N", "", "-f", KeyFile);
-        File.Copy(KeyFile + ".pub", Path.Combine(Dir, "authorized_keys"));
-        var hostPub = File.ReadAllText(hostKey + ".pub").Trim().Split(' ');
-        File.WriteAllText(KnownHostsFile, $"[{HostName}]:{Port} {hostPub[0]} {hostPub[1]}\n");
-
-        var wrapper = Path.Combine(Dir, "pwsh-subsystem.sh");
-        File.WriteAllText(wrapper, $"#!/bin/sh\nexec {Pwsh.DotnetPath} {Pwsh.Home}/pwsh.dll -sshs -NoLogo -NoProfile\n");
-        File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-
-        var config = Path.Combine(Dir, "sshd_config");
-        File.WriteAllText(config, $"""
-            Port {Port}
-            ListenAddress {HostName}
-            HostKey {hostKey}
-            PidFile {Dir}/sshd.pid
-            AuthorizedKeysFile {Dir}/authorized_keys
-            PubkeyAuthentication yes
-            PasswordAuthentication no
-            KbdInteractiveAuthentication no
-            PermitRootLogin prohibit-password
-            UsePAM no
-            StrictModes no
-            MaxSessions 50
-            MaxStartups 50:30:100
-            Subsystem powershell {wrapper}
-            """);
+        _files = LoopbackSshd.Prepare(Dir, Port, keygen, $"{Pwsh.DotnetPath} {Pwsh.Home}/pwsh.dll -sshs -NoLogo -NoProfile");
+        var config = _files.ConfigFile;
         _sshd = ExternalProcess.Start(sshd, new[] { "-D", "-e", "-f", config });
-        await Eventually.UntilAsync(() =>
+        return Eventually.UntilAsync(() =>
         {
             if (_sshd.HasExited) throw new InvalidOperationException("sshd exited: " + _sshd.Output);
             using var c = new TcpClient();
@@ -69,7 +46,7 @@ public sealed class SshServer : IAsyncLifetime
     /// </summary>
     public int DropSessions()
     {
-        var listener = int.Parse(File.ReadAllText(Path.Combine(Dir, "sshd.pid")).Trim());
+        var listener = int.Parse(File.ReadAllText(_files!.PidFile).Trim());
         var count = 0;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
@@ -88,12 +65,6 @@ public sealed class SshServer : IAsyncLifetime
             }
         }
         return count;
-    }
-
-    private static async Task Run(string file, params string[] args)
-    {
-        var (code, output) = await ExternalProcess.RunAsync(file, args, TimeSpan.FromSeconds(20));
-        if (code != 0) throw new InvalidOperationException($"{file} failed: {output}");
     }
 
     public async Task DisposeAsync()

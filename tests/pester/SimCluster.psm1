@@ -1,26 +1,10 @@
 # Test helpers for the Pester suite: a simulated cluster (bbsim cluster --detach) and its loopback balancer
-# (bbsim balancer, HAProxy's runtime API) on free loopback ports, in a per-test folder.
+# (bbsim balancer, HAProxy's runtime API) on free loopback ports, in a per-test folder. The cluster, the ports and the
+# sshd folder come from tools/BbsimCluster.psm1, the one PowerShell way to bbsim (shared with the demo tools).
 
-function Get-BbsimPath {
-    $root = Join-Path $PSScriptRoot '../../src/BitbucketZdu.Simulator/bin'
-    $dll = Get-ChildItem -Path $root -Filter 'bbsim.dll' -Recurse -ErrorAction SilentlyContinue |
-        Where-Object { $_.Directory.Name -like 'net*' } | Sort-Object LastWriteTimeUtc -Descending | Select-Object -First 1
-    if (-not $dll) { throw "bbsim.dll not found under $root. Build it first: dotnet build src/BitbucketZdu.Simulator (build.ps1 Test builds it)." }
-    $dll.FullName
-}
+Import-Module (Join-Path $PSScriptRoot '../../tools/BbsimCluster.psm1') -Force
 
-function Get-FreeTcpPort {
-    $listener = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-    $listener.Start()
-    try { $listener.LocalEndpoint.Port } finally { $listener.Stop() }
-}
-
-function Invoke-Bbsim {
-    param([Parameter(Mandatory)] [string[]] $Arguments)
-    $output = & dotnet (Get-BbsimPath) @Arguments 2>&1
-    if ($LASTEXITCODE -ne 0) { throw "bbsim $($Arguments -join ' ') failed with exit code ${LASTEXITCODE}: $($output -join [Environment]::NewLine)" }
-    $output
-}
+function Get-FreeTcpPort { (Get-FreeLoopbackPort)[0] }
 
 <#
 .SYNOPSIS
@@ -36,15 +20,12 @@ function Start-SimCluster {
         [string] $StartDelay = '100ms',
         [string[]] $Extra = @()
     )
-    $ports = @(1..$Nodes | ForEach-Object { Get-FreeTcpPort })
-    Invoke-Bbsim (@('cluster', '--nodes', $Nodes, '--version', $Version, '--root', $Root, '--ports', ($ports -join ','),
-            '--user', 'admin', '--password', $Password, '--start-delay', $StartDelay, '--grace', '3s', '--detach') + $Extra) | Out-Null
-    Get-Content (Join-Path $Root 'bbsim-cluster.json') -Raw | ConvertFrom-Json
+    Start-BbsimCluster -Root $Root -Nodes $Nodes -Version $Version -Password $Password -StartDelay $StartDelay -Grace '3s' -Extra $Extra
 }
 
 function Stop-SimCluster {
     param([Parameter(Mandatory)] [string] $Root)
-    if (Test-Path (Join-Path $Root 'bbsim-cluster.json')) { Invoke-Bbsim @('stop', '--root', $Root) | Out-Null }
+    Stop-BbsimCluster -Root $Root
 }
 
 <#
@@ -126,7 +107,7 @@ $($nodes -join [Environment]::NewLine)
 <#
 .SYNOPSIS
     Starts a real OpenSSH server on loopback under $Root (own host key pinned in a known_hosts file, key-only login as
-    the current user), as tests/BitbucketZdu.TestSupport/SshServer.cs does. Returns Port, UserName, KeyFile,
+    the current user); its folder is written by the same code as tests/BitbucketZdu.TestSupport/SshServer.cs's (bbsim.dll's LoopbackSshd). Returns Port, UserName, KeyFile,
     KnownHostsFile and Process; stop it with Stop-SimSshd.
 #>
 function Start-SimSshd {
@@ -136,33 +117,10 @@ function Start-SimSshd {
     if (-not $sshd -or -not (Get-Command ssh-keygen -ErrorAction SilentlyContinue)) {
         throw 'sshd and ssh-keygen are needed (Debian/Ubuntu: sudo apt-get install openssh-server openssh-client, or sudo bash .ci/install-test-servers.sh).'
     }
-    New-Item -ItemType Directory -Path $Root -Force | Out-Null
     if (-not (Test-Path /run/sshd)) { New-Item -ItemType Directory -Path /run/sshd -Force -ErrorAction SilentlyContinue | Out-Null }
-    $port = Get-FreeTcpPort
-    $hostKey = Join-Path $Root 'host_key'; $clientKey = Join-Path $Root 'client_key'
-    foreach ($k in $hostKey, $clientKey) {
-        & ssh-keygen -q -t ed25519 -N '' -f $k | Out-Null
-        if ($LASTEXITCODE -ne 0) { throw "ssh-keygen failed for $k" }
-    }
-    Copy-Item "$clientKey.pub" (Join-Path $Root 'authorized_keys')
-    $pub = (Get-Content "$hostKey.pub" -Raw).Trim().Split(' ')
-    Set-Content -Path (Join-Path $Root 'known_hosts') -Value "[127.0.0.1]:$port $($pub[0]) $($pub[1])"
-    Set-Content -Path (Join-Path $Root 'sshd_config') -Value @"
-Port $port
-ListenAddress 127.0.0.1
-HostKey $hostKey
-PidFile $Root/sshd.pid
-AuthorizedKeysFile $Root/authorized_keys
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-UsePAM no
-StrictModes no
-MaxSessions 50
-MaxStartups 50:30:100
-"@
-    $process = Start-Process -FilePath $sshd -ArgumentList @('-D', '-e', '-f', (Join-Path $Root 'sshd_config')) -PassThru `
+    $folder = New-BbsimSshdFolder -Root $Root -SshKeygen (Get-Command ssh-keygen -CommandType Application | Select-Object -First 1).Source
+    $port = $folder.Port
+    $process = Start-Process -FilePath $sshd -ArgumentList @('-D', '-e', '-f', $folder.ConfigFile) -PassThru `
         -RedirectStandardError (Join-Path $Root 'sshd.log') -RedirectStandardOutput (Join-Path $Root 'sshd.out')
     $deadline = [DateTime]::UtcNow.AddSeconds(10)
     while ($true) {
@@ -174,7 +132,7 @@ MaxStartups 50:30:100
         finally { $client.Dispose() }
         Start-Sleep -Milliseconds 100   # polling with a deadline
     }
-    [pscustomobject]@{ Port = $port; UserName = [Environment]::UserName; KeyFile = $clientKey; KnownHostsFile = (Join-Path $Root 'known_hosts'); Process = $process }
+    [pscustomobject]@{ Port = $port; UserName = $folder.UserName; KeyFile = $folder.KeyFile; KnownHostsFile = $folder.KnownHostsFile; Process = $process }
 }
 
 function Stop-SimSshd {
@@ -182,4 +140,4 @@ function Stop-SimSshd {
     if ($Server -and -not $Server.Process.HasExited) { Stop-Process -Id $Server.Process.Id -Force -ErrorAction SilentlyContinue }
 }
 
-Export-ModuleMember -Function Get-BbsimPath, Get-FreeTcpPort, Invoke-Bbsim, Start-SimCluster, Stop-SimCluster, Start-SimBalancer, Stop-SimBalancer, New-SimProfile, Start-SimSshd, Stop-SimSshd
+Export-ModuleMember -Function Get-BbsimPath, Get-FreeTcpPort, Get-FreeLoopbackPort, Invoke-Bbsim, Start-SimCluster, Stop-SimCluster, Start-SimBalancer, Stop-SimBalancer, New-SimProfile, Start-SimSshd, Stop-SimSshd

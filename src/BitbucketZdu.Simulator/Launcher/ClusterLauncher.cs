@@ -62,6 +62,8 @@ public sealed class ClusterOptions
     public string? TlsCertificate { get; init; }
     public string? TlsKey { get; init; }
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(90);
+    /// <summary>A file of extra bitbucket.properties lines, appended for every node (its keys win over the options').</summary>
+    public string? PropertiesFile { get; init; }
 }
 
 /// <summary>
@@ -84,7 +86,7 @@ public static class ClusterLauncher
         if (o.SshPorts is { } ssh && ssh.Count != o.Nodes) throw new UsageException($"--ssh-ports lists {ssh.Count} port(s) for {o.Nodes} node(s).");
         if ((o.TlsCertificate is null) != (o.TlsKey is null)) throw new UsageException("Give --tls-cert and --tls-key together.");
         foreach (var port in ports.Concat(o.SshPorts ?? Array.Empty<int>()))
-            if (!PortIsFree(port)) throw new UsageException($"Port {port} on 127.0.0.1 is in use. Choose other ports with --base-port.");
+            if (!FreePort.CanBind(port)) throw new UsageException($"Port {port} on 127.0.0.1 is in use. Choose other ports with --base-port.");
 
         var password = o.Password ?? Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12)).Replace('+', 'x').Replace('/', 'y');
         var shared = Path.Combine(root, "shared");
@@ -225,6 +227,7 @@ public static class ClusterLauncher
         sb.AppendLine($"bbsim.git.duration={o.GitDuration}");
         if (o.TlsCertificate is not null) sb.AppendLine($"bbsim.ssl.certificate={Path.GetFullPath(o.TlsCertificate)}");
         if (o.TlsKey is not null) sb.AppendLine($"bbsim.ssl.key={Path.GetFullPath(o.TlsKey)}");
+        if (o.PropertiesFile is not null) sb.AppendLine(File.ReadAllText(o.PropertiesFile));
         return sb.ToString();
     }
 
@@ -298,20 +301,5 @@ public static class ClusterLauncher
         var told = all.Where(l => !l.TrimStart().StartsWith("at ", StringComparison.Ordinal) && !l.TrimStart().StartsWith("---", StringComparison.Ordinal)).ToList();
         foreach (var l in told.Skip(Math.Max(0, told.Count - lines))) sb.AppendLine("    " + l);
         return sb.ToString();
-    }
-
-    private static bool PortIsFree(int port)
-    {
-        try
-        {
-            var l = new TcpListener(IPAddress.Loopback, port);
-            l.Start();
-            l.Stop();
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
     }
 }

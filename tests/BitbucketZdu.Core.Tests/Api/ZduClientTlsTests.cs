@@ -31,7 +31,7 @@ public sealed class ZduClientTlsTests : IDisposable
         return server;
     }
 
-    private static int FreePortNext() => TestSupport.FreePort.Next();
+    private static int FreePortNext() => Simulator.Launcher.FreePort.Next();
 
     private static string HttpsUrl(WireMockServer server) => $"https://localhost:{server.Ports[0]}";
 

@@ -15,7 +15,7 @@ internal sealed class TestBackend : IDisposable
     {
         Name = name;
         Latency = latency;
-        Port = BitbucketZdu.TestSupport.FreePort.Next();
+        Port = FreePort.Next();
         _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         _listener.Start();
         _ = Task.Run(LoopAsync);

@@ -1,9 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace BitbucketZdu.TestSupport;
+namespace BitbucketZdu.Simulator.Launcher;
 
-/// <summary>Loopback ports for servers the tests start; never a fixed number, so test projects can run in parallel.</summary>
+/// <summary>Loopback ports for servers the tests and the demo start (the PowerShell side loads this type from bbsim.dll: tools/BbsimCluster.psm1); never a fixed number, so test projects can run in parallel.</summary>
 /// <remarks>
 /// Taken below the kernel's ephemeral range: a port the OS hands out for bind(0) is also the pool every outgoing
 /// connection draws its local port from, so under load (git clones, web GETs through a balancer) a client socket could
@@ -45,7 +45,8 @@ public static class FreePort
         }
     }
 
-    private static bool CanBind(int port)
+    /// <summary>Whether a listener can bind 127.0.0.1:<paramref name="port"/> now.</summary>
+    public static bool CanBind(int port)
     {
         try
         {
