@@ -72,7 +72,7 @@ public sealed class NodeStepsHostTests : IDisposable
     {
         var path = Path.Combine(dir, "bin", name + ".sh");
         File.WriteAllText(path, "#!/bin/sh\n" + body);
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
     }
 
     private ClusterProfile Profile(int firstPollMs = 50)
@@ -89,6 +89,7 @@ public sealed class NodeStepsHostTests : IDisposable
             ["Nodes"] = new object[]
             {
                 new Hashtable { ["Name"] = "node-1", ["Url"] = _status.Url + "/bitbucket", ["Remoting"] = "local", ["InstallRoot"] = Root, ["Service"] = "Script", ["Member"] = "bitbucket/node-1" },
+                new Hashtable { ["Name"] = "node-2", ["Url"] = "http://127.0.0.1:1/", ["Remoting"] = "local", ["InstallRoot"] = Path.Combine(_dir, "other"), ["Service"] = "Script", ["Member"] = "bitbucket/node-2" },
             },
             ["Timeouts"] = new Hashtable { ["FirstPollMilliseconds"] = firstPollMs, ["MaxPollMilliseconds"] = Math.Max(firstPollMs, 200), ["StopSeconds"] = 30, ["StartSeconds"] = 60 },
         }, null);
