@@ -29,6 +29,7 @@ public sealed class NodeStepsHostTests : IDisposable
         private readonly string _root;
         public CountingShell(string root) => _root = root;
         public ConcurrentQueue<string> Commands { get; } = new();
+        public int ProcessChecks => Commands.Count(c => c.Contains("kill -0", StringComparison.Ordinal));
         public int FullReads => Commands.Count(c => c.StartsWith("ls -1A -- ", StringComparison.Ordinal) && c.Contains(_root, StringComparison.Ordinal) && !c.Contains("lib", StringComparison.Ordinal));
         public string HostName => _inner.HostName;
         public ShellPlatform Platform => _inner.Platform;
@@ -112,8 +113,10 @@ public sealed class NodeStepsHostTests : IDisposable
         Assert.Equal("NodeStopTimeout", ex.ErrorId);
         Assert.InRange(time.Now.TotalSeconds, 30, 30.01);
         Assert.True(real.Elapsed < TimeSpan.FromSeconds(25), $"took {real.Elapsed} of real time");
-        // Checked every first poll interval (1 s here), without back-off: 31 checks in 30 s.
-        Assert.Equal(31, shell.FullReads);
+        // One read of the node, then the process alone every first poll interval (1 s here), without back-off: 31
+        // checks in 30 s.
+        Assert.Equal(1, shell.FullReads);
+        Assert.Equal(31 + 2, shell.ProcessChecks); // + the read's own, one per install dir
     }
 
     [Fact]
@@ -148,6 +151,7 @@ public sealed class NodeStepsHostTests : IDisposable
         Assert.True((await host.GetStateAsync(node, ct)).ProcessRunning);
         await host.StopAsync(node, ct);
         await host.WaitProcessGoneAsync(node, TimeSpan.FromSeconds(30), ct);
+        Assert.Equal(1, shell.FullReads); // the stop and the wait for its process acted on the first read
         var readsBefore = shell.FullReads;
         await host.InstallAsync(node, "8.19.4", ct);
         Assert.Equal(readsBefore, shell.FullReads); // acted on the wait's read
@@ -162,8 +166,8 @@ public sealed class NodeStepsHostTests : IDisposable
         Assert.True(after.ProcessRunning);
         Assert.Equal("8.19.4", after.InstalledVersion);
         Assert.Equal(NewDir, NodeMarker.Parse(File.ReadAllText(Path.Combine(Home, NodeMarker.HomeStateName)))["installDir"]);
-        // 2 + 1 + 1 reads by GetState and the wait; the stop used the first one.
-        Assert.Equal(4, shell.FullReads);
+        // The three reads by GetState, no other: stop, wait, install and start each acted on the read before.
+        Assert.Equal(3, shell.FullReads);
         _processes.Add(Process.GetProcessById(after.ProcessId!.Value));
     }
 

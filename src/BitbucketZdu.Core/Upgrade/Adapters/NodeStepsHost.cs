@@ -42,6 +42,9 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private readonly UpgradeClock _clock;
         private readonly ConcurrentDictionary<string, (NodeView View, long At)> _lastRead =
             new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>The view a stop acted on, for the wait for its process to go (only that wait takes it).</summary>
+        private readonly ConcurrentDictionary<string, (NodeView View, long At)> _stopped =
+            new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
 
         /// <summary>How old a read may be for the next change to act on it (the steps of one node follow each other within this).</summary>
         internal static readonly TimeSpan ReuseReadFor = TimeSpan.FromSeconds(5);
@@ -106,31 +109,56 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public async Task StopAsync(NodeProfile node, CancellationToken cancellationToken)
         {
             // The stop reads the pid file and checks the process itself, so the view only has to name the install and home.
-            var view = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
+            var (view, at) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
             // The process exit is checked at the first poll interval, without back-off: the node is out of rotation.
             var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop, MaxPollInterval = WindowPollInterval }, cancellationToken).ConfigureAwait(false);
+            _stopped[node.Name] = (view, at);
             _host.Verbose($"{node.Name}: {result.Summary}");
         }
 
+        /// <summary>
+        /// Checks the process only (the pid file in the node's home and whether that pid lives: what a full read decides
+        /// "running" from) on the view the stop acted on, or on one fresh read when there is none; once it is gone, that
+        /// view, now saying stopped, is what the install acts on.
+        /// </summary>
         public async Task WaitProcessGoneAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
         {
             var started = _clock.Timestamp;
+            var (view, at) = _stopped.TryRemove(node.Name, out var kept) && _clock.Since(kept.At) <= ReuseReadFor && kept.View.Current.HomeDir is not null
+                ? kept
+                : (await ReadFreshAsync(node, cancellationToken).ConfigureAwait(false), _clock.Timestamp);
             while (true)
             {
-                var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
-                if (!view.Current.IsRunning) return;
+                var pid = await RunningPidAsync(view, cancellationToken).ConfigureAwait(false);
+                if (pid is null)
+                {
+                    foreach (var i in view.All.Append(view.Current).Where(i => i.HomeDir is not null && SamePath(i.HomeDir, view.Current.HomeDir ?? "")))
+                        i.IsRunning = false;
+                    _lastRead[node.Name] = (view, at);
+                    return;
+                }
                 var left = timeout - _clock.Since(started);
                 if (left <= TimeSpan.Zero)
                     throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
-                        $"Bitbucket on {node.Name} (pid {view.Current.ProcessId}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+                        $"Bitbucket on {node.Name} (pid {pid}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
                 await _clock.Delay(WindowPollInterval < left ? WindowPollInterval : left, cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>The pid in the home's pid file when that process lives, else null (as a full read decides it).</summary>
+        private async Task<int?> RunningPidAsync(NodeView view, CancellationToken ct)
+        {
+            if (view.Current.HomeDir is null) return view.Current.IsRunning ? view.Current.ProcessId ?? 0 : (int?)null;
+            var text = (await view.Ops.ReadFilesAsync(new[] { view.Ops.Combine(view.Current.HomeDir, _stepOptions.PidFile) }, ct).ConfigureAwait(false))[0];
+            if (text is null || !int.TryParse(text.Trim(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var pid) || pid <= 0)
+                return null;
+            return await view.Ops.IsProcessAliveAsync(pid, ct).ConfigureAwait(false) ? pid : (int?)null;
         }
 
         public async Task InstallAsync(NodeProfile node, string targetVersion, CancellationToken cancellationToken)
         {
             // Usually the view of the wait for the process to go, a moment ago: the node was stopped then.
-            var view = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
+            var (view, _) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
             if (view.Current.Version == targetVersion) return; // already switched (a re-run after a crash)
             RequireStopped(node, view, "switch it to " + targetVersion);
             var target = view.All.FirstOrDefault(i => i.Version == targetVersion)
@@ -153,7 +181,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public async Task StartAsync(NodeProfile node, CancellationToken cancellationToken)
         {
             // Usually the view the install's read-back took a moment ago; the start checks the pid file itself.
-            var view = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
+            var (view, _) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
             NodeStepResult result;
             try
             {
@@ -237,8 +265,9 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         /// <summary>Reads the node (<see cref="ReadFreshAsync"/>) and keeps the view for the next change (<see cref="ViewForChangeAsync"/>).</summary>
         private async Task<NodeView> ReadAsync(NodeProfile node, CancellationToken ct)
         {
+            var at = _clock.Timestamp;
             var view = await ReadFreshAsync(node, ct).ConfigureAwait(false);
-            _lastRead[node.Name] = (view, _clock.Timestamp);
+            _lastRead[node.Name] = (view, at);
             return view;
         }
 
@@ -246,20 +275,26 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         /// The view a step that changes the node acts on: the one this host read last, if nothing was changed through it
         /// since and it is at most <see cref="ReuseReadFor"/> old, else a fresh read. Either way it is used up, as the
         /// step's change makes it stale. Safe because of what each such step re-checks itself: stop and start read the pid
-        /// file and check the process; the install acts on a view taken after the process was gone. Reads that decide
+        /// file and check the process; the install acts on a view whose process check (<see cref="WaitProcessGoneAsync"/>) found
+        /// it gone. Reads that decide
         /// (where a node's upgrade stands, the install's read-back, a restore) always come from the node
         /// (<see cref="GetStateAsync"/>, <see cref="RollBackAsync"/>); each run starts with none kept, so a resumed run
         /// re-checks reality.
         /// </summary>
-        private async Task<NodeView> ViewForChangeAsync(NodeProfile node, CancellationToken ct)
+        private async Task<(NodeView View, long At)> ViewForChangeAsync(NodeProfile node, CancellationToken ct)
         {
-            if (_lastRead.TryRemove(node.Name, out var last) && _clock.Since(last.At) <= ReuseReadFor) return last.View;
-            var view = await ReadFreshAsync(node, ct).ConfigureAwait(false);
-            return view;
+            _stopped.TryRemove(node.Name, out _);
+            if (_lastRead.TryRemove(node.Name, out var last) && _clock.Since(last.At) <= ReuseReadFor) return last;
+            var at = _clock.Timestamp;
+            return (await ReadFreshAsync(node, ct).ConfigureAwait(false), at);
         }
 
         /// <summary>This host changed the node: no kept view describes it any more.</summary>
-        private void Changed(NodeProfile node) => _lastRead.TryRemove(node.Name, out _);
+        private void Changed(NodeProfile node)
+        {
+            _lastRead.TryRemove(node.Name, out _);
+            _stopped.TryRemove(node.Name, out _);
+        }
 
         /// <summary>Reads every install dir under InstallRoot and decides which is current; always from the node itself (resume re-checks reality).</summary>
         private async Task<NodeView> ReadFreshAsync(NodeProfile node, CancellationToken ct)
