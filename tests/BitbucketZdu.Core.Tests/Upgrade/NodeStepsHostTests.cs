@@ -101,22 +101,22 @@ public sealed class NodeStepsHostTests : IDisposable
     {
         if (OperatingSystem.IsWindows()) return; // POSIX layout and kill -0
         Layout();
-        var profile = Profile(firstPollMs: 1000);
+        var profile = Profile(firstPollMs: 2000);
         var time = new VirtualClock();
         using var shell = new CountingShell(Root);
         using var host = new NodeStepsHost(profile, (_, _) => Task.FromResult<INodeShell>(shell), clock: time.ToUpgradeClock());
         var real = Stopwatch.StartNew();
 
-        // The process never goes: the 30 s pass on the virtual clock, not in real time.
-        var ex = await Assert.ThrowsAsync<BbException>(() => host.WaitProcessGoneAsync(profile.Nodes[0], TimeSpan.FromSeconds(30), CancellationToken.None));
+        // The process never goes: the 20 s pass on the virtual clock, not in real time.
+        var ex = await Assert.ThrowsAsync<BbException>(() => host.WaitProcessGoneAsync(profile.Nodes[0], TimeSpan.FromSeconds(20), CancellationToken.None));
 
         Assert.Equal("NodeStopTimeout", ex.ErrorId);
-        Assert.InRange(time.Now.TotalSeconds, 30, 30.01);
-        Assert.True(real.Elapsed < TimeSpan.FromSeconds(25), $"took {real.Elapsed} of real time");
-        // One read of the node, then the process alone every first poll interval (1 s here), without back-off: 31
-        // checks in 30 s.
+        Assert.InRange(time.Now.TotalSeconds, 20, 20.01);
+        Assert.True(real.Elapsed < TimeSpan.FromSeconds(15), $"took {real.Elapsed} of real time");
+        // One read of the node, then the process alone every first poll interval (2 s here), without back-off: 11
+        // checks in 20 s.
         Assert.Equal(1, shell.FullReads);
-        Assert.Equal(31 + 2, shell.ProcessChecks); // + the read's own, one per install dir
+        Assert.Equal(11 + 2, shell.ProcessChecks); // + the read's own, one per install dir
     }
 
     [Fact]
