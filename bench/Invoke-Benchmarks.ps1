@@ -163,6 +163,8 @@ function Measure-RollingUpgrade {
             $active = Get-LogTime $log ([regex]::Escape("Bitbucket $($demo.TargetVersion) started; node is ACTIVE"))
             $offlineSeen = $doneAt["$($n.Name)/wait-offline"]
             $activeSeen = $doneAt["$($n.Name)/health-gate"]
+            $stopDone = $doneAt["$($n.Name)/stop"]
+            $installDone = $doneAt["$($n.Name)/install"]
             $stopStart = (Sec $n.StopTime) + (Sec $n.StartTime)
             # Seen from outside: the balancer's status leaves UP until it is UP again (sampler), the node's own stop
             # (shutdown begun -> left the cluster) and start (process starting -> ACTIVE), from its log.
@@ -204,6 +206,12 @@ function Measure-RollingUpgrade {
                 'Gone->start s'    = if ($left -and $spawned) { & $r2 ($spawned - $left).TotalSeconds }
                 'Runtime up s'     = if ($spawned -and $starting) { & $r2 ($starting - $spawned).TotalSeconds }
                 'ACTIVE->in s'     = if ($active -and $inAt) { & $r2 ($inAt.Time - $active).TotalSeconds }
+                # The two tool-side parts in pieces, from the journal's step-done times against the node's log.
+                'Exit seen s'      = if ($left -and $stopDone) { & $r2 ($stopDone - $left).TotalSeconds }
+                'Offline+inst s'   = if ($stopDone -and $installDone) { & $r2 ($installDone - $stopDone).TotalSeconds }
+                'Start cmd s'      = if ($installDone -and $spawned) { & $r2 ($spawned - $installDone).TotalSeconds }
+                'Gate seen s'      = if ($active -and $activeSeen) { & $r2 ($activeSeen - $active).TotalSeconds }
+                'Put back s'       = if ($activeSeen -and $inAt) { & $r2 ($inAt.Time - $activeSeen).TotalSeconds }
             }
         }
         [pscustomobject]@{
@@ -252,6 +260,8 @@ $engine = 'Nodes', 'Node', 'Outcome', 'PreStage s', 'Drain s', 'Stop s', 'Start 
 $results.PerNode | Format-Table -Property $engine -AutoSize | Out-String -Width 250 | Write-Host
 Write-Host '== Per node, seen from outside (sampler every 100 ms): out of rotation at the balancer vs the node''s own stop + start (target: difference median <= 0.4 s, none above 0.8 s)' -ForegroundColor Cyan
 $results.PerNode | Format-Table -Property Nodes, Node, 'Ext out s', 'Own stop s', 'Own start s', 'Ext diff s', 'Out->stop s', 'Gone->start s', 'ACTIVE->in s', 'Runtime up s' -AutoSize | Out-String -Width 250 | Write-Host
+Write-Host '== Per node, the parts in pieces (journal step-done against the node''s log): Gone->start = exit seen + offline/install + start command; ACTIVE->in = gate seen + put back' -ForegroundColor Cyan
+$results.PerNode | Format-Table -Property Nodes, Node, 'Gone->start s', 'Exit seen s', 'Offline+inst s', 'Start cmd s', 'ACTIVE->in s', 'Gate seen s', 'Put back s' -AutoSize | Out-String -Width 250 | Write-Host
 
 Write-Host '== Per cluster size: preflight, pre-staging, total' -ForegroundColor Cyan
 $results | Select-Object Nodes, Succeeded, FinalState, 'Preflight s', 'PreStage s', 'Total s', 'Per node s', Requests, Failed, 'Min in rotation' | Format-Table -AutoSize | Out-String -Width 250 | Write-Host

@@ -72,13 +72,41 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             return probe;
         }
 
+        /// <summary>
+        /// The node's members in different load balancers (HTTP and SSH, say) are taken out at the same time, so each
+        /// stops getting new work at once and the drain lasts as long as the longest work in flight, not the sum of
+        /// each balancer's wait (an SSH clone starting while the HTTP member drained used to be waited for too).
+        /// Members in the same load balancer go one after the other. Every take-out runs to its end; then the first
+        /// failure is thrown (the members already out are put back by the node's restore).
+        /// </summary>
         public async Task TakeOutAsync(NodeProfile node, TimeSpan drainTimeout, CancellationToken cancellationToken)
         {
-            foreach (var m in node.Members)
+            async Task TakeOutAll(IEnumerable<NodeMember> members)
             {
-                var options = Options(node, m);
-                options.DrainTimeout = drainTimeout;
-                Changes.Enqueue(await Controller(m).RemoveAsync(m.Member, options, _host, cancellationToken).ConfigureAwait(false));
+                foreach (var m in members)
+                {
+                    var options = Options(node, m);
+                    options.DrainTimeout = drainTimeout;
+                    Changes.Enqueue(await Controller(m).RemoveAsync(m.Member, options, _host, cancellationToken).ConfigureAwait(false));
+                }
+            }
+            var byBalancer = node.Members.GroupBy(m => m.LoadBalancer, StringComparer.OrdinalIgnoreCase).ToList();
+            if (byBalancer.Count <= 1)
+            {
+                await TakeOutAll(node.Members).ConfigureAwait(false);
+                return;
+            }
+            var all = byBalancer.Select(g => TakeOutAll(g)).ToList();
+            try
+            {
+                await Task.WhenAll(all).ConfigureAwait(false);
+            }
+            catch
+            {
+                // The first failure in member order, not whichever the scheduler surfaced.
+                var first = all.First(t => t.IsFaulted || t.IsCanceled);
+                if (first.Exception?.InnerException is { } error) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+                throw;
             }
         }
 

@@ -22,6 +22,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
     /// Pre-staging extracts and verifies (and, for bin-script nodes, carries the configuration into the new dir, which
     /// nothing runs yet); repointing a service and switching happen in <see cref="InstallAsync"/>, while the node is
     /// stopped, so a node that restarts on its own before its turn comes back on the old version.
+    /// Waits run on the engine's <see cref="UpgradeClock"/> (virtual time in tests). While a node is out of rotation its
+    /// process and /status are checked at the profile's first poll interval, without back-off (each check is one shell
+    /// run or one GET), and a step that changes the node reuses the view the host read just before, instead of reading
+    /// every install dir again (<see cref="ViewForChangeAsync"/>).
     /// </summary>
     public sealed class NodeStepsHost : INodeHost, IDisposable
     {
@@ -35,12 +39,23 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private readonly NodeStepOptions _stepOptions;
         private readonly ZduTransport? _transport;
         private readonly ConcurrentDictionary<string, NodeStatusProbe> _probes = new ConcurrentDictionary<string, NodeStatusProbe>(StringComparer.OrdinalIgnoreCase);
+        private readonly UpgradeClock _clock;
+        private readonly ConcurrentDictionary<string, (NodeView View, long At)> _lastRead =
+            new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>The view a stop acted on, for the wait for its process to go (only that wait takes it).</summary>
+        private readonly ConcurrentDictionary<string, (NodeView View, long At)> _stopped =
+            new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
+
+        /// <summary>How old a read may be for the next change to act on it (the steps of one node follow each other within this).</summary>
+        internal static readonly TimeSpan ReuseReadFor = TimeSpan.FromSeconds(5);
 
         /// <param name="transport">TLS trust and proxy of the /status probes: the connection's (the cluster API client's).</param>
+        /// <param name="clock">The engine's clock (<see cref="UpgradePorts.Clock"/>); real time by default.</param>
         public NodeStepsHost(ClusterProfile profile, Func<NodeProfile, CancellationToken, Task<INodeShell>> openShell,
-            IOperationHost? host = null, NodeStepOptions? stepOptions = null, ZduTransport? transport = null)
+            IOperationHost? host = null, NodeStepOptions? stepOptions = null, ZduTransport? transport = null, UpgradeClock? clock = null)
         {
             _transport = transport;
+            _clock = clock ?? UpgradeClock.System;
             _openShell = openShell ?? throw new ArgumentNullException(nameof(openShell));
             _host = host ?? NullOperationHost.Instance;
             _timeouts = profile.Timeouts;
@@ -86,36 +101,64 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             _host.Verbose($"{node.Name}: {result.Summary}");
             // Bin-script nodes: carrying the configuration only writes into the new dir, which nothing runs yet, so it
             // is done now rather than while the node is out of rotation. A service is repointed only in InstallAsync.
+            Changed(node);
             if (view.Current.RunMode == NodeRunMode.BinScripts && result.NewInstallDir is not null && view.Current.Version != targetVersion)
                 await CarryAsync(node, view, result.NewInstallDir, cancellationToken).ConfigureAwait(false);
         }
 
         public async Task StopAsync(NodeProfile node, CancellationToken cancellationToken)
         {
-            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
-            var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop, MaxPollInterval = _timeouts.MaxPollInterval }, cancellationToken).ConfigureAwait(false);
+            // The stop reads the pid file and checks the process itself, so the view only has to name the install and home.
+            var (view, at) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
+            // The process exit is checked at the first poll interval, without back-off: the node is out of rotation.
+            var result = await view.Steps.StopAsync(view.Current, new NodeStopOptions { Timeout = _timeouts.Stop, MaxPollInterval = WindowPollInterval }, cancellationToken).ConfigureAwait(false);
+            _stopped[node.Name] = (view, at);
             _host.Verbose($"{node.Name}: {result.Summary}");
         }
 
+        /// <summary>
+        /// Checks the process only (the pid file in the node's home and whether that pid lives: what a full read decides
+        /// "running" from) on the view the stop acted on, or on one fresh read when there is none; once it is gone, that
+        /// view, now saying stopped, is what the install acts on.
+        /// </summary>
         public async Task WaitProcessGoneAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
         {
-            var deadline = DateTime.UtcNow + timeout;
-            var delay = _timeouts.FirstPollInterval;
+            var started = _clock.Timestamp;
+            var (view, at) = _stopped.TryRemove(node.Name, out var kept) && _clock.Since(kept.At) <= ReuseReadFor && kept.View.Current.HomeDir is not null
+                ? kept
+                : (await ReadFreshAsync(node, cancellationToken).ConfigureAwait(false), _clock.Timestamp);
             while (true)
             {
-                var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
-                if (!view.Current.IsRunning) return;
-                if (DateTime.UtcNow > deadline)
+                var pid = await RunningPidAsync(view, cancellationToken).ConfigureAwait(false);
+                if (pid is null)
+                {
+                    foreach (var i in view.All.Append(view.Current).Where(i => i.HomeDir is not null && SamePath(i.HomeDir, view.Current.HomeDir ?? "")))
+                        i.IsRunning = false;
+                    _lastRead[node.Name] = (view, at);
+                    return;
+                }
+                var left = timeout - _clock.Since(started);
+                if (left <= TimeSpan.Zero)
                     throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
-                        $"Bitbucket on {node.Name} (pid {view.Current.ProcessId}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
+                        $"Bitbucket on {node.Name} (pid {pid}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+                await _clock.Delay(WindowPollInterval < left ? WindowPollInterval : left, cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        /// <summary>The pid in the home's pid file when that process lives, else null (as a full read decides it).</summary>
+        private async Task<int?> RunningPidAsync(NodeView view, CancellationToken ct)
+        {
+            if (view.Current.HomeDir is null) return view.Current.IsRunning ? view.Current.ProcessId ?? 0 : (int?)null;
+            var text = (await view.Ops.ReadFilesAsync(new[] { view.Ops.Combine(view.Current.HomeDir, _stepOptions.PidFile) }, ct).ConfigureAwait(false))[0];
+            if (text is null || !int.TryParse(text.Trim(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var pid) || pid <= 0)
+                return null;
+            return await view.Ops.IsProcessAliveAsync(pid, ct).ConfigureAwait(false) ? pid : (int?)null;
         }
 
         public async Task InstallAsync(NodeProfile node, string targetVersion, CancellationToken cancellationToken)
         {
-            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            // Usually the view of the wait for the process to go, a moment ago: the node was stopped then.
+            var (view, _) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
             if (view.Current.Version == targetVersion) return; // already switched (a re-run after a crash)
             RequireStopped(node, view, "switch it to " + targetVersion);
             var target = view.All.FirstOrDefault(i => i.Version == targetVersion)
@@ -123,6 +166,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                     $"{node.Name} has no install dir of {targetVersion} under {node.InstallRoot}: pre-stage it first.", node.Name);
             if (view.Current.RunMode != NodeRunMode.BinScripts || !target.IsConfigured)
                 await CarryAsync(node, view, target.InstallDir, cancellationToken).ConfigureAwait(false);
+            Changed(node);
             if (view.Current.RunMode == NodeRunMode.BinScripts)
                 await PointAtAsync(view, target.InstallDir, cancellationToken).ConfigureAwait(false);
         }
@@ -136,15 +180,17 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public async Task StartAsync(NodeProfile node, CancellationToken cancellationToken)
         {
-            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            // Usually the view the install's read-back took a moment ago; the start checks the pid file itself.
+            var (view, _) = await ViewForChangeAsync(node, cancellationToken).ConfigureAwait(false);
             NodeStepResult result;
             try
             {
                 result = await view.Steps.StartAsync(view.Current, new NodeStartOptions
                 {
                     Timeout = _timeouts.Start,
-                    // The profile's cap, not the node steps' 1 s: the node is out of rotation while this waits.
-                    MaxPollInterval = _timeouts.MaxPollInterval,
+                    // /status every first poll interval, without back-off: the node is out of rotation while this
+                    // waits, and each check is one GET.
+                    MaxPollInterval = WindowPollInterval,
                     StatusUri = Probe(node).StatusUri,
                     Transport = _transport,
                 }, cancellationToken).ConfigureAwait(false);
@@ -158,28 +204,32 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public async Task WaitStatusRunningAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
         {
-            var deadline = DateTime.UtcNow + timeout;
-            var delay = _timeouts.FirstPollInterval;
+            var started = _clock.Timestamp;
             var probe = Probe(node);
             while (true)
             {
                 var status = await probe.ReadAsync(cancellationToken).ConfigureAwait(false);
                 if (status.IsRunning) return;
                 if (probe.Hopeless(status, node.Name) is { } hopeless) throw hopeless;
-                if (DateTime.UtcNow > deadline)
+                var left = timeout - _clock.Since(started);
+                if (left <= TimeSpan.Zero)
                     throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
                         $"{probe.StatusUri} did not answer RUNNING within {timeout.TotalSeconds:0.#} s (last seen: {status}). {SlowStartHint(node)}", node.Name);
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _timeouts.MaxPollInterval.Ticks));
+                await _clock.Delay(WindowPollInterval < left ? WindowPollInterval : left, cancellationToken).ConfigureAwait(false);
             }
         }
+
+        /// <summary>The interval of the waits while a node is out of rotation: the profile's first poll interval, not backed off.</summary>
+        private TimeSpan WindowPollInterval => _timeouts.FirstPollInterval;
 
         private string SlowStartHint(NodeProfile node) =>
             $"If Bitbucket on {node.Name} is only slow to start, raise Timeouts.StartSeconds in the profile (now {_timeouts.Start.TotalSeconds:0.#} s).";
 
         public async Task RollBackAsync(NodeProfile node, string previousVersion, CancellationToken cancellationToken)
         {
+            // A restore after a failure: always what the node shows now.
             var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            Changed(node);
             if (view.Current.Version == previousVersion) return;
             RequireStopped(node, view, "switch it back to " + previousVersion);
             var old = view.All.FirstOrDefault(i => i.Version == previousVersion)
@@ -212,8 +262,42 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             public IReadOnlyList<NodeInstallation> All { get; }
         }
 
-        /// <summary>Reads every install dir under InstallRoot and decides which is current; always from the node itself (resume re-checks reality).</summary>
+        /// <summary>Reads the node (<see cref="ReadFreshAsync"/>) and keeps the view for the next change (<see cref="ViewForChangeAsync"/>).</summary>
         private async Task<NodeView> ReadAsync(NodeProfile node, CancellationToken ct)
+        {
+            var at = _clock.Timestamp;
+            var view = await ReadFreshAsync(node, ct).ConfigureAwait(false);
+            _lastRead[node.Name] = (view, at);
+            return view;
+        }
+
+        /// <summary>
+        /// The view a step that changes the node acts on: the one this host read last, if nothing was changed through it
+        /// since and it is at most <see cref="ReuseReadFor"/> old, else a fresh read. Either way it is used up, as the
+        /// step's change makes it stale. Safe because of what each such step re-checks itself: stop and start read the pid
+        /// file and check the process; the install acts on a view whose process check (<see cref="WaitProcessGoneAsync"/>) found
+        /// it gone. Reads that decide
+        /// (where a node's upgrade stands, the install's read-back, a restore) always come from the node
+        /// (<see cref="GetStateAsync"/>, <see cref="RollBackAsync"/>); each run starts with none kept, so a resumed run
+        /// re-checks reality.
+        /// </summary>
+        private async Task<(NodeView View, long At)> ViewForChangeAsync(NodeProfile node, CancellationToken ct)
+        {
+            _stopped.TryRemove(node.Name, out _);
+            if (_lastRead.TryRemove(node.Name, out var last) && _clock.Since(last.At) <= ReuseReadFor) return last;
+            var at = _clock.Timestamp;
+            return (await ReadFreshAsync(node, ct).ConfigureAwait(false), at);
+        }
+
+        /// <summary>This host changed the node: no kept view describes it any more.</summary>
+        private void Changed(NodeProfile node)
+        {
+            _lastRead.TryRemove(node.Name, out _);
+            _stopped.TryRemove(node.Name, out _);
+        }
+
+        /// <summary>Reads every install dir under InstallRoot and decides which is current; always from the node itself (resume re-checks reality).</summary>
+        private async Task<NodeView> ReadFreshAsync(NodeProfile node, CancellationToken ct)
         {
             var shell = await ShellAsync(node, ct).ConfigureAwait(false);
             var steps = new NodeSteps(shell, _stepOptions, _host);
@@ -283,8 +367,9 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         public void Dispose()
         {
             foreach (var probe in _probes.Values) probe.Dispose();
+            // Only shells that were opened; a shell still opening (or failed) is not waited for.
             foreach (var lazy in _shells.Values)
-                if (lazy.IsValueCreated && lazy.Value.Status == TaskStatus.RanToCompletion) lazy.Value.Result.Dispose();
+                if (lazy.IsValueCreated && lazy.Value.Status == TaskStatus.RanToCompletion) lazy.Value.GetAwaiter().GetResult().Dispose();
         }
     }
 }
