@@ -84,13 +84,14 @@ namespace BitbucketZdu.Core.Api
     {
         private const int MaxBytes = 64 * 1024;
         private readonly HttpClient _http;
-        private readonly ZduTls _tls;
+        private readonly Http.TlsTrust _tls;
 
         public NodeStatusProbe(Uri nodeUrl, ZduTransport? transport = null, TimeSpan? timeout = null)
         {
             StatusUri = NodeUrls.Status(nodeUrl);
-            _tls = ZduTls.Create(transport ?? new ZduTransport());
-            _http = new HttpClient(_tls.Handler, disposeHandler: true) { Timeout = timeout ?? TimeSpan.FromSeconds(5) };
+            var policy = ZduTls.Policy(transport, timeout ?? TimeSpan.FromSeconds(5));
+            policy.MaxResponseBytes = MaxBytes;
+            _http = Http.HttpClientFactory.Create(policy, out _tls);
         }
 
         /// <summary>Probes exactly <paramref name="statusUri"/> (Start-BbNode -StatusUri).</summary>
@@ -117,9 +118,8 @@ namespace BitbucketZdu.Core.Api
                     status.ProxyAuthenticationRequired = true;
                     return status;
                 }
-                if (response.Content.Headers.ContentLength is long n && n > MaxBytes) return status;
+                // The factory's size cap refused anything longer than MaxBytes (caught below).
                 var body = await response.Content.ReadAsStringAsync().ConfigureAwait(false);
-                if (body.Length > MaxBytes) return status;
                 try
                 {
                     using var doc = JsonDocument.Parse(body);
@@ -131,6 +131,11 @@ namespace BitbucketZdu.Core.Api
                     // Not Bitbucket's status JSON: the HTTP status says what there is.
                 }
                 return status;
+            }
+            catch (Http.HttpResponseTooLargeException tooLarge)
+            {
+                // Not Bitbucket's small status JSON: the HTTP status says what there is.
+                return new NodeStatus { HttpStatus = tooLarge.StatusCode };
             }
             catch (HttpRequestException ex)
             {

@@ -43,7 +43,8 @@ namespace BitbucketZdu.Core.Api
         public ZduClient(ZduClientOptions options, HttpMessageHandler handler, bool ownsHandler)
         {
             _options = options ?? throw new ArgumentNullException(nameof(options));
-            _http = new HttpClient(handler, ownsHandler) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+            // Timed per attempt by the retry pipeline, so the client itself has no timeout.
+            _http = Http.HttpClientFactory.Create(new Http.HttpPolicy { Name = "bitbucket", Timeout = System.Threading.Timeout.InfiniteTimeSpan }, handler, ownsHandler);
         }
 
         public Uri BaseUri => _options.BaseUri;

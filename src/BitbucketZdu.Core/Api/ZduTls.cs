@@ -18,90 +18,49 @@ namespace BitbucketZdu.Core.Api
     /// </summary>
     internal sealed class ZduTls
     {
-        private readonly IReadOnlyList<X509Certificate2> _anchors;
-        private volatile string? _lastFailure;
+        private readonly Http.TlsTrust _trust;
 
-        private ZduTls(HttpClientHandler handler, IReadOnlyList<X509Certificate2> anchors)
+        private ZduTls(HttpClientHandler handler, Http.TlsTrust trust)
         {
             Handler = handler;
-            _anchors = anchors;
+            _trust = trust;
         }
 
         public HttpClientHandler Handler { get; }
 
         /// <summary>Why the last certificate was refused (policy errors and chain status), for the error message.</summary>
-        public string? LastFailure => _lastFailure;
+        public string? LastFailure => _trust.LastFailure;
 
         public static ZduTls Create(ZduClientOptions options) => Create(options.Transport);
 
         /// <summary>
-        /// THE place where the module's HTTP handlers to Bitbucket (its API and each node's /status) are made: no
-        /// redirects, no cookies, the certificate policy of <paramref name="transport"/> and its proxy.
+        /// The policy of the module's HTTP to Bitbucket (its API and each node's /status): no redirects, the certificate
+        /// trust of <paramref name="transport"/> and its proxy. The handler is made by <see cref="Http.HttpClientFactory"/>.
         /// </summary>
-        public static ZduTls Create(ZduTransport transport)
+        public static Http.HttpPolicy Policy(ZduTransport? transport, TimeSpan timeout)
         {
             var options = transport ?? new ZduTransport();
-            var anchors = options.TrustedCertificatePath is { } path ? LoadCertificates(path) : Array.Empty<X509Certificate2>();
-            var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
-            if (options.Proxy is { } proxy)
+            return new Http.HttpPolicy
             {
-                handler.Proxy = new WebProxy(proxy) { Credentials = options.ProxyCredential };
-                handler.UseProxy = true;
-            }
-            else if (options.ProxyCredential is { } proxyCredential)
-            {
-                // The system's proxy (environment or OS settings) with the given credential.
-                handler.DefaultProxyCredentials = proxyCredential;
-            }
-            var tls = new ZduTls(handler, anchors);
-            if (options.SkipCertificateCheck)
-                handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
-            else
-                handler.ServerCertificateCustomValidationCallback = (_, cert, _, errors) => tls.Validate(cert, errors);
-            return tls;
+                Name = "bitbucket",
+                SkipCertificateCheck = options.SkipCertificateCheck,
+                TrustedCertificates = options.TrustedCertificatePath is { } path ? LoadCertificates(path) : Array.Empty<X509Certificate2>(),
+                Proxy = options.Proxy,
+                ProxyCredential = options.ProxyCredential,
+                FollowRedirects = false,
+                Timeout = timeout,
+            };
         }
 
-        private bool Validate(X509Certificate2? cert, SslPolicyErrors errors)
+        public static ZduTls Create(ZduTransport transport)
         {
-            if (errors == SslPolicyErrors.None) return true;
-            if (cert is not null && errors == SslPolicyErrors.RemoteCertificateChainErrors && _anchors.Count > 0)
-            {
-                var verdict = ChainEndsAtAnchor(cert, _anchors);
-                if (verdict is null) return true;
-                _lastFailure = $"certificate '{cert.Subject}': {verdict}";
-                return false;
-            }
-            _lastFailure = $"certificate '{cert?.Subject}': {Explain(errors)}" + (_anchors.Count > 0 ? "" : "; it does not chain to a CA this machine trusts");
-            return false;
-        }
-
-        private static string Explain(SslPolicyErrors errors)
-        {
-            var parts = new List<string>();
-            if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0) parts.Add("its name does not match the host in -Uri");
-            if ((errors & SslPolicyErrors.RemoteCertificateChainErrors) != 0) parts.Add("its chain is not trusted");
-            if ((errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0) parts.Add("the server sent no certificate");
-            return string.Join(", ", parts);
+            var handler = Http.HttpClientFactory.CreateHandler(Policy(transport, System.Threading.Timeout.InfiniteTimeSpan), out var trust);
+            return new ZduTls(handler, trust);
         }
 
         /// <summary>Null when the chain of <paramref name="cert"/> is valid and ends at one of the anchors; else why not.</summary>
-        internal static string? ChainEndsAtAnchor(X509Certificate2 cert, IReadOnlyList<X509Certificate2> anchors)
-        {
-            using var chain = new X509Chain();
-            chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-            chain.ChainPolicy.VerificationFlags = X509VerificationFlags.AllowUnknownCertificateAuthority;
-            foreach (var anchor in anchors) chain.ChainPolicy.ExtraStore.Add(anchor);
-            if (!chain.Build(cert))
-            {
-                var status = chain.ChainStatus.Where(s => s.Status != X509ChainStatusFlags.UntrustedRoot && s.Status != X509ChainStatusFlags.NoError)
-                    .Select(s => s.StatusInformation.Trim()).Where(s => s.Length > 0).Distinct();
-                return "its chain is not valid: " + string.Join("; ", status);
-            }
-            var root = chain.ChainElements[chain.ChainElements.Count - 1].Certificate;
-            return anchors.Any(a => a.RawData.SequenceEqual(root.RawData))
-                ? null
-                : $"its chain ends at '{root.Subject}', which is not in the trusted certificate file";
-        }
+        internal static string? ChainEndsAtAnchor(X509Certificate2 cert, IReadOnlyList<X509Certificate2> anchors) =>
+            Http.TlsTrust.ChainEndsAtAnchor(cert, anchors);
 
         /// <summary>Reads one DER certificate or every certificate of a PEM file.</summary>
         public static IReadOnlyList<X509Certificate2> LoadCertificates(string path)

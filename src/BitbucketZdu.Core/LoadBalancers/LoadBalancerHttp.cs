@@ -16,15 +16,25 @@ namespace BitbucketZdu.Core.LoadBalancers
         /// <param name="basicAuth">False where the user name is no HTTP Basic user (an AWS access key id signs requests instead).</param>
         public static HttpClient CreateClient(LoadBalancerDescription d, bool basicAuth = true)
         {
-            var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
-            if (d.SkipCertificateCheck)
-                handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
-            var client = new HttpClient(handler) { Timeout = d.RequestTimeout };
+            var client = Http.HttpClientFactory.Create(Policy(d));
             if (basicAuth && d.UserName is not null)
                 client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
                     Convert.ToBase64String(Encoding.UTF8.GetBytes(d.UserName + ":" + Reveal(d.Password))));
             return client;
         }
+
+        /// <summary>
+        /// The policy of a load balancer's API: no redirects (the Basic credential stays with the host it was given
+        /// for), the system's trust unless -SkipCertificateCheck, the description's request timeout. Calls are logged by
+        /// <see cref="SendAsync"/> through <see cref="LoadBalancerDiagnostics"/>.
+        /// </summary>
+        public static Http.HttpPolicy Policy(LoadBalancerDescription d) => new Http.HttpPolicy
+        {
+            Name = d.Kind.ToString(),
+            SkipCertificateCheck = d.SkipCertificateCheck,
+            FollowRedirects = false,
+            Timeout = d.RequestTimeout,
+        };
 
         /// <summary>Sends a request, turning transport failures and timeouts into <c>LoadBalancerUnreachable</c>.</summary>
         public static async Task<HttpResponseMessage> SendAsync(HttpClient client, HttpRequestMessage request, LoadBalancerDescription d, CancellationToken cancellationToken)

@@ -69,15 +69,15 @@ namespace BitbucketZdu.Core.LoadBalancers.F5BigIp
 
         private static HttpClient CreateClient(LoadBalancerDescription d, IReadOnlyList<X509Certificate2>? ca)
         {
-            var handler = new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false };
-            if (d.SkipCertificateCheck) handler.ServerCertificateCustomValidationCallback = (_, _, _, _) => true;
-            else if (ca is not null)
+            var policy = LoadBalancerHttp.Policy(d);
+            if (ca is not null)
+            {
                 // The device's certificate must name the host and chain to the given CA: a certificate of any other CA,
                 // even one this machine trusts, is refused.
-                handler.ServerCertificateCustomValidationCallback = (_, cert, _, errors) =>
-                    cert is not null && (errors & (System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch | System.Net.Security.SslPolicyErrors.RemoteCertificateNotAvailable)) == 0
-                    && Api.ZduTls.ChainEndsAtAnchor(cert, ca) is null;
-            return new HttpClient(handler) { Timeout = d.RequestTimeout };
+                policy.TrustedCertificates = ca;
+                policy.OnlyTrustedCertificates = true;
+            }
+            return Http.HttpClientFactory.Create(policy);
         }
 
         private string MembersPath => $"/mgmt/tm/ltm/pool/{_pool}/members";

@@ -29,7 +29,9 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             ContainerUri = new Uri(containerUri.GetLeftPart(UriPartial.Path).TrimEnd('/'));
             Credential = credential;
             _requestTimeout = requestTimeout;
-            _http = new HttpClient(handler ?? new HttpClientHandler(), disposeHandler: true) { Timeout = requestTimeout };
+            // The journal's storage: system TLS trust, no redirects (a SAS in the query must not follow to another host).
+            var policy = new Http.HttpPolicy { Name = "journal", Timeout = requestTimeout };
+            _http = handler is null ? Http.HttpClientFactory.Create(policy) : Http.HttpClientFactory.Create(policy, handler);
         }
 
         public Uri ContainerUri { get; }

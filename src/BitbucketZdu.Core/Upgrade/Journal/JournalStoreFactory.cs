@@ -23,7 +23,15 @@ namespace BitbucketZdu.Core.Upgrade.Journal
         public const string StorageResource = "https://storage.azure.com/";
 
         // One client for managed-identity tokens per process: the token endpoint is local (IDENTITY_ENDPOINT or IMDS).
-        private static readonly Lazy<HttpClient> IdentityHttp = new Lazy<HttpClient>(() => new HttpClient { Timeout = TimeSpan.FromSeconds(30) });
+        private static readonly Lazy<HttpClient> IdentityHttp = new Lazy<HttpClient>(() => Http.HttpClientFactory.Create(IdentityPolicy));
+
+        // The token endpoint: system TLS trust, no redirects, a token answer is small.
+        private static Http.HttpPolicy IdentityPolicy => new Http.HttpPolicy
+        {
+            Name = "managed identity",
+            Timeout = TimeSpan.FromSeconds(30),
+            MaxResponseBytes = 1024 * 1024,
+        };
 
         /// <summary>The blob settings the run uses (parameters over the profile), or null for a folder journal. Throws on conflicts.</summary>
         public static BlobJournalSettings? Resolve(ClusterProfile profile, UpgradeConnectionOptions options)
@@ -143,7 +151,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             };
             if (options.IdentityEndpoint is not null) identity.IdentityEndpoint = options.IdentityEndpoint;
             if (options.ImdsEndpoint is not null) identity.ImdsEndpoint = options.ImdsEndpoint;
-            var http = options.JournalHttpHandler is { } h ? new HttpClient(h(), disposeHandler: true) { Timeout = TimeSpan.FromSeconds(30) } : IdentityHttp.Value;
+            var http = options.JournalHttpHandler is { } h ? Http.HttpClientFactory.Create(IdentityPolicy, h()) : IdentityHttp.Value;
             var tokens = new AzureTokenSource(identity, http);
             return AzureStorageCredential.Bearer(async ct => ToSecure(await tokens.GetTokenAsync(false, ct).ConfigureAwait(false)));
         }
