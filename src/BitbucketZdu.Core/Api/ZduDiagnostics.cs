@@ -46,6 +46,9 @@ namespace BitbucketZdu.Core.Api
             else Write(options, "WARNING: " + message);
         }
 
+        /// <summary>To the ambient sink only (<see cref="ReportTo"/>): for HTTP that has no client options (the journal).</summary>
+        internal static void Ambient(string message) => Current.Value?.Invoke(message);
+
         internal static void Write(ZduClientOptions options, string message)
         {
             options.Diagnostic?.Invoke(message);

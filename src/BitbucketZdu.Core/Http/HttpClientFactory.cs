@@ -65,6 +65,8 @@ namespace BitbucketZdu.Core.Http
         public static HttpClient Create(HttpPolicy policy, out TlsTrust trust)
         {
             var handler = CreateHandler(policy, out trust);
+            // Loud: whoever logs this client's calls also learns that its certificates are not checked.
+            if (policy.SkipCertificateCheck) policy.Diagnostics?.Invoke($"{policy.Name}: TLS certificate verification is OFF (-SkipCertificateCheck)");
             return Wrap(policy, handler, disposeHandler: true);
         }
 

@@ -102,6 +102,20 @@ public sealed class NodeStatusProbeTests : IDisposable
     }
 
     [Fact]
+    public async Task An_answer_over_the_probes_size_cap_is_not_read_but_its_status_is_kept()
+    {
+        var server = Http();
+        using var probe = new NodeStatusProbe(new Uri(server.Url!));
+        server.Answer("GET", "/status", Reply($$"""{"state":"RUNNING","pad":"{{new string('x', 70 * 1024)}}"}""", 200));
+
+        var status = await probe.ReadAsync(CancellationToken.None);
+
+        Assert.Equal(200, status.HttpStatus);
+        Assert.Null(status.State);
+        Assert.False(status.IsRunning);
+    }
+
+    [Fact]
     public async Task The_probe_trusts_the_connections_internal_CA_and_says_why_it_refuses_without_it()
     {
         var (server, caPath) = Https();

@@ -89,11 +89,14 @@ public sealed class HttpClientFactoryTests : IDisposable
     {
         var (_, leaf) = NewCaAndLeaf("Untrusted CA");
         var url = $"https://localhost:{Https(leaf).Ports[0]}/ok";
+        var lines = new List<string>();
         var policy = Policy();
         policy.SkipCertificateCheck = true;
+        policy.Diagnostics = lines.Add;
         using var client = HttpClientFactory.Create(policy);
 
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync(url)).StatusCode);
+        Assert.Contains(lines, l => l.Contains("certificate verification is OFF"));
     }
 
     [Fact]

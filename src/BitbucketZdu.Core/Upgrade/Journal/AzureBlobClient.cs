@@ -30,7 +30,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             Credential = credential;
             _requestTimeout = requestTimeout;
             // The journal's storage: system TLS trust, no redirects (a SAS in the query must not follow to another host).
-            var policy = new Http.HttpPolicy { Name = "journal", Timeout = requestTimeout };
+            var policy = new Http.HttpPolicy { Name = "journal", Timeout = requestTimeout, Diagnostics = Api.ZduDiagnostics.Ambient };
             _http = handler is null ? Http.HttpClientFactory.Create(policy) : Http.HttpClientFactory.Create(policy, handler);
         }
 

@@ -31,6 +31,7 @@ namespace BitbucketZdu.Core.Upgrade.Journal
             Name = "managed identity",
             Timeout = TimeSpan.FromSeconds(30),
             MaxResponseBytes = 1024 * 1024,
+            Diagnostics = Api.ZduDiagnostics.Ambient,
         };
 
         /// <summary>The blob settings the run uses (parameters over the profile), or null for a folder journal. Throws on conflicts.</summary>

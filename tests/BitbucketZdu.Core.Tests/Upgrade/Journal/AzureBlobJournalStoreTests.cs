@@ -56,6 +56,24 @@ public sealed class AzureBlobJournalStoreTests : IClassFixture<AzuriteFixture>
     }
 
     [Fact]
+    public async Task Blob_calls_are_logged_to_the_ambient_sink_without_the_SAS()
+    {
+        using var keyed = await _azurite.NewContainerAsync();
+        var sas = AzuriteFixture.AccountSas("rwdlac", DateTimeOffset.UtcNow.AddHours(1));
+        var lines = new List<string>();
+        using var viaSas = new AzureBlobJournalStore(keyed.ContainerUri, AzureStorageCredential.Sas(Canary.Secure("?" + sas)));
+
+        using (Core.Api.ZduDiagnostics.ReportTo(lines.Add))
+            await viaSas.AppendAsync("prod", Entry(JournalKinds.RunStarted), None);
+
+        Assert.Contains(lines, l => l.StartsWith("journal: PUT " + keyed.ContainerUri.AbsoluteUri + "/prod.journal.jsonl -> 20", StringComparison.Ordinal));
+        var all = string.Join("\n", lines);
+        Assert.DoesNotContain("sig=", all);
+        Assert.DoesNotContain(sas.Split("sig=")[1].Split('&')[0], all);
+        Assert.DoesNotContain("?", all);
+    }
+
+    [Fact]
     public async Task An_append_from_a_writer_that_did_not_see_the_latest_line_is_refused()
     {
         using var a = await _azurite.NewContainerAsync();
