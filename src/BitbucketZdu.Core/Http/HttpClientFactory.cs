@@ -111,7 +111,10 @@ namespace BitbucketZdu.Core.Http
         }
 
         /// <summary>A URL fit for a log line: scheme, host, port and path; never the query (SAS tokens, nonces) or user info.</summary>
-        public static string Redact(Uri? uri) => uri is null ? "" : uri.IsAbsoluteUri ? uri.GetLeftPart(UriPartial.Path).Replace(uri.UserInfo + "@", "") : uri.OriginalString.Split('?')[0];
+        public static string Redact(Uri? uri) =>
+            uri is null ? ""
+            : uri.IsAbsoluteUri ? uri.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped)
+            : uri.OriginalString.Split('?', '#')[0];
 
         /// <summary>Refuses responses whose body is larger than the cap, before the caller reads them.</summary>
         private sealed class SizeCapHandler : DelegatingHandler
