@@ -164,6 +164,13 @@ namespace BitbucketZdu.Internal
                            log?.Http(r);
                            bridge.DebugUnlogged(DescribeRequest(r));
                        }))
+                // HTTP with no client options of its own (the blob journal, managed-identity tokens; the factory's
+                // redacted lines): the -LogPath log and -Debug. A cmdlet may send its API calls' lines to Verbose instead.
+                using (ZduDiagnostics.ReportTo(m =>
+                       {
+                           log?.Message("debug", m);
+                           bridge.DebugUnlogged(m);
+                       }))
                 // What the API client tolerated in an answer (a stale duplicate node row): a warning.
                 using (ZduDiagnostics.WarnTo(bridge.Warning))
                 // Every load-balancer call (HTTP, HAProxy runtime command, nginx -t / reload): the same, tagged with the load balancer.

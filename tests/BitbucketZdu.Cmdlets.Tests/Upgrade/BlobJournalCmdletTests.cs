@@ -88,7 +88,10 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
     {
         Assert.Contains($"Journal = @{{ Uri = '{_container.AbsoluteUri}'; Authentication = 'SharedKey' }}", File.ReadAllText(_profile));
 
-        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalCredential $jc -Confirm:$false -Verbose", Vars());
+        var logPath = Path.Combine(Path.GetDirectoryName(_profile)!, "blob-run.log");
+        var vars = Vars();
+        vars["log"] = logPath;
+        var r = _ps.Run("Invoke-BbRollingUpgrade -ProfilePath $p -Credential $cred -JournalCredential $jc -Confirm:$false -Verbose -LogPath $log", vars);
 
         Assert.Null(r.FirstError);
         var report = (UpgradeReport)Assert.Single(r.Output).BaseObject;
@@ -105,6 +108,12 @@ public sealed class BlobJournalCmdletTests : IClassFixture<AzuriteFixture>, ICla
         Assert.False(File.Exists(_f.Journal.JournalFile("prod")), "nothing was journaled to a folder");
         Canary.AssertAbsent(r.AllText, "Invoke-BbRollingUpgrade output");
         Canary.AssertAbsent(JsonSerializer.Serialize(journal), "the blob journal");
+        // The journal's own HTTP calls reach the -LogPath log, redacted (no SAS, no query string).
+        var log = File.ReadAllText(logPath);
+        Assert.Contains("journal: PUT", log);
+        Assert.Contains("prod.journal.jsonl", log);
+        Assert.DoesNotContain("sig=", log);
+        Canary.AssertAbsent(log, "the -LogPath log");
 
         // The run released its lease: the next run takes it at once.
         using var next = Store();
