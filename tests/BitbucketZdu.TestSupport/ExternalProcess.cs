@@ -16,6 +16,7 @@ public sealed class ExternalProcess : IAsyncDisposable
 
     public int Id => _process.Id;
     public bool HasExited => _process.HasExited;
+    public int ExitCode => _process.ExitCode;
     public string Output { get { lock (_output) return _output.ToString(); } }
 
     public static ExternalProcess Start(string fileName, IEnumerable<string> arguments, string? workingDirectory = null,
@@ -71,6 +72,17 @@ public sealed class ExternalProcess : IAsyncDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// Everything the process wrote, read after it exited and both pipes reached end of file. <see cref="HasExited"/>
+    /// turns true while the last lines can still be in the reader threads: reading <see cref="Output"/> then loses them.
+    /// </summary>
+    public async Task<string> ExitedOutputAsync(TimeSpan timeout)
+    {
+        if (!await WaitForExitAsync(timeout))
+            throw new TimeoutException($"the process did not exit within {timeout.TotalSeconds:0.#} s. Output so far: {Output}");
+        return Output;
     }
 
     /// <summary>SIGKILL (TerminateProcess on Windows) at once, without spawning 'kill': a crash at a precise moment.</summary>

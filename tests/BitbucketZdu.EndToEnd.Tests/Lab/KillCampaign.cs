@@ -109,7 +109,7 @@ public sealed class KillCampaign : IAsyncDisposable
             if (!hit)
             {
                 // The run went past every remaining line (all of them siblings' pre-stage lines done in an earlier process).
-                AssertCompleted(child, "a run that reached none of " + string.Join(", ", remaining));
+                await AssertCompletedAsync(child, "a run that reached none of " + string.Join(", ", remaining));
                 completed = true;
                 break;
             }
@@ -152,7 +152,7 @@ public sealed class KillCampaign : IAsyncDisposable
                 while (!child.HasExited && moment.ElapsedMilliseconds < delay) await Task.Delay(10);
                 if (child.HasExited)
                 {
-                    AssertCompleted(child, $"a run that was to be killed {delay} ms in");
+                    await AssertCompletedAsync(child, $"a run that was to be killed {delay} ms in");
                     completed = true;
                     break;
                 }
@@ -183,11 +183,13 @@ public sealed class KillCampaign : IAsyncDisposable
         Canary.AssertAbsent(child.Output, "the killed run's output");
     }
 
-    private static void AssertCompleted(ExternalProcess child, string what)
+    private static async Task AssertCompletedAsync(ExternalProcess child, string what)
     {
-        Canary.AssertAbsent(child.Output, what + "'s output");
-        Assert.True(child.Output.Contains("RESULT", StringComparison.Ordinal) && !child.Output.Contains("FAILED", StringComparison.Ordinal),
-            what + " did not complete: " + child.Output);
+        // The RESULT line is the child's last: read the output only once the pipes are drained, not at HasExited.
+        var output = await child.ExitedOutputAsync(TimeSpan.FromSeconds(30));
+        Canary.AssertAbsent(output, what + "'s output");
+        Assert.True(output.Contains("RESULT", StringComparison.Ordinal) && !output.Contains("FAILED", StringComparison.Ordinal),
+            $"{what} did not complete (exit code {child.ExitCode}): {output}");
     }
 
     private async Task RecordAsync(Round round, string point, long started, int total, int failed)
@@ -206,7 +208,7 @@ public sealed class KillCampaign : IAsyncDisposable
         {
             await using var final = ChildPwsh.StartUpgrade(round.Profile, resume: true);
             Assert.True(await final.WaitForExitAsync(TimeSpan.FromSeconds(240)), "the resumed run did not finish: " + final.Output);
-            AssertCompleted(final, "the last -Resume");
+            await AssertCompletedAsync(final, "the last -Resume");
         }
         await _lab.AssertClusterOnAsync(Version);
         await _lab.AssertAllInRotationAsync();
