@@ -183,7 +183,8 @@ BeforeAll {
         $deadline = [DateTime]::UtcNow.AddMinutes(8)
         while (-not $Shared.ContainsKey($Key)) {
             $job = $Jobs[$Cluster]
-            if ($job.State -ne 'Running' -and -not $Shared.ContainsKey($Key)) {
+            # NotStarted is not an end: under load the thread job can still be queued when the first example asks.
+            if ($job.State -in 'Completed', 'Failed', 'Stopped' -and -not $Shared.ContainsKey($Key)) {
                 throw "The $Cluster walk ended ($($job.State)) without a result for ${Key}: $((Receive-Job $job -Keep 2>&1) -join '; ')"
             }
             if ([DateTime]::UtcNow -gt $deadline) { throw "No result for $Key within 8 minutes." }
