@@ -9,6 +9,7 @@ using System.Threading.Tasks;
 using BitbucketZdu.Core.Api;
 using BitbucketZdu.Core.Hosting;
 using BitbucketZdu.Core.Nodes;
+using BitbucketZdu.Core.Timing;
 using BitbucketZdu.Core.Upgrade.Ports;
 using BitbucketZdu.Core.Upgrade.Profile;
 
@@ -127,22 +128,14 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             var (view, at) = _stopped.TryRemove(node.Name, out var kept) && _clock.Since(kept.At) <= ReuseReadFor && kept.View.Current.HomeDir is not null
                 ? kept
                 : (await ReadFreshAsync(node, cancellationToken).ConfigureAwait(false), _clock.Timestamp);
-            while (true)
-            {
-                var pid = await RunningPidAsync(view, cancellationToken).ConfigureAwait(false);
-                if (pid is null)
-                {
-                    foreach (var i in view.All.Append(view.Current).Where(i => i.HomeDir is not null && SamePath(i.HomeDir, view.Current.HomeDir ?? "")))
-                        i.IsRunning = false;
-                    _lastRead[node.Name] = (view, at);
-                    return;
-                }
-                var left = timeout - _clock.Since(started);
-                if (left <= TimeSpan.Zero)
-                    throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
-                        $"Bitbucket on {node.Name} (pid {pid}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
-                await _clock.Delay(WindowPollInterval < left ? WindowPollInterval : left, cancellationToken).ConfigureAwait(false);
-            }
+            var gone = await _clock.Poller.PollAsync(c => RunningPidAsync(view, c), pid => pid is null,
+                new PollOptions<int?>(timeout, WindowSchedule), cancellationToken).ConfigureAwait(false);
+            if (!gone.Reached)
+                throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
+                    $"Bitbucket on {node.Name} (pid {gone.Value}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+            foreach (var i in view.All.Append(view.Current).Where(i => i.HomeDir is not null && SamePath(i.HomeDir, view.Current.HomeDir ?? "")))
+                i.IsRunning = false;
+            _lastRead[node.Name] = (view, at);
         }
 
         /// <summary>The pid in the home's pid file when that process lives, else null (as a full read decides it).</summary>
@@ -204,23 +197,21 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public async Task WaitStatusRunningAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
         {
-            var started = _clock.Timestamp;
             var probe = Probe(node);
-            while (true)
+            var running = await _clock.Poller.PollAsync(probe.ReadAsync, status =>
             {
-                var status = await probe.ReadAsync(cancellationToken).ConfigureAwait(false);
-                if (status.IsRunning) return;
+                if (status.IsRunning) return true;
                 if (probe.Hopeless(status, node.Name) is { } hopeless) throw hopeless;
-                var left = timeout - _clock.Since(started);
-                if (left <= TimeSpan.Zero)
-                    throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
-                        $"{probe.StatusUri} did not answer RUNNING within {timeout.TotalSeconds:0.#} s (last seen: {status}). {SlowStartHint(node)}", node.Name);
-                await _clock.Delay(WindowPollInterval < left ? WindowPollInterval : left, cancellationToken).ConfigureAwait(false);
-            }
+                return false;
+            }, new PollOptions<NodeStatus>(timeout, WindowSchedule), cancellationToken).ConfigureAwait(false);
+            if (!running.Reached)
+                throw new BbException("NodeStartTimeout", BbErrorCategory.OperationTimeout,
+                    $"{probe.StatusUri} did not answer RUNNING within {timeout.TotalSeconds:0.#} s (last seen: {running.Value}). {SlowStartHint(node)}", node.Name);
         }
 
         /// <summary>The interval of the waits while a node is out of rotation: the profile's first poll interval, not backed off.</summary>
         private TimeSpan WindowPollInterval => _timeouts.FirstPollInterval;
+        private PollSchedule WindowSchedule => new PollSchedule(WindowPollInterval, WindowPollInterval, 1);
 
         private string SlowStartHint(NodeProfile node) =>
             $"If Bitbucket on {node.Name} is only slow to start, raise Timeouts.StartSeconds in the profile (now {_timeouts.Start.TotalSeconds:0.#} s).";
@@ -300,7 +291,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private async Task<NodeView> ReadFreshAsync(NodeProfile node, CancellationToken ct)
         {
             var shell = await ShellAsync(node, ct).ConfigureAwait(false);
-            var steps = new NodeSteps(shell, _stepOptions, _host);
+            var steps = new NodeSteps(shell, _stepOptions, _host, _clock.Poller);
             var ops = NodeOps.For(shell, _stepOptions);
             var names = await ops.ListAsync(node.InstallRoot, ct).ConfigureAwait(false);
             var dirs = names.Select(n => n.TrimEnd('/', '\\')).Where(n => InstallDirName.IsMatch(n)).OrderBy(n => n, StringComparer.Ordinal).ToList();
