@@ -12,6 +12,6 @@ namespace BitbucketZdu.Core.LoadBalancers
         }
 
         /// <summary>A controller over a new provider for the description (dispose the provider via <see cref="LoadBalancerController.LoadBalancer"/>).</summary>
-        public static LoadBalancerController CreateController(LoadBalancerDescription description) => new LoadBalancerController(Create(description));
+        public static LoadBalancerController CreateController(LoadBalancerDescription description, Timing.Poller? poller = null) => new LoadBalancerController(Create(description), poller);
     }
 }

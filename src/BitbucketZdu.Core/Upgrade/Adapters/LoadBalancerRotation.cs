@@ -27,11 +27,12 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public LoadBalancerRotation(ClusterProfile profile, IOperationHost? host = null,
             Func<LoadBalancerProfile, LoadBalancerController>? createController = null,
-            IReadOnlyDictionary<string, LoadBalancerCredential>? credentials = null)
+            IReadOnlyDictionary<string, LoadBalancerCredential>? credentials = null, UpgradeClock? clock = null)
         {
+            var poller = (clock ?? UpgradeClock.System).Poller;   // drain and health waits on the engine's clock
             _profiles = profile.LoadBalancers.ToDictionary(l => l.Name, StringComparer.OrdinalIgnoreCase);
             _createController = createController ?? (p => LoadBalancerFactory.CreateController(LoadBalancerProfileMapper.ToDescription(p,
-                credentials is not null && credentials.TryGetValue(p.Name, out var c) ? c : null)));
+                credentials is not null && credentials.TryGetValue(p.Name, out var c) ? c : null), poller));
             _host = host ?? NullOperationHost.Instance;
             _timeouts = profile.Timeouts;
             _maxMembersOut = Math.Max(1, profile.MaxUnavailable);
