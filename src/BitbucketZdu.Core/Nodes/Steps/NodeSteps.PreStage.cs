@@ -1,16 +1,10 @@
 using System;
-using System.Collections.Generic;
 using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
-using System.Net.Http;
-using System.Text;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using System.Threading;
 using System.Threading.Tasks;
-using BitbucketZdu.Core.Api;
-using BitbucketZdu.Core.Hosting;
 
 namespace BitbucketZdu.Core.Nodes
 {
