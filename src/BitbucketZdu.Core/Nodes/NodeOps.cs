@@ -75,6 +75,15 @@ namespace BitbucketZdu.Core.Nodes
         public abstract Task<long?> FileSizeAsync(string path, CancellationToken ct);
         public abstract Task<string> Sha256Async(string path, CancellationToken ct);
         public abstract Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct);
+
+        /// <summary>
+        /// Reads the pid file, and if that process lives runs the stop (the bin script in <paramref name="scriptDir"/> or
+        /// the service) and waits on the node itself until it exits or <paramref name="timeout"/> passes: one round trip
+        /// instead of one per check (each is an ssh process over plain SSH). Null where the platform has no such script;
+        /// the caller then goes step by step.
+        /// </summary>
+        public virtual Task<StopOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct) =>
+            Task.FromResult<StopOutcome?>(null);
         public abstract Task KillAsync(int pid, CancellationToken ct);
         public abstract Task MakeDirAsync(string path, CancellationToken ct);
         public Task RemoveTreeAsync(string path, CancellationToken ct) => RemoveTreeAsync(path, null, ct);
@@ -173,11 +182,38 @@ namespace BitbucketZdu.Core.Nodes
             return output.Trim().Split(' ')[0].ToLowerInvariant();
         }
 
+        /// <summary>bbzdu_alive PID: true while the process lives. A zombie (exited, not yet reaped, common in containers without an init) counts as gone.</summary>
+        internal const string AliveFunction =
+            "bbzdu_alive() { if [ -r /proc/$1/status ]; then grep -q '^State:[[:space:]]*Z' /proc/$1/status && return 1; return 0; fi; kill -0 $1 2>/dev/null; }";
+
         public override async Task<bool> IsProcessAliveAsync(int pid, CancellationToken ct)
         {
-            // A zombie (exited, not yet reaped, common in containers without an init) counts as gone.
-            var r = await RunAsync($"if [ -r /proc/{pid}/status ]; then grep -q '^State:[[:space:]]*Z' /proc/{pid}/status && exit 1; exit 0; fi; kill -0 {pid} 2>/dev/null", ct).ConfigureAwait(false);
+            var r = await RunAsync($"{AliveFunction}; bbzdu_alive {pid}", ct).ConfigureAwait(false);
             return r.Succeeded;
+        }
+
+        public override async Task<StopOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct)
+        {
+            var (stop, env) = installation.RunMode == NodeRunMode.BinScripts
+                ? BinScriptCommand(scriptDir, "stop-bitbucket", Array.Empty<string>(), installation.HomeDir)
+                : (ServiceCommand(installation, start: false), null);
+            var seconds = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
+            // The wait runs on the node, every 50 ms (a whole second where sleep takes no fraction), bounded by the
+            // deadline on the node's own clock; the last line says what it came to.
+            var script = AliveFunction + "\n" +
+                $"pid=$(tr -dc 0-9 2>/dev/null < {Q(pidFile)})\n" +
+                "case \"$pid\" in ''|0) echo \"BBZDU-STOP not-running 0 0\"; exit 0;; esac\n" +
+                "bbzdu_alive \"$pid\" || { echo \"BBZDU-STOP not-running $pid 0\"; exit 0; }\n" +
+                $"( {stop} ); rc=$?\n" +
+                $"end=$(( $(date +%s) + {seconds} ))\n" +
+                "while bbzdu_alive \"$pid\"; do\n" +
+                "  if [ \"$(date +%s)\" -ge \"$end\" ]; then echo \"BBZDU-STOP running $pid $rc\"; exit 0; fi\n" +
+                "  sleep 0.05 2>/dev/null || sleep 1\n" +
+                "done\n" +
+                "echo \"BBZDU-STOP exited $pid $rc\"\n";
+            var r = await RunAsync(script, ct, timeout + Options.CommandTimeout, env).ConfigureAwait(false);
+            return StopOutcome.Parse(r) ?? throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult,
+                $"Could not stop Bitbucket on {Shell.HostName} (exit code {r.ExitCode}): {Tail(r.StandardError + r.StandardOutput)}", Shell.HostName);
         }
 
         public override Task KillAsync(int pid, CancellationToken ct) =>
@@ -212,21 +248,29 @@ namespace BitbucketZdu.Core.Nodes
 
         public override Task<ShellResult> RunBinScriptAsync(string installDir, string script, IEnumerable<string> arguments, string? home, CancellationToken ct)
         {
+            var (cmd, env) = BinScriptCommand(installDir, script, arguments, home);
+            return RunAsync(cmd, ct, null, env);
+        }
+
+        private (string Command, IReadOnlyDictionary<string, string>? Environment) BinScriptCommand(string installDir, string script, IEnumerable<string> arguments, string? home)
+        {
             var args = string.Join(" ", arguments.Select(Q));
             // Output goes to a log in the home dir, never to this session: a started JVM would hold the channel open.
             var log = home is null ? "/dev/null" : Q(Combine(home, "bbzdu-" + script + ".log"));
             var env = home is null ? null : new Dictionary<string, string> { ["BITBUCKET_HOME"] = home };
-            return RunAsync($"cd {Q(Combine(installDir, "bin"))} || exit 1; nohup ./{script}.sh {args} > {log} 2>&1 < /dev/null; rc=$?; " +
-                            $"[ $rc -eq 0 ] || {{ [ -r {log} ] && tail -n 20 {log} >&2; }}; exit $rc", ct, null, env);
+            return ($"cd {Q(Combine(installDir, "bin"))} || exit 1; nohup ./{script}.sh {args} > {log} 2>&1 < /dev/null; rc=$?; " +
+                    $"[ $rc -eq 0 ] || {{ [ -r {log} ] && tail -n 20 {log} >&2; }}; exit $rc", env);
         }
 
-        public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct)
+        public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct) =>
+            RunAsync(ServiceCommand(installation, start), ct);
+
+        private string ServiceCommand(NodeInstallation installation, bool start)
         {
             var verb = start ? "start" : "stop";
-            var cmd = installation.RunMode == NodeRunMode.Systemd
+            return installation.RunMode == NodeRunMode.Systemd
                 ? $"systemctl {verb} {Q(installation.ServiceName ?? "atlbitbucket")}"
                 : $"{Q(installation.ServiceDefinition ?? Options.InitScriptPath)} {verb} < /dev/null > /dev/null 2>&1";
-            return RunAsync(cmd, ct);
         }
 
         public override async Task<(NodeRunMode Mode, string? Name, string? Definition)> DetectServiceAsync(CancellationToken ct)
@@ -429,6 +473,37 @@ namespace BitbucketZdu.Core.Nodes
             await RunCheckedAsync(RepointScript(installation, from, to), "update the Windows service definition", ct, errorId: "NodeServiceRepointFailed").ConfigureAwait(false);
             var after = await ReadServiceDefinitionAsync(installation, ct).ConfigureAwait(false) ?? "";
             return AssignmentFile.Diff("registry/" + (installation.ServiceName ?? Options.WindowsServiceName), before, after);
+        }
+    }
+
+    /// <summary>What a stop in one round trip (<see cref="NodeOps.StopAndWaitAsync"/>) came to, from its last line.</summary>
+    internal sealed class StopOutcome
+    {
+        private StopOutcome(string state, int pid, int stopExitCode, string output)
+        {
+            State = state;
+            Pid = pid;
+            StopExitCode = stopExitCode;
+            Output = output;
+        }
+
+        /// <summary>not-running (nothing was done), exited (stopped within the deadline) or running (still, at the deadline).</summary>
+        public string State { get; }
+        public int Pid { get; }
+        /// <summary>The stop script's or service's exit code.</summary>
+        public int StopExitCode { get; }
+        /// <summary>What the stop printed besides the last line (its log's tail when it failed).</summary>
+        public string Output { get; }
+
+        internal static StopOutcome? Parse(ShellResult r)
+        {
+            var last = r.StandardOutput.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("BBZDU-STOP ", StringComparison.Ordinal));
+            var parts = last?.Split(' ');
+            if (r.ExitCode != 0 || parts is null || parts.Length != 4 || !(parts[1] == "not-running" || parts[1] == "exited" || parts[1] == "running")
+                || !int.TryParse(parts[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid)
+                || !int.TryParse(parts[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out var rc))
+                return null;
+            return new StopOutcome(parts[1], pid, rc, r.StandardError.Trim());
         }
     }
 }

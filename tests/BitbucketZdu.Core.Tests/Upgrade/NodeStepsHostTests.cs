@@ -149,9 +149,12 @@ public sealed class NodeStepsHostTests : IDisposable
 
         // The engine's order: where it stands, stop, process gone, install, read-back, start.
         Assert.True((await host.GetStateAsync(node, ct)).ProcessRunning);
+        var commandsBefore = shell.Commands.Count;
         await host.StopAsync(node, ct);
         await host.WaitProcessGoneAsync(node, TimeSpan.FromSeconds(30), ct);
         Assert.Equal(1, shell.FullReads); // the stop and the wait for its process acted on the first read
+        // One round trip for both (issue 15): the stop waits for the exit on the node, and the wait trusts what it saw.
+        Assert.Equal(1, shell.Commands.Count - commandsBefore);
         var readsBefore = shell.FullReads;
         await host.InstallAsync(node, "8.19.4", ct);
         Assert.Equal(readsBefore, shell.FullReads); // acted on the wait's read

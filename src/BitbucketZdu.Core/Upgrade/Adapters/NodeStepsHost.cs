@@ -124,15 +124,18 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         /// </summary>
         public async Task WaitProcessGoneAsync(NodeProfile node, TimeSpan timeout, CancellationToken cancellationToken)
         {
-            var started = _clock.Timestamp;
-            var (view, at) = _stopped.TryRemove(node.Name, out var kept) && _clock.Since(kept.At) <= ReuseReadFor && kept.View.Current.HomeDir is not null
-                ? kept
-                : (await ReadFreshAsync(node, cancellationToken).ConfigureAwait(false), _clock.Timestamp);
-            var gone = await _clock.Poller.PollAsync(c => RunningPidAsync(view, c), pid => pid is null,
-                new PollOptions<int?>(timeout, WindowSchedule), cancellationToken).ConfigureAwait(false);
-            if (!gone.Reached)
-                throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
-                    $"Bitbucket on {node.Name} (pid {gone.Value}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+            var fromStop = _stopped.TryRemove(node.Name, out var kept) && _clock.Since(kept.At) <= ReuseReadFor && kept.View.Current.HomeDir is not null;
+            var (view, at) = fromStop ? kept : (await ReadFreshAsync(node, cancellationToken).ConfigureAwait(false), _clock.Timestamp);
+            // The stop step returns only once it saw the process exit, a moment ago in this run: checking again would be
+            // one or two more round trips while the node is out of rotation. Any other caller (a resumed run) checks.
+            if (!fromStop)
+            {
+                var gone = await _clock.Poller.PollAsync(c => RunningPidAsync(view, c), pid => pid is null,
+                    new PollOptions<int?>(timeout, WindowSchedule), cancellationToken).ConfigureAwait(false);
+                if (!gone.Reached)
+                    throw new BbException("NodeStopTimeout", BbErrorCategory.OperationTimeout,
+                        $"Bitbucket on {node.Name} (pid {gone.Value}) still runs {timeout.TotalSeconds:0.#} s after the stop.", node.Name);
+            }
             foreach (var i in view.All.Append(view.Current).Where(i => i.HomeDir is not null && SamePath(i.HomeDir, view.Current.HomeDir ?? "")))
                 i.IsRunning = false;
             _lastRead[node.Name] = (view, at);

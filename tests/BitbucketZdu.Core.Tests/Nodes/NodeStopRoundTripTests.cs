@@ -1,0 +1,113 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using BitbucketZdu.Core.Nodes;
+
+namespace BitbucketZdu.Core.Tests.Nodes;
+
+/// <summary>
+/// Issue 15: over plain SSH each shell call is an ssh process (0.3–0.5 s multiplexed on a loaded machine), and while the
+/// stop waits the node is out of rotation. A POSIX stop is one call: the pid file, the stop, and the wait for the exit
+/// (every 50 ms, on the node) in one script. It used to be a pid read, a liveness check, the stop, and a check per poll.
+/// </summary>
+public sealed class NodeStopRoundTripTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("bbzdu-stop-").FullName;
+
+    /// <summary>Counts the shell calls (round trips over a remote shell).</summary>
+    private sealed class CountingShell : INodeShell
+    {
+        private readonly LocalShell _inner = new();
+        public ConcurrentQueue<string> Calls { get; } = new();
+        public string HostName => _inner.HostName;
+        public ShellPlatform Platform => _inner.Platform;
+
+        public Task<ShellResult> RunAsync(string command, TimeSpan timeout, CancellationToken cancellationToken = default, IReadOnlyDictionary<string, string>? environment = null)
+        {
+            Calls.Enqueue(command);
+            return _inner.RunAsync(command, timeout, cancellationToken, environment);
+        }
+
+        public Task<bool> PathExistsAsync(string path, CancellationToken cancellationToken = default) { Calls.Enqueue("exists " + path); return _inner.PathExistsAsync(path, cancellationToken); }
+        public Task<string> ReadTextAsync(string path, CancellationToken cancellationToken = default) { Calls.Enqueue("read " + path); return _inner.ReadTextAsync(path, cancellationToken); }
+        public Task WriteTextAsync(string path, string content, CancellationToken cancellationToken = default) { Calls.Enqueue("write " + path); return _inner.WriteTextAsync(path, content, cancellationToken); }
+        public Task CopyFileToAsync(string localPath, string remotePath, CancellationToken cancellationToken = default) { Calls.Enqueue("copy " + remotePath); return _inner.CopyFileToAsync(localPath, remotePath, cancellationToken); }
+        public void Dispose() => _inner.Dispose();
+    }
+
+    /// <summary>An install whose stop script runs <paramref name="stopScript"/>, and a "node" process: sleep <paramref name="runsFor"/>.</summary>
+    private (NodeInstallation Installation, Process Node) Lab(string stopScript, string runsFor)
+    {
+        var install = Path.Combine(_dir, "atlassian-bitbucket-8.19.3");
+        var home = Path.Combine(_dir, "home");
+        Directory.CreateDirectory(Path.Combine(install, "bin"));
+        Directory.CreateDirectory(home);
+        var stop = Path.Combine(install, "bin", "stop-bitbucket.sh");
+        File.WriteAllText(stop, "#!/bin/sh\n" + stopScript + "\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(stop, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var node = Process.Start(new ProcessStartInfo("sleep", runsFor) { UseShellExecute = false })!;
+        File.WriteAllText(Path.Combine(home, "bitbucket.pid"), node.Id.ToString());
+        var installation = new NodeInstallation
+        {
+            HostName = "localhost", Platform = ShellPlatform.Posix, InstallDir = install, HomeDir = home, RunMode = NodeRunMode.BinScripts,
+            Version = "8.19.3", ProcessId = node.Id, IsRunning = true,
+        };
+        return (installation, node);
+    }
+
+    [Fact]
+    public async Task Stop_and_the_wait_for_the_exit_are_one_shell_call()
+    {
+        if (OperatingSystem.IsWindows()) return; // POSIX shell; the Windows steps go step by step
+        var (installation, node) = Lab("exit 0", "2");   // the "node" exits on its own, 2 s after it started
+        using var _ = node;
+        using var shell = new CountingShell();
+
+        var result = await new NodeSteps(shell).StopAsync(installation, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(60) });
+
+        Assert.True(node.HasExited, "the stop returned while the node still ran");
+        Assert.Equal("stopped pid " + node.Id, result.Summary);
+        Assert.Contains(result.Changes, c => c.StartsWith("ran ", StringComparison.Ordinal));
+        // Before: a pid read, a liveness check, the stop and one check per poll, 10+ calls for these 2 s.
+        Assert.True(shell.Calls.Count == 1, $"{shell.Calls.Count} shell calls: {string.Join(" | ", shell.Calls.Select(c => c.Split('\n')[0]))}");
+    }
+
+    [Fact]
+    public async Task A_node_already_stopped_costs_one_call_and_changes_nothing()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var (installation, node) = Lab("exit 0", "0");
+        using var _ = node;
+        await node.WaitForExitAsync();
+        using var shell = new CountingShell();
+
+        var result = await new NodeSteps(shell).StopAsync(installation, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(60) });
+
+        Assert.Equal("already stopped", result.Summary);
+        Assert.False(result.Changed);
+        Assert.Single(shell.Calls);
+    }
+
+    [Fact]
+    public async Task A_node_that_outlives_the_deadline_times_out_or_with_Force_is_killed()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var (installation, node) = Lab("echo 'stop refused' >&2; exit 3", "120");   // ignores the stop
+        using var _ = node;
+        using var shell = new CountingShell();
+        var steps = new NodeSteps(shell);
+
+        var ex = await Assert.ThrowsAsync<BbException>(() => steps.StopAsync(installation, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(1) }));
+        Assert.Equal("NodeStopTimeout", ex.ErrorId);
+        Assert.False(node.HasExited);
+
+        var killed = await steps.StopAsync(installation, new NodeStopOptions { Timeout = TimeSpan.FromSeconds(1), Kill = true });
+        Assert.True(node.HasExited, "-Force left the node running");
+        Assert.Equal($"stopped pid {node.Id} (killed)", killed.Summary);
+        Assert.DoesNotContain(killed.Changes, c => c.StartsWith("ran ", StringComparison.Ordinal));   // the stop script failed (exit 3)
+    }
+
+    public void Dispose()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+}
