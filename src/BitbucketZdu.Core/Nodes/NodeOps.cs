@@ -82,8 +82,17 @@ namespace BitbucketZdu.Core.Nodes
         /// instead of one per check (each is an ssh process over plain SSH). Null where the platform has no such script;
         /// the caller then goes step by step.
         /// </summary>
-        public virtual Task<StopOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct) =>
-            Task.FromResult<StopOutcome?>(null);
+        public virtual Task<OneTripOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct) =>
+            Task.FromResult<OneTripOutcome?>(null);
+
+        /// <summary>
+        /// Reads the pid file: if that process lives, prints the home's state file (which install the module started);
+        /// else runs the start (bin script or service) and, when it succeeded, writes <paramref name="stateText"/> to
+        /// <paramref name="statePath"/> (temp file, then rename). One round trip; null where the platform has no such
+        /// script (the caller then goes step by step).
+        /// </summary>
+        public virtual Task<OneTripOutcome?> StartInOneTripAsync(NodeInstallation installation, string runDir, IEnumerable<string> arguments, string pidFile,
+            string statePath, string stateText, CancellationToken ct) => Task.FromResult<OneTripOutcome?>(null);
         public abstract Task KillAsync(int pid, CancellationToken ct);
         public abstract Task MakeDirAsync(string path, CancellationToken ct);
         public Task RemoveTreeAsync(string path, CancellationToken ct) => RemoveTreeAsync(path, null, ct);
@@ -192,7 +201,7 @@ namespace BitbucketZdu.Core.Nodes
             return r.Succeeded;
         }
 
-        public override async Task<StopOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct)
+        public override async Task<OneTripOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct)
         {
             var (stop, env) = installation.RunMode == NodeRunMode.BinScripts
                 ? BinScriptCommand(scriptDir, "stop-bitbucket", Array.Empty<string>(), installation.HomeDir)
@@ -212,8 +221,27 @@ namespace BitbucketZdu.Core.Nodes
                 "done\n" +
                 "echo \"BBZDU-STOP exited $pid $rc\"\n";
             var r = await RunAsync(script, ct, timeout + Options.CommandTimeout, env).ConfigureAwait(false);
-            return StopOutcome.Parse(r) ?? throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult,
+            return OneTripOutcome.Parse(r, "STOP", "not-running", "exited", "running") ?? throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult,
                 $"Could not stop Bitbucket on {Shell.HostName} (exit code {r.ExitCode}): {Tail(r.StandardError + r.StandardOutput)}", Shell.HostName);
+        }
+
+        public override async Task<OneTripOutcome?> StartInOneTripAsync(NodeInstallation installation, string runDir, IEnumerable<string> arguments, string pidFile,
+            string statePath, string stateText, CancellationToken ct)
+        {
+            var (start, env) = installation.RunMode == NodeRunMode.BinScripts
+                ? BinScriptCommand(runDir, "start-bitbucket", arguments, installation.HomeDir)
+                : (ServiceCommand(installation, start: true), null);
+            var tmp = Q(statePath + ".bbzdu-tmp");
+            var script = AliveFunction + "\n" +
+                $"pid=$(tr -dc 0-9 2>/dev/null < {Q(pidFile)})\n" +
+                $"if [ -n \"$pid\" ] && [ \"$pid\" != 0 ] && bbzdu_alive \"$pid\"; then echo \"BBZDU-START running $pid 0\"; cat {Q(statePath)} 2>/dev/null; exit 0; fi\n" +
+                $"( {start} ); rc=$?\n" +
+                "[ $rc -eq 0 ] || { echo \"BBZDU-START failed 0 $rc\"; exit 0; }\n" +
+                $"printf '%s' {Q(stateText)} > {tmp} && mv -f {tmp} {Q(statePath)} || {{ echo \"BBZDU-START no-state 0 0\"; exit 0; }}\n" +
+                "echo \"BBZDU-START started 0 0\"\n";
+            var r = await RunAsync(script, ct, null, env).ConfigureAwait(false);
+            return OneTripOutcome.Parse(r, "START", "running", "failed", "started", "no-state") ?? throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult,
+                $"Could not start Bitbucket on {Shell.HostName} (exit code {r.ExitCode}): {Tail(r.StandardError + r.StandardOutput)}", Shell.HostName);
         }
 
         public override Task KillAsync(int pid, CancellationToken ct) =>
@@ -476,34 +504,44 @@ namespace BitbucketZdu.Core.Nodes
         }
     }
 
-    /// <summary>What a stop in one round trip (<see cref="NodeOps.StopAndWaitAsync"/>) came to, from its last line.</summary>
-    internal sealed class StopOutcome
+    /// <summary>
+    /// What a step in one round trip (<see cref="NodeOps.StopAndWaitAsync"/>, <see cref="NodeOps.StartInOneTripAsync"/>)
+    /// came to, from its line <c>BBZDU-&lt;STEP&gt; &lt;state&gt; &lt;pid&gt; &lt;exit code&gt;</c>.
+    /// </summary>
+    internal sealed class OneTripOutcome
     {
-        private StopOutcome(string state, int pid, int stopExitCode, string output)
+        private OneTripOutcome(string state, int pid, int exitCode, string output, string after)
         {
             State = state;
             Pid = pid;
-            StopExitCode = stopExitCode;
+            ExitCode = exitCode;
             Output = output;
+            After = after;
         }
 
-        /// <summary>not-running (nothing was done), exited (stopped within the deadline) or running (still, at the deadline).</summary>
+        /// <summary>Stop: not-running, exited or running (still, at the deadline). Start: running (already), failed, started or no-state.</summary>
         public string State { get; }
         public int Pid { get; }
-        /// <summary>The stop script's or service's exit code.</summary>
-        public int StopExitCode { get; }
-        /// <summary>What the stop printed besides the last line (its log's tail when it failed).</summary>
+        /// <summary>The stop's or start's own exit code (the script in bin/ or the service).</summary>
+        public int ExitCode { get; }
+        /// <summary>What the step's command wrote to stderr (its log's tail when it failed).</summary>
         public string Output { get; }
+        /// <summary>What the script printed after its line (the start's: the home's state file when Bitbucket already runs).</summary>
+        public string After { get; }
 
-        internal static StopOutcome? Parse(ShellResult r)
+        internal static OneTripOutcome? Parse(ShellResult r, string step, params string[] states)
         {
-            var last = r.StandardOutput.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("BBZDU-STOP ", StringComparison.Ordinal));
-            var parts = last?.Split(' ');
-            if (r.ExitCode != 0 || parts is null || parts.Length != 4 || !(parts[1] == "not-running" || parts[1] == "exited" || parts[1] == "running")
+            var tag = "BBZDU-" + step + " ";
+            var text = r.StandardOutput.Replace("\r\n", "\n");
+            var at = text.LastIndexOf(tag, StringComparison.Ordinal);
+            if (r.ExitCode != 0 || at < 0 || (at > 0 && text[at - 1] != '\n')) return null;
+            var end = text.IndexOf('\n', at);
+            var parts = (end < 0 ? text.Substring(at) : text.Substring(at, end - at)).Trim().Split(' ');
+            if (parts.Length != 4 || Array.IndexOf(states, parts[1]) < 0
                 || !int.TryParse(parts[2], NumberStyles.Integer, CultureInfo.InvariantCulture, out var pid)
                 || !int.TryParse(parts[3], NumberStyles.Integer, CultureInfo.InvariantCulture, out var rc))
                 return null;
-            return new StopOutcome(parts[1], pid, rc, r.StandardError.Trim());
+            return new OneTripOutcome(parts[1], pid, rc, r.StandardError.Trim(), end < 0 ? "" : text.Substring(end + 1));
         }
     }
 }

@@ -23,37 +23,42 @@ namespace BitbucketZdu.Core.Nodes
                 throw new BbException("NodeNotConfigured", BbErrorCategory.InvalidOperation,
                     $"{installation.InstallDir} on {Host} was pre-staged but not configured; run Install-BbNodeVersion before starting it.", Host);
 
-            var pid = await ReadPidAsync(home, ct).ConfigureAwait(false);
-            if (pid is int p && await _ops.IsProcessAliveAsync(p, ct).ConfigureAwait(false))
+            var args = options.StartArguments ?? installation.StartArguments;
+            var how = installation.RunMode == NodeRunMode.BinScripts
+                ? $"{runDir}/bin/start-bitbucket{Ext}{(args.Count == 0 ? "" : " " + string.Join(" ", args))}"
+                : $"the {installation.ServiceName} service";
+            var state = new NodeMarker { ["installDir"] = runDir, ["version"] = installation.Version, ["startedAt"] = DateTimeOffset.UtcNow.ToString("o", CultureInfo.InvariantCulture) };
+            var statePath = _ops.Combine(home, NodeMarker.HomeStateName);
+            var oneTrip = await _ops.StartInOneTripAsync(installation, runDir, args, _ops.Combine(home, Options.PidFile), statePath, state.ToString(), ct).ConfigureAwait(false);
+            if (oneTrip is not null)
             {
-                // Running, but from which dir? The module records what it started; otherwise the original install runs.
-                var startedBefore = NodeMarker.Parse(await ReadOrNullAsync(_ops.Combine(home, NodeMarker.HomeStateName), ct).ConfigureAwait(false));
-                var runningDir = startedBefore["installDir"] ?? (installation.IsStaged ? installation.PreviousInstallDir : null);
-                if (runningDir is not null && !string.Equals(runningDir, runDir, StringComparison.Ordinal))
-                    throw new BbException("NodeRunningOtherInstall", BbErrorCategory.InvalidOperation,
-                        $"Bitbucket on {Host} already runs (pid {p}) from {runningDir}, not {runDir}. Stop it first (Stop-BbNode).", Host);
-                result.Summary = $"already running (pid {p})";
+                // The pid check, the start and the state file in one round trip (issue 15: one ssh process per call).
+                if (oneTrip.State == "running") RequireRunningFrom(runDir, installation, oneTrip.Pid, oneTrip.After, result);
+                else
+                {
+                    _host.Verbose($"{Host}: started Bitbucket through {how}");
+                    if (oneTrip.State == "failed") throw StartFailed(how, oneTrip.ExitCode, oneTrip.Output);
+                    if (oneTrip.State == "no-state")
+                        throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult, $"Could not write {statePath} on {Host} after starting Bitbucket: {NodeOps.Tail(oneTrip.Output, 400)}", Host);
+                    Started(how, runDir, result);
+                }
             }
             else
             {
-                var args = options.StartArguments ?? installation.StartArguments;
-                var how = installation.RunMode == NodeRunMode.BinScripts
-                    ? $"{runDir}/bin/start-bitbucket{Ext}{(args.Count == 0 ? "" : " " + string.Join(" ", args))}"
-                    : $"the {installation.ServiceName} service";
-                _host.Verbose($"{Host}: starting Bitbucket through {how}");
-                var r = installation.RunMode == NodeRunMode.BinScripts
-                    ? await _ops.RunBinScriptAsync(runDir, "start-bitbucket", args, home, ct).ConfigureAwait(false)
-                    : await _ops.ServiceAsync(installation, start: true, ct).ConfigureAwait(false);
-                if (!r.Succeeded)
-                    throw new BbException("NodeStartFailed", BbErrorCategory.InvalidResult,
-                        $"Starting Bitbucket on {Host} through {how} failed (exit code {r.ExitCode}): {NodeOps.Tail(r.StandardError + r.StandardOutput, 400)}", Host);
-                result.Changes.Add($"ran {how}");
-                result.Changed = true;
-                result.Summary = $"started {runDir}";
+                var pid = await ReadPidAsync(home, ct).ConfigureAwait(false);
+                if (pid is int p && await _ops.IsProcessAliveAsync(p, ct).ConfigureAwait(false))
+                    RequireRunningFrom(runDir, installation, p, await ReadOrNullAsync(statePath, ct).ConfigureAwait(false), result);
+                else
+                {
+                    _host.Verbose($"{Host}: starting Bitbucket through {how}");
+                    var r = installation.RunMode == NodeRunMode.BinScripts
+                        ? await _ops.RunBinScriptAsync(runDir, "start-bitbucket", args, home, ct).ConfigureAwait(false)
+                        : await _ops.ServiceAsync(installation, start: true, ct).ConfigureAwait(false);
+                    if (!r.Succeeded) throw StartFailed(how, r.ExitCode, r.StandardError + r.StandardOutput);
+                    Started(how, runDir, result);
+                    await _shell.WriteTextAsync(statePath, state.ToString(), ct).ConfigureAwait(false);
+                }
             }
-            var state = new NodeMarker { ["installDir"] = runDir, ["version"] = installation.Version, ["startedAt"] = DateTimeOffset.UtcNow.ToString("o", CultureInfo.InvariantCulture) };
-            if (result.Changed)
-                await _shell.WriteTextAsync(_ops.Combine(home, NodeMarker.HomeStateName), state.ToString(), ct).ConfigureAwait(false);
 
             if (!options.NoWait)
             {
@@ -78,6 +83,28 @@ namespace BitbucketZdu.Core.Nodes
             }
             result.Duration = sw.Elapsed;
             return result;
+        }
+
+        /// <summary>Bitbucket already runs: fine from <paramref name="runDir"/>, refused from another install (the home's state file says which the module started).</summary>
+        private void RequireRunningFrom(string runDir, NodeInstallation installation, int pid, string? stateText, NodeStepResult result)
+        {
+            // Running, but from which dir? The module records what it started; otherwise the original install runs.
+            var runningDir = NodeMarker.Parse(stateText)["installDir"] ?? (installation.IsStaged ? installation.PreviousInstallDir : null);
+            if (runningDir is not null && !string.Equals(runningDir, runDir, StringComparison.Ordinal))
+                throw new BbException("NodeRunningOtherInstall", BbErrorCategory.InvalidOperation,
+                    $"Bitbucket on {Host} already runs (pid {pid}) from {runningDir}, not {runDir}. Stop it first (Stop-BbNode).", Host);
+            result.Summary = $"already running (pid {pid})";
+        }
+
+        private BbException StartFailed(string how, int exitCode, string output) =>
+            new BbException("NodeStartFailed", BbErrorCategory.InvalidResult,
+                $"Starting Bitbucket on {Host} through {how} failed (exit code {exitCode}): {NodeOps.Tail(output, 400)}", Host);
+
+        private static void Started(string how, string runDir, NodeStepResult result)
+        {
+            result.Changes.Add($"ran {how}");
+            result.Changed = true;
+            result.Summary = $"started {runDir}";
         }
     }
 }

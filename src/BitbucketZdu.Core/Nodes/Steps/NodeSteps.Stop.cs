@@ -26,7 +26,7 @@ namespace BitbucketZdu.Core.Nodes
                 {
                     var how = StopHow(installation, installation.InstallDir);
                     _host.Verbose($"{Host}: stopped Bitbucket (pid {oneTrip.Pid}) through {how}, waiting on the node");
-                    AfterStopCommand(how, oneTrip.StopExitCode, oneTrip.Output, result);
+                    AfterStopCommand(how, oneTrip.ExitCode, oneTrip.Output, result);
                     if (oneTrip.State == "running") await KillAfterTimeoutAsync(oneTrip.Pid, how, options, result, cancellationToken).ConfigureAwait(false);
                     result.Changed = true;
                     result.Summary = $"stopped pid {oneTrip.Pid}" + (result.Changes.Any(c => c.StartsWith("killed", StringComparison.Ordinal)) ? " (killed)" : "");

@@ -6,10 +6,11 @@ namespace BitbucketZdu.Core.Tests.Nodes;
 
 /// <summary>
 /// Issue 15: over plain SSH each shell call is an ssh process (0.3–0.5 s multiplexed on a loaded machine), and while the
-/// stop waits the node is out of rotation. A POSIX stop is one call: the pid file, the stop, and the wait for the exit
-/// (every 50 ms, on the node) in one script. It used to be a pid read, a liveness check, the stop, and a check per poll.
+/// stop and the start run the node is out of rotation. A POSIX stop is one call: the pid file, the stop, and the wait
+/// for the exit (every 50 ms, on the node) in one script; it used to be a pid read, a liveness check, the stop, and a
+/// check per poll. A start is one call too: the pid check, the start and the home's state file (it was four).
 /// </summary>
-public sealed class NodeStopRoundTripTests : IDisposable
+public sealed class NodeRoundTripTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("bbzdu-stop-").FullName;
 
@@ -35,7 +36,7 @@ public sealed class NodeStopRoundTripTests : IDisposable
     }
 
     /// <summary>An install whose stop script runs <paramref name="stopScript"/>, and a "node" process: sleep <paramref name="runsFor"/>.</summary>
-    private (NodeInstallation Installation, Process Node) Lab(string stopScript, string runsFor)
+    private (NodeInstallation Installation, Process Node) Lab(string stopScript, string runsFor, string startScript = "exit 0")
     {
         var install = Path.Combine(_dir, "atlassian-bitbucket-8.19.3");
         var home = Path.Combine(_dir, "home");
@@ -44,6 +45,9 @@ public sealed class NodeStopRoundTripTests : IDisposable
         var stop = Path.Combine(install, "bin", "stop-bitbucket.sh");
         File.WriteAllText(stop, "#!/bin/sh\n" + stopScript + "\n");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(stop, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var start = Path.Combine(install, "bin", "start-bitbucket.sh");
+        File.WriteAllText(start, "#!/bin/sh\n" + startScript + "\n");
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(start, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var node = Process.Start(new ProcessStartInfo("sleep", runsFor) { UseShellExecute = false })!;
         File.WriteAllText(Path.Combine(home, "bitbucket.pid"), node.Id.ToString());
         var installation = new NodeInstallation
@@ -104,6 +108,57 @@ public sealed class NodeStopRoundTripTests : IDisposable
         Assert.True(node.HasExited, "-Force left the node running");
         Assert.Equal($"stopped pid {node.Id} (killed)", killed.Summary);
         Assert.DoesNotContain(killed.Changes, c => c.StartsWith("ran ", StringComparison.Ordinal));   // the stop script failed (exit 3)
+    }
+
+    [Fact]
+    public async Task Start_the_pid_check_and_the_state_file_are_one_shell_call()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        // The "start" only records that it ran, with the home it was given; the node process has exited before.
+        var (installation, node) = Lab("exit 0", "0", "echo started > \"$BITBUCKET_HOME/started-by-script\"");
+        using var _ = node;
+        await node.WaitForExitAsync();
+        using var shell = new CountingShell();
+
+        var result = await new NodeSteps(shell).StartAsync(installation, new NodeStartOptions { NoWait = true });
+
+        Assert.Equal("started " + installation.InstallDir, result.Summary);
+        Assert.True(File.Exists(Path.Combine(installation.HomeDir!, "started-by-script")), "the start script did not run (or without BITBUCKET_HOME)");
+        var state = NodeMarker.Parse(File.ReadAllText(Path.Combine(installation.HomeDir!, NodeMarker.HomeStateName)));
+        Assert.Equal(installation.InstallDir, state["installDir"]);
+        Assert.Equal("8.19.3", state["version"]);
+        // Before: a pid read, a liveness check, the start and the state file's write.
+        Assert.True(shell.Calls.Count == 1, $"{shell.Calls.Count} shell calls: {string.Join(" | ", shell.Calls.Select(c => c.Split('\n')[0]))}");
+    }
+
+    [Fact]
+    public async Task Start_refuses_a_node_running_from_another_install_and_reports_a_failed_start_script()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var (installation, node) = Lab("exit 0", "120", "echo 'no java' >&2; exit 4");
+        using var _ = node;
+        try
+        {
+            File.WriteAllText(Path.Combine(installation.HomeDir!, NodeMarker.HomeStateName), "installDir=/opt/atlassian/bitbucket/8.19.2\n");
+            using var shell = new CountingShell();
+            var steps = new NodeSteps(shell);
+
+            var other = await Assert.ThrowsAsync<BbException>(() => steps.StartAsync(installation, new NodeStartOptions { NoWait = true }));
+            Assert.Equal("NodeRunningOtherInstall", other.ErrorId);
+            Assert.Contains("/opt/atlassian/bitbucket/8.19.2", other.Message);
+            Assert.Single(shell.Calls);
+
+            node.Kill();
+            await node.WaitForExitAsync();
+            var failed = await Assert.ThrowsAsync<BbException>(() => steps.StartAsync(installation, new NodeStartOptions { NoWait = true }));
+            Assert.Equal("NodeStartFailed", failed.ErrorId);
+            Assert.Contains("exit code 4", failed.Message);
+            Assert.Contains("no java", failed.Message);
+        }
+        finally
+        {
+            if (!node.HasExited) node.Kill();
+        }
     }
 
     public void Dispose()
