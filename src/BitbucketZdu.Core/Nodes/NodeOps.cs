@@ -86,6 +86,18 @@ namespace BitbucketZdu.Core.Nodes
             Task.FromResult<OneTripOutcome?>(null);
 
         /// <summary>
+        /// Sets <paramref name="key"/> in a key=value state file (<see cref="NodeMarker"/>) and returns the file as the node
+        /// has it afterwards (read back in the same round trip), or null where only the write is known to have succeeded.
+        /// </summary>
+        public virtual async Task<string?> SetMarkerValueAsync(string path, string key, string value, CancellationToken ct)
+        {
+            var marker = NodeMarker.Parse((await ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0]);
+            marker[key] = value;
+            await Shell.WriteTextAsync(path, marker.ToString(), ct).ConfigureAwait(false);
+            return null;
+        }
+
+        /// <summary>
         /// Reads the pid file: if that process lives, prints the home's state file (which install the module started);
         /// else runs the start (bin script or service) and, when it succeeded, writes <paramref name="stateText"/> to
         /// <paramref name="statePath"/> (temp file, then rename). One round trip; null where the platform has no such
@@ -223,6 +235,18 @@ namespace BitbucketZdu.Core.Nodes
             var r = await RunAsync(script, ct, timeout + Options.CommandTimeout, env).ConfigureAwait(false);
             return OneTripOutcome.Parse(r, "STOP", "not-running", "exited", "running") ?? throw new BbException("NodeCommandFailed", BbErrorCategory.InvalidResult,
                 $"Could not stop Bitbucket on {Shell.HostName} (exit code {r.ExitCode}): {Tail(r.StandardError + r.StandardOutput)}", Shell.HostName);
+        }
+
+        public override async Task<string?> SetMarkerValueAsync(string path, string key, string value, CancellationToken ct)
+        {
+            // Other keys kept, this one replaced; temp file then rename; then the file as it now is.
+            var p = Q(path);
+            var t = Q(path + ".bbzdu-tmp");
+            var line = Q(key + "=" + value.Replace("\r", " ").Replace("\n", " "));
+            var output = await RunCheckedAsync(
+                $"{{ grep -v {Q("^" + key + "=")} {p} 2>/dev/null; printf '%s\\n' {line}; }} > {t} && mv -f {t} {p} && cat -- {p}",
+                "record " + key + " in " + path, ct).ConfigureAwait(false);
+            return output;
         }
 
         public override async Task<OneTripOutcome?> StartInOneTripAsync(NodeInstallation installation, string runDir, IEnumerable<string> arguments, string pidFile,

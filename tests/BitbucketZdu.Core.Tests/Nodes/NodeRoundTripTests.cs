@@ -161,6 +161,26 @@ public sealed class NodeRoundTripTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Recording_the_install_dir_keeps_the_other_keys_and_reads_the_file_back_in_one_call()
+    {
+        if (OperatingSystem.IsWindows()) return;
+        var path = Path.Combine(_dir, NodeMarker.HomeStateName);
+        File.WriteAllText(path, "installDir=/opt/old dir\nstartedAt=2026-12-01T00:00:00Z\nversion=8.19.3\n");
+        using var shell = new CountingShell();
+        var ops = NodeOps.For(shell, new NodeStepOptions());
+
+        var back = await ops.SetMarkerValueAsync(path, "installDir", "/opt/new 'dir'", CancellationToken.None);
+
+        var marker = NodeMarker.Parse(back);
+        Assert.Equal("/opt/new 'dir'", marker["installDir"]);
+        Assert.Equal("8.19.3", marker["version"]);
+        Assert.Equal("2026-12-01T00:00:00Z", marker["startedAt"]);
+        Assert.Equal(back, File.ReadAllText(path));
+        Assert.Single(File.ReadAllLines(path), l => l.StartsWith("installDir=", StringComparison.Ordinal));
+        Assert.Single(shell.Calls);
+    }
+
     public void Dispose()
     {
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }

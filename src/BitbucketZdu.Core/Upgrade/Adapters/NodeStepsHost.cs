@@ -43,6 +43,9 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private readonly UpgradeClock _clock;
         private readonly ConcurrentDictionary<string, (NodeView View, long At)> _lastRead =
             new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
+        /// <summary>The view of a bin-script node just switched, its state file read back by the install (see <see cref="InstallAsync"/>).</summary>
+        private readonly ConcurrentDictionary<string, (NodeView View, long At)> _installed =
+            new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
         /// <summary>The view a stop acted on, for the wait for its process to go (only that wait takes it).</summary>
         private readonly ConcurrentDictionary<string, (NodeView View, long At)> _stopped =
             new ConcurrentDictionary<string, (NodeView View, long At)>(StringComparer.OrdinalIgnoreCase);
@@ -78,7 +81,15 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
 
         public async Task<NodeHostState> GetStateAsync(NodeProfile node, CancellationToken cancellationToken)
         {
-            var view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
+            // Right after an install whose switch was read back from the node (InstallAsync), that read is the answer,
+            // once; every other call reads the node afresh.
+            NodeView view;
+            if (_installed.TryRemove(node.Name, out var installed) && _clock.Since(installed.At) <= ReuseReadFor)
+            {
+                view = installed.View;
+                _lastRead[node.Name] = installed;
+            }
+            else view = await ReadAsync(node, cancellationToken).ConfigureAwait(false);
             return new NodeHostState
             {
                 ProcessRunning = view.Current.IsRunning,
@@ -164,7 +175,17 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 await CarryAsync(node, view, target.InstallDir, cancellationToken).ConfigureAwait(false);
             Changed(node);
             if (view.Current.RunMode == NodeRunMode.BinScripts)
-                await PointAtAsync(view, target.InstallDir, cancellationToken).ConfigureAwait(false);
+            {
+                var recorded = await PointAtAsync(view, target.InstallDir, cancellationToken).ConfigureAwait(false);
+                // The state file as the node has it after the write says the next start runs the target: that is the
+                // switch, read back in the same round trip. The view stays for the engine's read-back and the start,
+                // instead of reading every install dir again (a dozen shell calls while the node is out of rotation).
+                if (recorded is not null && SamePath(NodeMarker.Parse(recorded)["installDir"] ?? "", target.InstallDir))
+                {
+                    foreach (var i in view.All) i.IsRunning = false;
+                    _installed[node.Name] = (new NodeView(view.Shell, view.Steps, view.Ops, target, view.All), _clock.Timestamp);
+                }
+            }
         }
 
         /// <summary>Same home, carried JVM/JRE/user settings and start flags into the new dir; for a service also repoints it.</summary>
@@ -278,6 +299,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         private async Task<(NodeView View, long At)> ViewForChangeAsync(NodeProfile node, CancellationToken ct)
         {
             _stopped.TryRemove(node.Name, out _);
+            _installed.TryRemove(node.Name, out _);   // the step about to run changes the node
             if (_lastRead.TryRemove(node.Name, out var last) && _clock.Since(last.At) <= ReuseReadFor) return last;
             var at = _clock.Timestamp;
             return (await ReadFreshAsync(node, ct).ConfigureAwait(false), at);
@@ -288,6 +310,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         {
             _lastRead.TryRemove(node.Name, out _);
             _stopped.TryRemove(node.Name, out _);
+            _installed.TryRemove(node.Name, out _);
         }
 
         /// <summary>Reads every install dir under InstallRoot and decides which is current; always from the node itself (resume re-checks reality).</summary>
@@ -324,14 +347,12 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
         }
 
         /// <summary>Records (bin-script nodes) which install dir the next start runs, in the module's state file in BITBUCKET_HOME.</summary>
-        private static async Task PointAtAsync(NodeView view, string installDir, CancellationToken ct)
+        /// <returns>The state file as read back after the write, or null where the platform only knows the write succeeded.</returns>
+        private static Task<string?> PointAtAsync(NodeView view, string installDir, CancellationToken ct)
         {
             var home = view.Current.HomeDir ?? throw new BbException("NodeHomeMissing", BbErrorCategory.ObjectNotFound,
                 $"BITBUCKET_HOME of {view.Current.InstallDir} on {view.Shell.HostName} is unknown.", view.Shell.HostName);
-            var path = view.Ops.Combine(home, NodeMarker.HomeStateName);
-            var state = NodeMarker.Parse((await view.Ops.ReadFilesAsync(new[] { path }, ct).ConfigureAwait(false))[0]);
-            state["installDir"] = installDir;
-            await view.Shell.WriteTextAsync(path, state.ToString(), ct).ConfigureAwait(false);
+            return view.Ops.SetMarkerValueAsync(view.Ops.Combine(home, NodeMarker.HomeStateName), "installDir", installDir, ct);
         }
 
         private static void RequireStopped(NodeProfile node, NodeView view, string doing)
