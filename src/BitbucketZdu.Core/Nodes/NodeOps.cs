@@ -225,8 +225,8 @@ namespace BitbucketZdu.Core.Nodes
                 $"pid=$(tr -dc 0-9 2>/dev/null < {Q(pidFile)})\n" +
                 "case \"$pid\" in ''|0) echo \"BBZDU-STOP not-running 0 0\"; exit 0;; esac\n" +
                 "bbzdu_alive \"$pid\" || { echo \"BBZDU-STOP not-running $pid 0\"; exit 0; }\n" +
+                $"end=$(( $(date +%s) + {seconds} ))\n" +   // the deadline counts the stop command's own time
                 $"( {stop} ); rc=$?\n" +
-                $"end=$(( $(date +%s) + {seconds} ))\n" +
                 "while bbzdu_alive \"$pid\"; do\n" +
                 "  if [ \"$(date +%s)\" -ge \"$end\" ]; then echo \"BBZDU-STOP running $pid $rc\"; exit 0; fi\n" +
                 "  sleep 0.05 2>/dev/null || sleep 1\n" +
