@@ -169,9 +169,14 @@ function Measure-RollingUpgrade {
             # Seen from outside: the balancer's status leaves UP until it is UP again (sampler), the node's own stop
             # (shutdown begun -> left the cluster) and start (process starting -> ACTIVE), from its log.
             $mine = @($lbEvents | Where-Object { $_.Name -eq $n.Name -and $_.Time -ge $runStart })
-            $outAt = $mine | Where-Object Value -ne 'UP' | Select-Object -First 1
-            $inAt = if ($outAt) { $mine | Where-Object { $_.Time -gt $outAt.Time -and $_.Value -eq 'UP' } | Select-Object -First 1 }
             $shutdown = Get-LogTime $log 'Shutting down gracefully'
+            # The window is the one the node's own shutdown falls in: the last time it left UP before the shutdown (plus
+            # 1 s: the sampler sees the take-out up to one interval late, and the shutdown follows the take-out at
+            # once). A health-check blip earlier in the run (seen at 12 nodes, load 8) is not it.
+            $leaves = @(for ($i = 0; $i -lt $mine.Count; $i++) { if ($mine[$i].Value -ne 'UP' -and ($i -eq 0 -or $mine[$i - 1].Value -eq 'UP')) { $mine[$i] } })
+            $outAt = if ($shutdown) { $leaves | Where-Object { $_.Time -le $shutdown.AddSeconds(1) } | Select-Object -Last 1 }
+            if (-not $outAt) { $outAt = $leaves | Select-Object -First 1 }
+            $inAt = if ($outAt) { $mine | Where-Object { $_.Time -gt $outAt.Time -and $_.Value -eq 'UP' } | Select-Object -First 1 }
             $starting = Get-LogTime $log ([regex]::Escape("Starting Bitbucket $($demo.TargetVersion) "))
             # The node's own start begins when its process was created (a JVM's start-up is Bitbucket's own time too):
             # the upgraded node still runs, so its pid file names it. The log line comes once the runtime is up, which
