@@ -52,18 +52,18 @@ public sealed class NodeStepsHostTests : IDisposable
     private string OldDir => Path.Combine(Root, "atlassian-bitbucket-8.19.3");
     private string NewDir => Path.Combine(Root, "atlassian-bitbucket-8.19.4");
 
-    /// <summary>8.19.3 running (a sleep standing in for the JVM), 8.19.4 pre-staged and configured beside it.</summary>
-    private void Layout()
+    /// <summary>8.19.3 running (a sleep standing in for the JVM), 8.19.4 pre-staged beside it: configured, or (a pre-stage killed before it carried the configuration) not.</summary>
+    private void Layout(bool configured = true)
     {
         Directory.CreateDirectory(Home);
         foreach (var dir in new[] { OldDir, NewDir })
         {
             Directory.CreateDirectory(Path.Combine(dir, "bin"));
-            Script(dir, "set-bitbucket-home", $"BITBUCKET_HOME={Home}\n");
+            Script(dir, "set-bitbucket-home", dir == OldDir || configured ? $"BITBUCKET_HOME={Home}\n" : "BITBUCKET_HOME=\n");
             Script(dir, "stop-bitbucket", $"kill $(cat {Home}/bitbucket.pid)\n");
             Script(dir, "start-bitbucket", $"sleep 120 >/dev/null 2>&1 &\necho $! > {Home}/bitbucket.pid\n");
         }
-        File.WriteAllText(Path.Combine(NewDir, NodeMarker.InstallMarkerName), "version=8.19.4\nconfigured=true\nprevious=" + OldDir + "\n");
+        File.WriteAllText(Path.Combine(NewDir, NodeMarker.InstallMarkerName), $"version=8.19.4\nconfigured={(configured ? "true" : "false")}\nprevious=" + OldDir + "\n");
         var node = Process.Start(new ProcessStartInfo("sleep", "120") { UseShellExecute = false })!;
         _processes.Add(node);
         File.WriteAllText(Path.Combine(Home, "bitbucket.pid"), node.Id.ToString());
@@ -175,6 +175,33 @@ public sealed class NodeStepsHostTests : IDisposable
         // The first and last GetState read the node; stop, wait, install, the read-back and start each acted on the read before.
         Assert.Equal(2, shell.FullReads);
         _processes.Add(Process.GetProcessById(after.ProcessId!.Value));
+    }
+
+    [Fact]
+    public async Task An_install_that_carries_the_configuration_itself_does_not_hand_on_the_stale_view()
+    {
+        // CI's kill campaign: a pre-stage killed before it carried the configuration leaves the new dir without a home;
+        // the install carries it then, and the start must see the dir as it is now, not as the read before the carry.
+        if (OperatingSystem.IsWindows()) return;
+        Layout(configured: false);
+        _status.Answer("GET", "/bitbucket/status", Reply("""{"state":"RUNNING"}""", 200));
+        var profile = Profile();
+        var node = profile.Nodes[0];
+        using var shell = new CountingShell(Root);
+        using var host = new NodeStepsHost(profile, (_, _) => Task.FromResult<INodeShell>(shell));
+        var ct = CancellationToken.None;
+
+        Assert.True((await host.GetStateAsync(node, ct)).ProcessRunning);
+        await host.StopAsync(node, ct);
+        await host.WaitProcessGoneAsync(node, TimeSpan.FromSeconds(30), ct);
+        await host.InstallAsync(node, "8.19.4", ct);
+        Assert.Equal("8.19.4", (await host.GetStateAsync(node, ct)).InstalledVersion);
+        await host.StartAsync(node, ct);
+
+        var after = await host.GetStateAsync(node, ct);
+        _processes.Add(Process.GetProcessById(after.ProcessId!.Value));
+        Assert.True(after.ProcessRunning);
+        Assert.Contains(Home, File.ReadAllText(Path.Combine(NewDir, "bin", "set-bitbucket-home.sh")));
     }
 
     [Fact]

@@ -171,7 +171,10 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
             var target = view.All.FirstOrDefault(i => i.Version == targetVersion)
                 ?? throw new BbException("UpgradeNotStaged", BbErrorCategory.ObjectNotFound,
                     $"{node.Name} has no install dir of {targetVersion} under {node.InstallRoot}: pre-stage it first.", node.Name);
-            if (view.Current.RunMode != NodeRunMode.BinScripts || !target.IsConfigured)
+            // Carrying the configuration now (a pre-stage killed before it carried) changes the target dir: its view
+            // (home, configured) is then stale, and only a fresh read describes it.
+            var carried = view.Current.RunMode != NodeRunMode.BinScripts || !target.IsConfigured;
+            if (carried)
                 await CarryAsync(node, view, target.InstallDir, cancellationToken).ConfigureAwait(false);
             Changed(node);
             if (view.Current.RunMode == NodeRunMode.BinScripts)
@@ -180,7 +183,7 @@ namespace BitbucketZdu.Core.Upgrade.Adapters
                 // The state file as the node has it after the write says the next start runs the target: that is the
                 // switch, read back in the same round trip. The view stays for the engine's read-back and the start,
                 // instead of reading every install dir again (a dozen shell calls while the node is out of rotation).
-                if (recorded is not null && SamePath(NodeMarker.Parse(recorded)["installDir"] ?? "", target.InstallDir))
+                if (!carried && target.HomeDir is not null && recorded is not null && SamePath(NodeMarker.Parse(recorded)["installDir"] ?? "", target.InstallDir))
                 {
                     foreach (var i in view.All) i.IsRunning = false;
                     _installed[node.Name] = (new NodeView(view.Shell, view.Steps, view.Ops, target, view.All), _clock.Timestamp);
