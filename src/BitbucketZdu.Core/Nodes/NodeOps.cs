@@ -215,9 +215,7 @@ namespace BitbucketZdu.Core.Nodes
 
         public override async Task<OneTripOutcome?> StopAndWaitAsync(NodeInstallation installation, string scriptDir, string pidFile, TimeSpan timeout, CancellationToken ct)
         {
-            var (stop, env) = installation.RunMode == NodeRunMode.BinScripts
-                ? BinScriptCommand(scriptDir, "stop-bitbucket", Array.Empty<string>(), installation.HomeDir)
-                : (ServiceCommand(installation, start: false), null);
+            var (stop, env) = ControlCommand(installation, scriptDir, start: false, Array.Empty<string>());
             var seconds = Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds));
             // The wait runs on the node, every 50 ms (a whole second where sleep takes no fraction), bounded by the
             // deadline on the node's own clock; the last line says what it came to.
@@ -252,9 +250,7 @@ namespace BitbucketZdu.Core.Nodes
         public override async Task<OneTripOutcome?> StartInOneTripAsync(NodeInstallation installation, string runDir, IEnumerable<string> arguments, string pidFile,
             string statePath, string stateText, CancellationToken ct)
         {
-            var (start, env) = installation.RunMode == NodeRunMode.BinScripts
-                ? BinScriptCommand(runDir, "start-bitbucket", arguments, installation.HomeDir)
-                : (ServiceCommand(installation, start: true), null);
+            var (start, env) = ControlCommand(installation, runDir, start: true, arguments);
             var tmp = Q(statePath + ".bbzdu-tmp");
             var script = AliveFunction + "\n" +
                 $"pid=$(tr -dc 0-9 2>/dev/null < {Q(pidFile)})\n" +
@@ -313,6 +309,13 @@ namespace BitbucketZdu.Core.Nodes
             return ($"cd {Q(Combine(installDir, "bin"))} || exit 1; nohup ./{script}.sh {args} > {log} 2>&1 < /dev/null; rc=$?; " +
                     $"[ $rc -eq 0 ] || {{ [ -r {log} ] && tail -n 20 {log} >&2; }}; exit $rc", env);
         }
+
+        /// <summary>The start or stop as the node runs Bitbucket: its bin script in <paramref name="dir"/>, or its service.</summary>
+        private (string Command, IReadOnlyDictionary<string, string>? Environment) ControlCommand(NodeInstallation installation, string dir, bool start,
+            IEnumerable<string> arguments) =>
+            installation.RunMode == NodeRunMode.BinScripts
+                ? BinScriptCommand(dir, start ? "start-bitbucket" : "stop-bitbucket", arguments, installation.HomeDir)
+                : (ServiceCommand(installation, start), null);
 
         public override Task<ShellResult> ServiceAsync(NodeInstallation installation, bool start, CancellationToken ct) =>
             RunAsync(ServiceCommand(installation, start), ct);
